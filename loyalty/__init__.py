@@ -1,0 +1,1 @@
+"""Loyalty-programme service (知音卡 / PhoenixMiles model)."""

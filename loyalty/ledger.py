@@ -1,0 +1,603 @@
+"""Posting services of the ledger: flight and partner accrual, redemption, reversal.
+
+Each service validates everything it can before writing (nothing is written on any
+error), then posts in ONE transaction: the ledger entries, the running balance, the
+credit lots (loyalty.lots) and any tier change (loyalty.events.record_tier_change).
+Authorisation by role is the schema's; the services check it again (ForbiddenError)
+so that no other caller (CLI, jobs, tests) can post under a source it does not own.
+
+Concurrency, without SELECT ... FOR UPDATE (a no-op on SQLite):
+
+- The FIRST statement of every posting transaction is an UPDATE of the member's row
+  (the balance change; for a posting that changes nothing it adds 0). On PostgreSQL that
+  row lock serialises every posting of one member until commit, so the tier read, the
+  window totals, the "already reversed?" check and the lots that follow see every
+  earlier posting. On SQLite a deferred transaction whose first statement is a write
+  takes the write lock at once, waiting under busy_timeout; a transaction that READ
+  first and then wrote could fail with "database is locked" (SQLITE_BUSY_SNAPSHOT,
+  no waiting) when another process (e.g. a CLI job) committed in between. Within one
+  process Tortoise's SQLite client serialises transactions on its single connection
+  anyway, so no retry loop is needed.
+- externalRef: the unique (source, external_ref) index is the arbiter. A concurrent
+  duplicate fails on insert with IntegrityError; its transaction rolls back and the
+  request is answered as a replay (or IDEMPOTENCY_CONFLICT) of the winner.
+- idempotencyKey: members.idempotency.run_once (unique (caller, key) index).
+- Redemption: a conditional UPDATE (balance >= miles AND status ACTIVE); 0 rows is
+  INSUFFICIENT_MILES (or MEMBER_NOT_ACTIVE), so concurrent redemptions never take a
+  balance below zero.
+- Reversal: the OneToOne `reverses` column is unique; a concurrent second reversal
+  fails on insert and is reported as ALREADY_REVERSED.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from loyalty import calendar as cal
+from loyalty import engine
+from loyalty import lots
+from loyalty.events import record_tier_change
+from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
+from loyalty.rules import Rules
+from loyalty.totals import window_totals
+from members.access import Caller, Role
+from members.cards import is_valid_card_number
+from members.enums import MemberStatus, Tier
+from members.errors import DomainError, ForbiddenError, invalid, not_found
+from members.idempotency import fingerprint, run_once
+from members.models import Member
+from members.services import visible_member
+
+__all__ = ["FlightDetails", "PostingResult", "flight_accrue", "partner_accrue", "redeem", "reverse"]
+
+AIRLINE_SOURCE = "AIRLINE"
+ADMIN_SOURCE = "ADMIN"
+MEMBER_SOURCE = "MEMBER"
+MAX_DISTANCE_KM = 20_000  # longer than any non-stop flight flown today
+MAX_PARTNER_MILES = 1_000_000
+MAX_REDEEM_MILES = 1_000_000_000  # within the 32-bit integer columns
+MAX_EXTERNAL_REF = 100
+MAX_DESCRIPTION = 300
+MAX_REASON = 200  # kept on the reversal's description (300) after a short prefix
+
+_CARRIER = re.compile(r"^[A-Z0-9]{2}$")
+_FLIGHT_NUMBER = re.compile(r"^[0-9]{1,4}[A-Z]?$")
+_AIRPORT = re.compile(r"^[A-Z]{3}$")
+
+
+@dataclass(frozen=True)
+class FlightDetails:
+    carrier: str
+    flight_number: str
+    date: date
+    origin: str
+    destination: str
+    distance_km: int
+    fare_class: str
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    entry: LedgerEntry  # the flight / partner / redemption entry, or for reverse the reversal of the original
+    member: Member  # re-read after the posting
+    tier_event: TierEvent | None  # the tier change this posting caused (or, on a replay, the one it caused originally)
+    replayed: bool = False
+
+
+# ---- validation --------------------------------------------------------------------
+
+
+def _card_number(value: str) -> str:
+    card = (value or "").strip().upper()
+    if not is_valid_card_number(card):
+        raise invalid("cardNumber must be CA followed by 9 digits with a valid check digit", "input", "cardNumber")
+    return card
+
+
+def _external_ref(value: str) -> str:
+    ref = (value or "").strip()
+    if not 1 <= len(ref) <= MAX_EXTERNAL_REF:
+        raise invalid(f"externalRef must be 1 to {MAX_EXTERNAL_REF} characters", "input", "externalRef")
+    return ref
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _text(value: str | None, limit: int, *field: str, required: bool) -> str | None:
+    text = " ".join((value or "").split())
+    if not text:
+        if required:
+            raise invalid(f"{field[-1]} is required", *field)
+        return None
+    if len(text) > limit:
+        raise invalid(f"{field[-1]} is longer than {limit} characters", *field)
+    return text
+
+
+def _rule_field(error: DomainError, *prefix: str) -> DomainError:
+    """An engine RuleViolation with its field placed under the GraphQL input path."""
+    return DomainError(error.code, error.message, (*prefix, *(error.field or ())))
+
+
+def _flight_format(flight: FlightDetails, rules: Rules) -> tuple[FlightDetails, engine.FlightEarning]:
+    """A normalised copy of the flight and what it earns, or INVALID on ("input","flight",...).
+    The claims window (which depends on today) is checked separately."""
+    path = ("input", "flight")
+    carrier = (flight.carrier or "").strip().upper()
+    if not _CARRIER.match(carrier):
+        raise invalid("carrier must be a 2-character IATA airline code, e.g. CA", *path, "carrier")
+    number = (flight.flight_number or "").strip().upper()
+    if not _FLIGHT_NUMBER.match(number):
+        raise invalid("flightNumber must be 1 to 4 digits with an optional letter, e.g. 1501", *path, "flightNumber")
+    if not isinstance(flight.date, date):
+        raise invalid("date must be a calendar date", *path, "date")
+    origin = (flight.origin or "").strip().upper()
+    if not _AIRPORT.match(origin):
+        raise invalid("origin must be a 3-letter IATA airport code", *path, "origin")
+    destination = (flight.destination or "").strip().upper()
+    if not _AIRPORT.match(destination):
+        raise invalid("destination must be a 3-letter IATA airport code", *path, "destination")
+    if destination == origin:
+        raise invalid("destination must differ from origin", *path, "destination")
+    if not _whole(flight.distance_km) or not 1 <= flight.distance_km <= MAX_DISTANCE_KM:
+        raise invalid(f"distanceKm must be a whole number from 1 to {MAX_DISTANCE_KM}", *path, "distanceKm")
+    fare_class = (flight.fare_class or "").strip()
+    try:
+        earning = engine.flight_accrual(rules, flight.distance_km, fare_class)
+    except engine.RuleViolation as error:
+        raise _rule_field(error, "input") from None
+    clean = FlightDetails(carrier, number, flight.date, origin, destination, flight.distance_km, fare_class)
+    return clean, earning
+
+
+def _flight_content(flight: FlightDetails) -> dict[str, Any]:
+    return {
+        "carrier": flight.carrier, "flightNumber": flight.flight_number, "date": flight.date.isoformat(),
+        "origin": flight.origin, "destination": flight.destination, "distanceKm": flight.distance_km,
+        "fareClass": flight.fare_class,
+    }
+
+
+def _name_key(value: str | None) -> str:
+    """Family names compare case-, width- (NFKC: ＷＡＮＧ is WANG) and space-insensitively."""
+    return "".join(unicodedata.normalize("NFKC", value or "").casefold().split())
+
+
+def _not_active(member: Member, *field: str) -> DomainError:
+    return DomainError("MEMBER_NOT_ACTIVE", f"the member is {member.status.value.lower()}: nothing is posted", field)
+
+
+def _check_role(caller: Caller, *roles: Role) -> None:
+    if caller.blocked or caller.role not in roles:
+        raise ForbiddenError(f"role {caller.role.value} may not do this")
+
+
+# ---- shared posting helpers ---------------------------------------------------------
+
+
+async def _result(entry: LedgerEntry, *, replayed: bool, connection: BaseDBAsyncClient | None = None) -> PostingResult:
+    """The result of a posting: its member re-read and the tier event it caused (the
+    event whose cause is this entry: UPGRADE for a flight, REVERSAL for a reversal)."""
+    members = Member.filter(id=entry.member_id)
+    events = TierEvent.filter(cause_id=entry.id).order_by("id")
+    if connection is not None:
+        members, events = members.using_db(connection), events.using_db(connection)
+    return PostingResult(entry=entry, member=await members.get(), tier_event=await events.first(), replayed=replayed)
+
+
+async def _replay_external(source: str, ref: str, print_: str) -> PostingResult | None:
+    """The original result of (source, externalRef), IDEMPOTENCY_CONFLICT if it asked for
+    something else, None if the ref is unused."""
+    entry = await LedgerEntry.get_or_none(source=source, external_ref=ref)
+    if entry is None:
+        return None
+    if entry.fingerprint != print_:
+        raise DomainError(
+            "IDEMPOTENCY_CONFLICT", "this externalRef was already used for a different posting", ("input", "externalRef")
+        )
+    return await _result(entry, replayed=True)
+
+
+async def _member_by_card(card: str) -> Member:
+    member = await Member.get_or_none(card_number=card)
+    if member is None:
+        raise not_found("no member with this card number", "input", "cardNumber")
+    return member
+
+
+async def _post_once(source: str, ref: str, print_: str, post) -> PostingResult:
+    """Run `post()` (one transaction) unless (source, ref) was posted already. A
+    concurrent duplicate loses on the unique index, rolls back, and replays the winner."""
+    if (replay := await _replay_external(source, ref, print_)) is not None:
+        return replay
+    try:
+        return await post()
+    except IntegrityError:
+        if (replay := await _replay_external(source, ref, print_)) is not None:
+            return replay
+        raise
+
+
+# ---- flightAccrue -------------------------------------------------------------------
+
+
+async def flight_accrue(
+    caller: Caller, card_number: str, flight: FlightDetails, external_ref: str, *, rules: Rules, today: date
+) -> PostingResult:
+    """Credit a flown segment (source AIRLINE): a FLIGHT entry, a TIER_BONUS entry at the
+    tier held before the posting when it is above 0, and an upgrade when the window's
+    totals (including this flight) reach a higher tier."""
+    _check_role(caller, Role.AIRLINE, Role.ADMIN)
+    card = _card_number(card_number)
+    ref = _external_ref(external_ref)
+    # Format checks first (no database); the claims window, the card and the member's
+    # status apply to new postings only, after the externalRef lookup: a retry of an
+    # accepted flight replays even on a later day or after a suspension.
+    clean, earning = _flight_format(flight, rules)
+    print_ = fingerprint("flightAccrue", {"cardNumber": card, "flight": _flight_content(clean)})
+
+    async def post() -> PostingResult:
+        engine.check_claim_date(rules, clean.date, today, ("input", "flight", "date"))
+        member = await _member_by_card(card)
+        if member.status is not MemberStatus.ACTIVE:
+            raise _not_active(member, "input", "cardNumber")
+        return await _post_flight(caller, member.id, clean, earning, ref, print_, rules)
+
+    return await _post_once(AIRLINE_SOURCE, ref, print_, post)
+
+
+async def _post_flight(
+    caller: Caller, member_id: int, flight: FlightDetails, earning: engine.FlightEarning,
+    ref: str, print_: str, rules: Rules,
+) -> PostingResult:
+    expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
+    async with in_transaction() as connection:
+        # First statement: the write that locks the member's row (see the module docstring).
+        balance = await lots.change_balance(connection, member_id, earning.redeemable_miles, require_active=True)
+        member = await Member.get(id=member_id).using_db(connection)
+        if balance is None:  # suspended or closed since it was read
+            raise _not_active(member, "input", "cardNumber")
+        tier_before = member.tier
+        entry = await LedgerEntry.create(
+            member_id=member_id,
+            kind=LedgerEntryKind.FLIGHT,
+            activity_date=flight.date,
+            qualifying_miles=earning.qualifying_miles,
+            qualifying_segments=earning.segments_hundredths,
+            redeemable_miles=earning.redeemable_miles,
+            source=AIRLINE_SOURCE,
+            external_ref=ref,
+            fingerprint=print_,
+            description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
+            carrier=flight.carrier,
+            flight_number=flight.flight_number,
+            origin=flight.origin,
+            destination=flight.destination,
+            distance_km=flight.distance_km,
+            fare_class=flight.fare_class,
+            using_db=connection,
+        )
+        await lots.add_lot(connection, entry, earning.redeemable_miles, balance, expires_on)
+
+        # The bonus is earned at the tier held BEFORE this posting.
+        bonus = engine.tier_bonus(rules, tier_before.name, earning.redeemable_miles)
+        if bonus > 0:
+            balance = await lots.change_balance(connection, member_id, bonus)
+            bonus_entry = await LedgerEntry.create(
+                member_id=member_id,
+                kind=LedgerEntryKind.TIER_BONUS,
+                activity_date=flight.date,
+                redeemable_miles=bonus,
+                source=AIRLINE_SOURCE,
+                description=f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on "
+                f"{flight.carrier}{flight.flight_number}",
+                bonus_for_id=entry.id,
+                using_db=connection,
+            )
+            await lots.add_lot(connection, bonus_entry, bonus, balance, expires_on)
+
+        event = None
+        if earning.qualifying_miles or earning.segments_hundredths:
+            start, end = cal.window(flight.date, rules.window_months)
+            miles, segments = await window_totals(member_id, start, end, connection=connection)
+            decision = engine.upgrade_decision(
+                rules, tier_before.name, member.tier_valid_until, miles, segments, flight.date
+            )
+            if decision is not None:
+                event = await record_tier_change(
+                    connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.UPGRADE,
+                    since=decision.since, valid_until=decision.valid_until, actor=caller.actor, cause=entry,
+                )
+        member = await Member.get(id=member_id).using_db(connection)
+    return PostingResult(entry=entry, member=member, tier_event=event)
+
+
+# ---- partnerAccrue ------------------------------------------------------------------
+
+
+async def partner_accrue(
+    caller: Caller,
+    card_number: str,
+    family_name: str,
+    miles: int,
+    activity_date: date,
+    description: str | None,
+    external_ref: str,
+    *,
+    rules: Rules,
+    today: date,
+) -> PostingResult:
+    """Credit partner miles: a PARTNER entry, redeemable only (no qualifying miles, no
+    bonus, no tier change). Source: the partner's own code; "ADMIN" for an admin."""
+    _check_role(caller, Role.PARTNER, Role.ADMIN)
+    if caller.role is Role.PARTNER:
+        if not caller.scope:
+            raise ForbiddenError("a partner token must name its partner code")
+        source = caller.scope
+    else:
+        source = ADMIN_SOURCE
+    card = _card_number(card_number)
+    name_key = _name_key(family_name)
+    if not name_key:
+        raise invalid("familyName is required", "input", "familyName")
+    if not _whole(miles) or not 1 <= miles <= MAX_PARTNER_MILES:
+        raise invalid(f"miles must be a whole number from 1 to {MAX_PARTNER_MILES:,}", "input", "miles")
+    if not isinstance(activity_date, date):
+        raise invalid("activityDate must be a calendar date", "input", "activityDate")
+    text = _text(description, MAX_DESCRIPTION, "input", "description", required=False)
+    ref = _external_ref(external_ref)
+    print_ = fingerprint(
+        "partnerAccrue",
+        {"cardNumber": card, "familyName": name_key, "miles": miles,
+         "activityDate": activity_date.isoformat(), "description": text},
+    )
+
+    async def post() -> PostingResult:
+        engine.check_claim_date(rules, activity_date, today, ("input", "activityDate"))
+        member = await _member_by_card(card)
+        if _name_key(member.family_name) != name_key:
+            raise DomainError("NAME_MISMATCH", "the family name does not match the card", ("input", "familyName"))
+        if member.status is not MemberStatus.ACTIVE:
+            raise _not_active(member, "input", "cardNumber")
+        expires_on = cal.credit_expiry(activity_date, rules.credit_validity_months)
+        async with in_transaction() as connection:
+            balance = await lots.change_balance(connection, member.id, miles, require_active=True)
+            if balance is None:
+                raise _not_active(await Member.get(id=member.id).using_db(connection), "input", "cardNumber")
+            entry = await LedgerEntry.create(
+                member_id=member.id, kind=LedgerEntryKind.PARTNER, activity_date=activity_date,
+                redeemable_miles=miles, source=source, external_ref=ref, fingerprint=print_,
+                description=text, using_db=connection,
+            )
+            await lots.add_lot(connection, entry, miles, balance, expires_on)
+            after = await Member.get(id=member.id).using_db(connection)
+        return PostingResult(entry=entry, member=after, tier_event=None)
+
+    return await _post_once(source, ref, print_, post)
+
+
+# ---- milesRedeem --------------------------------------------------------------------
+
+
+async def redeem(
+    caller: Caller, member_id: str, miles: int, description: str, idempotency_key: str, *, rules: Rules, today: date
+) -> PostingResult:
+    """Spend redeemable miles, earliest-expiring credits first. A member redeems only
+    their own miles (another member is NOT_FOUND); an admin any member's."""
+    _check_role(caller, Role.MEMBER, Role.ADMIN)
+    if not _whole(miles) or not 1 <= miles <= MAX_REDEEM_MILES:
+        raise invalid("miles must be a positive whole number", "input", "miles")
+    text = _text(description, MAX_DESCRIPTION, "input", "description", required=True)
+    member = await visible_member(caller, member_id, "input", "memberId")
+    source = MEMBER_SOURCE if caller.role is Role.MEMBER else ADMIN_SOURCE
+
+    async def work(connection: BaseDBAsyncClient) -> tuple[PostingResult, int]:
+        # First statement: the conditional debit (locks the row; never below zero).
+        balance = await lots.debit_if_covered(connection, member.id, miles)
+        if balance is None:
+            current = await Member.get(id=member.id).using_db(connection)
+            if current.status is not MemberStatus.ACTIVE:
+                raise _not_active(current, "input", "memberId")
+            raise DomainError(
+                "INSUFFICIENT_MILES", f"{miles:,} miles requested, {max(current.redeemable_miles, 0):,} redeemable",
+                ("input", "miles"),
+            )
+        entry = await LedgerEntry.create(
+            member_id=member.id, kind=LedgerEntryKind.REDEMPTION, activity_date=today,
+            redeemable_miles=-miles, source=source, description=text, using_db=connection,
+        )
+        await lots.take_from_lots(connection, member.id, miles)
+        return await _result(entry, replayed=False, connection=connection), entry.id
+
+    async def load(entry_id: int) -> PostingResult:
+        return await _result(await LedgerEntry.get(id=entry_id), replayed=True)
+
+    return await run_once(
+        caller=caller.key, key=idempotency_key, operation="milesRedeem",
+        content={"memberId": member.id, "miles": miles, "description": text}, work=work, load=load,
+    )
+
+
+# ---- ledgerEntryReverse -------------------------------------------------------------
+
+
+def _already_reversed() -> DomainError:
+    return DomainError("ALREADY_REVERSED", "this entry has been reversed already", ("input", "entryId"))
+
+
+async def reverse(
+    caller: Caller, entry_id: str, reason: str, idempotency_key: str, *, rules: Rules, today: date
+) -> PostingResult:
+    """Reverse an entry at most once: a REVERSAL entry negating it (and, for a flight with
+    a bonus, a second one negating the bonus), on the original's activity date. The
+    result's entry is the reversal of the original (the flight's)."""
+    _check_role(caller, Role.AIRLINE, Role.ADMIN)
+    text = _text(reason, MAX_REASON, "input", "reason", required=True)
+    try:
+        pk = int(str(entry_id).strip())
+    except (TypeError, ValueError):
+        raise not_found("no such ledger entry", "input", "entryId") from None
+    original = await LedgerEntry.get_or_none(id=pk)
+    if original is None:
+        raise not_found("no such ledger entry", "input", "entryId")
+    if caller.role is Role.AIRLINE and not (
+        original.kind is LedgerEntryKind.FLIGHT and original.source == AIRLINE_SOURCE
+    ):
+        raise ForbiddenError("the airline may reverse only its own flight entries")
+    if original.kind is LedgerEntryKind.TIER_BONUS:
+        raise invalid("a tier bonus is reversed only with its flight: reverse the flight", "input", "entryId")
+    if original.kind is LedgerEntryKind.REVERSAL:
+        raise invalid("a reversal cannot be reversed", "input", "entryId")
+    # Entries are immutable and a bonus is posted in its flight's transaction, so it is
+    # safe to read it before ours.
+    bonus = await LedgerEntry.get_or_none(bonus_for_id=original.id)
+    parts = [original] + ([bonus] if bonus is not None else [])
+    source = AIRLINE_SOURCE if caller.role is Role.AIRLINE else ADMIN_SOURCE
+    member_id = original.member_id
+
+    async def work(connection: BaseDBAsyncClient) -> tuple[PostingResult, int]:
+        # First statement: the balance change, which locks the member's row. Reversal is
+        # allowed whatever the member's status (it corrects the ledger) and may take the
+        # balance below zero, so the update is unconditional.
+        delta = -sum(part.redeemable_miles for part in parts)
+        balance = await lots.change_balance(connection, member_id, delta)
+        if await LedgerEntry.filter(reverses_id__in=[p.id for p in parts]).using_db(connection).exists():
+            raise _already_reversed()
+        reversals = []
+        for part in parts:
+            label = "bonus " if part.kind is LedgerEntryKind.TIER_BONUS else ""
+            reversals.append(await LedgerEntry.create(
+                member_id=member_id, kind=LedgerEntryKind.REVERSAL, activity_date=part.activity_date,
+                qualifying_miles=-part.qualifying_miles, qualifying_segments=-part.qualifying_segments,
+                redeemable_miles=-part.redeemable_miles, source=source,
+                description=f"Reversal of {label}entry {part.id} ({part.kind.value}): {text}",
+                reverses_id=part.id, using_db=connection,
+            ))
+        if delta < 0:
+            # Reversing credits: each takes from its own lot first, then FIFO from the
+            # others; what no lot covers is the (negative) balance.
+            for part in parts:
+                await lots.take_from_lots(connection, member_id, part.redeemable_miles, own_entry_ids=(part.id,))
+        elif delta > 0:
+            # Reversing a debit (redemption, expiry) gives the miles back as a new credit,
+            # expiring as a credit of the original's activity date would.
+            expires_on = cal.credit_expiry(original.activity_date, rules.credit_validity_months)
+            await lots.add_lot(connection, reversals[0], delta, balance, expires_on)
+
+        event = None
+        if original.qualifying_miles > 0 or original.qualifying_segments > 0:
+            member = await Member.get(id=member_id).using_db(connection)
+            decision = await _tier_without(connection, member, original, rules)
+            if decision is not None and Tier[decision.tier] != member.tier:
+                event = await record_tier_change(
+                    connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.REVERSAL,
+                    since=decision.since, valid_until=decision.valid_until, actor=caller.actor,
+                    cause=reversals[0], note=f"reversal of entry {original.id}: {text}"[:300],
+                )
+        member = await Member.get(id=member_id).using_db(connection)
+        return PostingResult(entry=reversals[0], member=member, tier_event=event), reversals[0].id
+
+    async def load(reversal_id: int) -> PostingResult:
+        return await _result(await LedgerEntry.get(id=reversal_id), replayed=True)
+
+    try:
+        return await run_once(
+            caller=caller.key, key=idempotency_key, operation="ledgerEntryReverse",
+            content={"entryId": pk, "reason": text}, work=work, load=load,
+        )
+    except IntegrityError:
+        # A concurrent reversal of the same entry won the unique `reverses` index.
+        if await LedgerEntry.filter(reverses_id__in=[p.id for p in parts]).exists():
+            raise _already_reversed() from None
+        raise
+
+
+@dataclass(frozen=True)
+class _TierStep:
+    """One step of a member's effective tier history (see _effective_history)."""
+
+    upgrade: bool
+    from_tier: Tier
+    to_tier: Tier
+    since: date
+    valid_until: date | None
+
+
+def _effective_history(events: list[TierEvent]) -> list[_TierStep]:
+    """The member's tier history, oldest first, with earlier reversals folded in.
+
+    A REVERSAL event removes the upgrades it undid. If it restored the state before them,
+    that state is the top of the history again; if it replayed an upgrade to a tier in
+    between (since = that upgrade's day), it stands in for an UPGRADE to that tier. So a
+    second reversal still finds the upgrade the member's current tier came from.
+    """
+    steps: list[_TierStep] = []
+    for event in events:
+        if event.reason is TierChangeReason.REVERSAL:
+            while steps and steps[-1].upgrade and steps[-1].to_tier > event.to_tier:
+                steps.pop()
+            below = steps[-1].to_tier if steps else Tier.STANDARD
+            if below != event.to_tier:
+                steps.append(_TierStep(below < event.to_tier, below, event.to_tier, event.since, event.valid_until))
+        else:
+            steps.append(_TierStep(
+                event.reason is TierChangeReason.UPGRADE, event.from_tier, event.to_tier, event.since, event.valid_until
+            ))
+    return steps
+
+
+async def _tier_without(
+    connection: BaseDBAsyncClient, member: Member, reversed_entry: LedgerEntry, rules: Rules
+) -> engine.TierDecision | None:
+    """The tier the rules give once `reversed_entry` (already cancelled by its REVERSAL in
+    this transaction) no longer counts, or None when the current tier stands.
+
+    Only a tier that came from an UPGRADE whose window contains the reversed entry is
+    reconsidered (RULES.md "Reversal"); engine.tier_after_reversal decides with the tier
+    state held before that upgrade. When it restores that prior tier and the prior tier
+    itself came from an UPGRADE fed by the same entry (STANDARD -> SILVER -> GOLD, the
+    entry in both windows), the walk continues down the history, so the member lands
+    where the rules put them without the entry. One decision is returned: the caller
+    writes a single REVERSAL event from the current tier to the final one.
+    """
+    events = await TierEvent.filter(member_id=member.id).using_db(connection).order_by("id")
+    steps = _effective_history(list(events))
+    current = member.tier
+    decision: engine.TierDecision | None = None
+    for index in range(len(steps) - 1, -1, -1):
+        step = steps[index]
+        if not step.upgrade or step.to_tier != current:
+            break
+        start, end = cal.window(step.since, rules.window_months)
+        if not start <= reversed_entry.activity_date <= end:
+            break
+        miles, segments = await window_totals(member.id, start, end, connection=connection)
+        before = steps[index - 1] if index > 0 else None
+        if before is not None and before.to_tier == step.from_tier:
+            prior_since, prior_valid_until = before.since, before.valid_until
+        else:
+            # Nothing before this upgrade: the enrolment tier, held since enrolment. The
+            # enrolment timestamp is UTC; its date is close enough for a STANDARD "since".
+            prior_since, prior_valid_until = member.enrolled_at.date(), None
+        outcome = engine.tier_after_reversal(
+            rules, current_tier=current.name, upgraded_on=step.since, prior_tier=step.from_tier.name,
+            prior_since=prior_since, prior_valid_until=prior_valid_until,
+            window_miles=miles, window_segments=segments,
+        )
+        if outcome is None:
+            break
+        decision = outcome
+        if Tier[outcome.tier] != step.from_tier:
+            break  # replayed to a tier the totals still earn: that one holds
+        current = step.from_tier
+    return decision

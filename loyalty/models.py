@@ -1,0 +1,112 @@
+"""Tortoise models owned by the loyalty domain: the ledger, credit lots and the tier event log."""
+
+from enum import Enum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from members.enums import Tier
+
+
+class LedgerEntryKind(str, Enum):
+    FLIGHT = "FLIGHT"
+    PARTNER = "PARTNER"
+    TIER_BONUS = "TIER_BONUS"
+    REDEMPTION = "REDEMPTION"
+    EXPIRY = "EXPIRY"
+    REVERSAL = "REVERSAL"
+    ADJUSTMENT = "ADJUSTMENT"
+
+
+class TierChangeReason(str, Enum):
+    UPGRADE = "UPGRADE"
+    RETENTION = "RETENTION"
+    DOWNGRADE = "DOWNGRADE"
+    MANUAL = "MANUAL"
+    REVERSAL = "REVERSAL"
+
+
+class LedgerEntry(Model):
+    """One append-only posting. Never updated or deleted."""
+
+    id = fields.BigIntField(primary_key=True)
+    member = fields.ForeignKeyField("models.Member", related_name="ledger", on_delete=fields.RESTRICT)
+    member_id: int
+    kind = fields.CharEnumField(LedgerEntryKind, max_length=12)
+    activity_date = fields.DateField()
+    posted_at = fields.DatetimeField(auto_now_add=True)
+    qualifying_miles = fields.IntField(default=0)
+    # Hundredths of a segment: an H ticket is 75, a J ticket 300.
+    qualifying_segments = fields.IntField(default=0)
+    redeemable_miles = fields.IntField(default=0)
+    source = fields.CharField(max_length=16)
+    external_ref = fields.CharField(max_length=100, null=True)
+    description = fields.CharField(max_length=300, null=True)
+    carrier = fields.CharField(max_length=3, null=True)
+    flight_number = fields.CharField(max_length=8, null=True)
+    origin = fields.CharField(max_length=3, null=True)
+    destination = fields.CharField(max_length=3, null=True)
+    distance_km = fields.IntField(null=True)
+    fare_class = fields.CharField(max_length=1, null=True)
+    # Content fingerprint of the request that created it, for externalRef replays.
+    fingerprint = fields.CharField(max_length=64, null=True)
+    bonus_for = fields.OneToOneField(
+        "models.LedgerEntry", related_name="bonus", null=True, on_delete=fields.RESTRICT
+    )
+    bonus_for_id: int | None
+    # One-to-one: the database refuses a second reversal of the same entry.
+    reverses = fields.OneToOneField(
+        "models.LedgerEntry", related_name="reversed_by", null=True, on_delete=fields.RESTRICT
+    )
+    reverses_id: int | None
+
+    class Meta:
+        table = "ledger_entry"
+        unique_together = (("source", "external_ref"),)
+        indexes = (("member_id", "activity_date"), ("member_id", "id"))
+
+
+class CreditLot(Model):
+    """What is left of one redeemable credit, consumed earliest-expiry first.
+
+    This is allocation state beside the ledger (the ledger itself stays append-only)."""
+
+    id = fields.BigIntField(primary_key=True)
+    entry = fields.OneToOneField("models.LedgerEntry", related_name="lot", on_delete=fields.RESTRICT)
+    entry_id: int
+    member = fields.ForeignKeyField("models.Member", related_name="lots", on_delete=fields.RESTRICT)
+    member_id: int
+    expires_on = fields.DateField()
+    remaining = fields.IntField()
+
+    class Meta:
+        table = "credit_lot"
+        indexes = (("member_id", "expires_on"), ("expires_on", "remaining"))
+
+
+class TierEvent(Model):
+    """The append-only tier-change log: source of tierChanges, tierHistory and the
+    tierChanged subscription. `id` is the position."""
+
+    id = fields.BigIntField(primary_key=True)
+    member = fields.ForeignKeyField("models.Member", related_name="tier_events", on_delete=fields.RESTRICT)
+    member_id: int
+    card_number = fields.CharField(max_length=11)
+    from_tier = fields.IntEnumField(Tier)
+    to_tier = fields.IntEnumField(Tier)
+    reason = fields.CharEnumField(TierChangeReason, max_length=10)
+    effective_at = fields.DatetimeField()
+    since = fields.DateField()
+    valid_until = fields.DateField(null=True)
+    office_id = fields.IntField(db_index=True)
+    branch_id = fields.IntField(db_index=True)
+    office_code = fields.CharField(max_length=8)
+    branch_code = fields.CharField(max_length=8)
+    cause = fields.ForeignKeyField("models.LedgerEntry", related_name="tier_events", null=True, on_delete=fields.RESTRICT)
+    cause_id: int | None
+    actor = fields.CharField(max_length=100)
+    note = fields.CharField(max_length=300, null=True)
+
+    class Meta:
+        table = "tier_event"
+        indexes = (("member_id", "id"),)

@@ -1,0 +1,32 @@
+"""Qualifying totals over a date window, summed by the database."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.functions import Coalesce, Sum
+
+from loyalty.models import LedgerEntry
+
+
+async def window_totals(
+    member_id: int,
+    start: date,
+    end: date,
+    *,
+    connection: BaseDBAsyncClient | None = None,
+    exclude_entry_ids: tuple[int, ...] = (),
+) -> tuple[int, int]:
+    """(qualifying miles, qualifying segments in hundredths) of entries with an activity
+    date in [start, end]. Reversed entries and their reversals cancel out, since a
+    REVERSAL carries the negated qualifying values on the original's activity date."""
+    query = LedgerEntry.filter(member_id=member_id, activity_date__gte=start, activity_date__lte=end)
+    if exclude_entry_ids:
+        query = query.exclude(id__in=exclude_entry_ids)
+    if connection is not None:
+        query = query.using_db(connection)
+    row = await query.annotate(
+        miles=Coalesce(Sum("qualifying_miles"), 0), segments=Coalesce(Sum("qualifying_segments"), 0)
+    ).first().values("miles", "segments")
+    return int(row["miles"] or 0), int(row["segments"] or 0)

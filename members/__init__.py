@@ -1,0 +1,1 @@
+"""Members, regions (branches, offices, address rules) and who may see whom."""

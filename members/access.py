@@ -1,0 +1,153 @@
+"""Who is calling, and what they may see: the one place that restricts querysets by caller.
+
+Every resolver and DataLoader that lists or fetches members, offices or branches goes
+through these functions, in the manner of NetBox's `restrict(user)`; scope is
+never re-implemented in a resolver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from tortoise.queryset import QuerySet
+
+from members.errors import ForbiddenError, invalid
+from members.models import Branch, Member, Office
+from members.partners import is_active_partner
+
+
+class Role(str, Enum):
+    MEMBER = "member"
+    PARTNER = "partner"
+    OFFICE = "office"
+    BRANCH = "branch"
+    AIRLINE = "airline"
+    ADMIN = "admin"
+
+
+STAFF_ROLES = frozenset({Role.OFFICE, Role.BRANCH, Role.ADMIN})
+SCOPED_ROLES = frozenset({Role.PARTNER, Role.OFFICE, Role.BRANCH})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller with their scope resolved to ids.
+
+    `blocked` is set when the token is well-formed and signed but names a scope that
+    is not (or no longer) valid, e.g. an unregistered or disabled partner: every
+    operation is then FORBIDDEN.
+    """
+
+    role: Role
+    subject: str
+    scope: str | None = None
+    office_id: int | None = None
+    branch_id: int | None = None
+    member_id: int | None = None
+    blocked: bool = False
+
+    @property
+    def key(self) -> str:
+        """Identity for idempotency keys: unique per caller."""
+        return f"{self.role.value}:{self.scope or ''}:{self.subject}"
+
+    @property
+    def actor(self) -> str:
+        """How the caller is written in audit trails."""
+        return f"{self.role.value}:{self.subject}" + (f"@{self.scope}" if self.scope else "")
+
+
+def restrict_members(queryset: QuerySet[Member], caller: Caller) -> QuerySet[Member]:
+    """Members the caller may see at all (field-level limits are the schema's)."""
+    if caller.role in (Role.ADMIN, Role.AIRLINE, Role.PARTNER):
+        return queryset
+    if caller.role is Role.BRANCH:
+        return queryset.filter(branch_id=caller.branch_id)
+    if caller.role is Role.OFFICE:
+        return queryset.filter(office_id=caller.office_id)
+    if caller.role is Role.MEMBER:
+        return queryset.filter(id=caller.member_id)
+    return queryset.none()
+
+
+def restrict_offices(queryset: QuerySet[Office], caller: Caller) -> QuerySet[Office]:
+    if caller.role is Role.ADMIN:
+        return queryset
+    if caller.role is Role.BRANCH:
+        return queryset.filter(branch_id=caller.branch_id)
+    if caller.role is Role.OFFICE:
+        return queryset.filter(id=caller.office_id)
+    return queryset.none()
+
+
+def restrict_branches(queryset: QuerySet[Branch], caller: Caller) -> QuerySet[Branch]:
+    if caller.role is Role.ADMIN:
+        return queryset
+    if caller.role in (Role.BRANCH, Role.OFFICE):
+        return queryset.filter(id=caller.branch_id)
+    return queryset.none()
+
+
+def can_see_member(caller: Caller, member: Member) -> bool:
+    """The same rule as restrict_members, for a row already loaded."""
+    if caller.role in (Role.ADMIN, Role.AIRLINE, Role.PARTNER):
+        return True
+    if caller.role is Role.BRANCH:
+        return member.branch_id == caller.branch_id
+    if caller.role is Role.OFFICE:
+        return member.office_id == caller.office_id
+    if caller.role is Role.MEMBER:
+        return member.id == caller.member_id
+    return False
+
+
+async def region_filter(caller: Caller, office_code: str | None, branch_code: str | None) -> dict[str, int]:
+    """Turn officeCode/branchCode filters into column filters, refusing any region
+    wider than or outside the caller's scope (ForbiddenError) and unknown codes for
+    callers who may see every region (DomainError INVALID)."""
+    filters: dict[str, int] = {}
+    if branch_code is not None:
+        branch = await Branch.get_or_none(code=branch_code)
+        if caller.role is Role.OFFICE or (caller.role is not Role.ADMIN and (branch is None or branch.id != caller.branch_id)):
+            raise ForbiddenError(f"branch {branch_code} is outside your scope")
+        if branch is None:
+            raise invalid(f"unknown branch code {branch_code}", "filter", "branchCode")
+        filters["branch_id"] = branch.id
+    if office_code is not None:
+        office = await Office.get_or_none(code=office_code)
+        visible = office is not None and (
+            caller.role is Role.ADMIN
+            or (caller.role is Role.BRANCH and office.branch_id == caller.branch_id)
+            or (caller.role is Role.OFFICE and office.id == caller.office_id)
+        )
+        if not visible:
+            if caller.role is not Role.ADMIN:
+                raise ForbiddenError(f"office {office_code} is outside your scope")
+            raise invalid(f"unknown office code {office_code}", "filter", "officeCode")
+        filters["office_id"] = office.id
+    return filters
+
+
+async def resolve_caller(role: Role, subject: str, scope: str | None) -> Caller:
+    """A Caller with its scope resolved against the database. A scope that names no
+    current office, branch or active partner leaves the caller `blocked`."""
+    if role is Role.OFFICE:
+        office = await Office.get_or_none(code=scope or "")
+        if office is None:
+            return Caller(role, subject, scope, blocked=True)
+        return Caller(role, subject, scope, office_id=office.id, branch_id=office.branch_id)
+    if role is Role.BRANCH:
+        branch = await Branch.get_or_none(code=scope or "")
+        if branch is None:
+            return Caller(role, subject, scope, blocked=True)
+        return Caller(role, subject, scope, branch_id=branch.id)
+    if role is Role.PARTNER:
+        return Caller(role, subject, scope, blocked=not await is_active_partner(scope))
+    if role is Role.MEMBER:
+        try:
+            member_id = int(subject)
+        except ValueError:
+            return Caller(role, subject, scope, blocked=True)
+        return Caller(role, subject, scope, member_id=member_id)
+    return Caller(role, subject, scope)

@@ -1,0 +1,167 @@
+"""Tortoise models owned by the membership domain."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+from members.enums import MemberStatus, Tier
+
+
+class Branch(Model):
+    """A branch (分公司): a group of sales offices."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=8, unique=True)
+    name = fields.CharField(max_length=100)
+
+    offices: fields.ReverseRelation["Office"]
+
+    class Meta:
+        table = "branch"
+
+
+class Office(Model):
+    """A sales office (营业部): VIPs are assigned to one by their contact address."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=8, unique=True)
+    name = fields.CharField(max_length=100)
+    city = fields.CharField(max_length=64)
+    province = fields.CharField(max_length=64, null=True)
+    country = fields.CharField(max_length=2)
+    branch: fields.ForeignKeyRelation[Branch] = fields.ForeignKeyField(
+        "models.Branch", related_name="offices", on_delete=fields.RESTRICT
+    )
+    branch_id: int
+
+    class Meta:
+        table = "office"
+
+
+class AddressRule(Model):
+    """Maps (country, province, city) to an office: '' in province or city means "any".
+
+    Keys are stored normalised (see members.addresses.address_key) so that the lookup
+    is an equality match; the empty string rather than NULL keeps the unique index
+    effective on every database (NULLs are distinct in unique indexes).
+    """
+
+    id = fields.IntField(primary_key=True)
+    country = fields.CharField(max_length=2)
+    province = fields.CharField(max_length=64)
+    city = fields.CharField(max_length=64)
+    office: fields.ForeignKeyRelation[Office] = fields.ForeignKeyField(
+        "models.Office", related_name="address_rules", on_delete=fields.RESTRICT
+    )
+    office_id: int
+
+    class Meta:
+        table = "address_rule"
+        unique_together = (("country", "province", "city"),)
+
+
+class Member(Model):
+    """A programme member. Balances and tier are kept on the row for reads,
+    the ledger (loyalty.models) is the source of truth for miles."""
+
+    id = fields.IntField(primary_key=True)
+    card_number = fields.CharField(max_length=11, unique=True)
+    family_name = fields.CharField(max_length=64, db_index=True)
+    given_name = fields.CharField(max_length=64, db_index=True)
+    status = fields.CharEnumField(MemberStatus, max_length=10, default=MemberStatus.ACTIVE)
+    birth_date = fields.DateField(null=True)
+    phone = fields.CharField(max_length=32, null=True)
+    email = fields.CharField(max_length=254, null=True)
+    # Uniqueness keys for DUPLICATE: set while the member is ACTIVE or SUSPENDED,
+    # cleared when CLOSED so that the person may enrol again. A unique index on a
+    # nullable column lets the database itself refuse a second holder.
+    phone_key = fields.CharField(max_length=32, null=True, unique=True)
+    email_key = fields.CharField(max_length=254, null=True, unique=True)
+    address_country = fields.CharField(max_length=2)
+    address_province = fields.CharField(max_length=64, null=True)
+    address_city = fields.CharField(max_length=64)
+    address_line = fields.CharField(max_length=200, null=True)
+    address_postal_code = fields.CharField(max_length=16, null=True)
+    office: fields.ForeignKeyRelation[Office] = fields.ForeignKeyField(
+        "models.Office", related_name="members", on_delete=fields.RESTRICT
+    )
+    office_id: int
+    # Denormalised from the office so branch-scoped lists filter on one indexed column.
+    branch_id = fields.IntField(db_index=True)
+    enrolled_at = fields.DatetimeField(auto_now_add=True)
+    tier = fields.IntEnumField(Tier, default=Tier.STANDARD)
+    tier_since = fields.DateField()
+    tier_valid_until = fields.DateField(null=True)
+    # Running total of redeemable miles; `loyalty ledger reconcile` proves it.
+    redeemable_miles = fields.IntField(default=0)
+
+    class Meta:
+        table = "member"
+        indexes = (("office_id", "tier", "family_name"), ("branch_id", "tier", "family_name"))
+
+
+class RegionAssignment(Model):
+    """History of a member's office: every assignment is kept."""
+
+    id = fields.IntField(primary_key=True)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "models.Member", related_name="region_history", on_delete=fields.RESTRICT
+    )
+    member_id: int
+    office: fields.ForeignKeyRelation[Office] = fields.ForeignKeyField(
+        "models.Office", related_name="assignments", on_delete=fields.RESTRICT
+    )
+    office_id: int
+    assigned_at = fields.DatetimeField(auto_now_add=True)
+    reason = fields.CharField(max_length=300)
+    actor = fields.CharField(max_length=100)
+
+    class Meta:
+        table = "region_assignment"
+
+
+class MemberStatusChange(Model):
+    """Audit of memberStatusSet: who changed a member's status, when and why."""
+
+    id = fields.IntField(primary_key=True)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "models.Member", related_name="status_changes", on_delete=fields.RESTRICT
+    )
+    member_id: int
+    from_status = fields.CharEnumField(MemberStatus, max_length=10)
+    to_status = fields.CharEnumField(MemberStatus, max_length=10)
+    reason = fields.CharField(max_length=300)
+    actor = fields.CharField(max_length=100)
+    changed_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "member_status_change"
+
+
+class IdempotencyRecord(Model):
+    """One row per (caller, idempotencyKey): the request's fingerprint and the object
+    it produced. The unique index makes the database the arbiter of a replay race."""
+
+    id = fields.IntField(primary_key=True)
+    caller = fields.CharField(max_length=120)
+    key = fields.CharField(max_length=128)
+    operation = fields.CharField(max_length=40)
+    fingerprint = fields.CharField(max_length=64)
+    result_id = fields.BigIntField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "idempotency_record"
+        unique_together = (("caller", "key"),)
+
+
+class Partner(Model):
+    """A registered partner programme: tokens naming an unknown or disabled code are refused."""
+
+    id = fields.IntField(primary_key=True)
+    code = fields.CharField(max_length=12, unique=True)
+    name = fields.CharField(max_length=100)
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "partner"

@@ -1,0 +1,119 @@
+"""Member reads: one member, and keyset-paged member lists, always scoped by caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from tortoise.expressions import Q
+
+from members.access import Caller, restrict_members, region_filter
+from members.cards import CARD_PATTERN, is_valid_card_number
+from members.enums import Tier
+from members.errors import invalid
+from members.models import Member
+from members.paging import Page, decode_cursor, encode_cursor, page_size
+
+
+class MemberOrder(str, Enum):
+    TIER_DESC_NAME = "TIER_DESC_NAME"
+    CARD_NUMBER = "CARD_NUMBER"
+    ENROLLED_AT_DESC = "ENROLLED_AT_DESC"
+
+
+@dataclass(frozen=True)
+class MemberFilter:
+    office_code: str | None = None
+    branch_code: str | None = None
+    tiers: tuple[Tier, ...] | None = None
+    search: str | None = None
+
+
+async def find_member(caller: Caller, *, member_id: str | None = None, card_number: str | None = None) -> Member | None:
+    """Exactly one of id or cardNumber. None when unknown or outside the caller's scope;
+    a card number that fails its check digit is INVALID."""
+    if (member_id is None) == (card_number is None):
+        raise invalid("give exactly one of id or cardNumber", "id")
+    query = restrict_members(Member.all(), caller)
+    if card_number is not None:
+        card_number = card_number.strip().upper()
+        if not is_valid_card_number(card_number):
+            raise invalid("cardNumber is not a valid card number (CA + 9 digits with a check digit)", "cardNumber")
+        return await query.get_or_none(card_number=card_number)
+    try:
+        pk = int(member_id)
+    except (TypeError, ValueError):
+        return None
+    return await query.get_or_none(id=pk)
+
+
+def _sort_key(order: MemberOrder, member: Member) -> list:
+    if order is MemberOrder.TIER_DESC_NAME:
+        return [int(member.tier), member.family_name, member.given_name, member.id]
+    if order is MemberOrder.CARD_NUMBER:
+        return [member.card_number]
+    return [member.enrolled_at.isoformat(), member.id]
+
+
+def _after(order: MemberOrder, key: list) -> Q:
+    """Rows strictly after `key` in the ordering (mixed directions spelled out)."""
+    if order is MemberOrder.TIER_DESC_NAME:
+        tier, family, given, pk = key
+        return Q(tier__lt=tier) | Q(tier=tier) & (
+            Q(family_name__gt=family)
+            | Q(family_name=family) & (Q(given_name__gt=given) | Q(given_name=given, id__gt=pk))
+        )
+    if order is MemberOrder.CARD_NUMBER:
+        return Q(card_number__gt=key[0])
+    enrolled_at, pk = key
+    enrolled = datetime.fromisoformat(enrolled_at)
+    return Q(enrolled_at__lt=enrolled) | Q(enrolled_at=enrolled, id__lt=pk)
+
+
+ORDER_COLUMNS = {
+    MemberOrder.TIER_DESC_NAME: ("-tier", "family_name", "given_name", "id"),
+    MemberOrder.CARD_NUMBER: ("card_number",),
+    MemberOrder.ENROLLED_AT_DESC: ("-enrolled_at", "-id"),
+}
+
+
+async def list_members(
+    caller: Caller,
+    member_filter: MemberFilter | None = None,
+    order: MemberOrder = MemberOrder.TIER_DESC_NAME,
+    first: int | None = 50,
+    after: str | None = None,
+    extra: Q | None = None,
+) -> Page[Member]:
+    """A page of the members the caller may see, with the total count of the filter.
+    `extra` narrows further by a condition computed elsewhere (e.g. at risk of downgrade)."""
+    member_filter = member_filter or MemberFilter()
+    size = page_size(first)
+    query = restrict_members(Member.all(), caller)
+    columns = await region_filter(caller, member_filter.office_code, member_filter.branch_code)
+    if columns:
+        query = query.filter(**columns)
+    if member_filter.tiers is not None:
+        query = query.filter(tier__in=[int(t) for t in member_filter.tiers])
+    if member_filter.search is not None:
+        term = " ".join(member_filter.search.split())
+        if not term:
+            raise invalid("search must not be empty", "filter", "search")
+        if CARD_PATTERN.match(term.upper()):
+            query = query.filter(card_number=term.upper())
+        else:
+            query = query.filter(Q(family_name__istartswith=term) | Q(given_name__istartswith=term))
+    if extra is not None:
+        query = query.filter(extra)
+    total = await query.count()
+    if after:
+        query = query.filter(_after(order, decode_cursor(after, order.value, len(ORDER_COLUMNS[order]))))
+    rows = await query.order_by(*ORDER_COLUMNS[order]).limit(size + 1)
+    items = rows[:size]
+    return Page(
+        items=items,
+        cursors=[encode_cursor(order.value, _sort_key(order, m)) for m in items],
+        has_next_page=len(rows) > size,
+        total_count=total,
+    )

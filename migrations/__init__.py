@@ -1,0 +1,1 @@
+"""Generated Tortoise migrations (`tortoise makemigrations`); reviewed, never edited after release."""

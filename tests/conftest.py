@@ -1,0 +1,98 @@
+"""Test database: SQLite in a temporary file by default; PostgreSQL when
+DATABASE_URL names one (its database name must end in "test": it is wiped)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from tortoise import Tortoise, connections
+
+from api.db import migrate
+from api.settings import load_settings
+
+# Tables holding test-made rows, children first. Region data stays loaded.
+MUTABLE_TABLES = [
+    "tier_event",
+    "credit_lot",
+    "ledger_entry",
+    "member_status_change",
+    "region_assignment",
+    "idempotency_record",
+    "member",
+    "partner",
+]
+
+
+def _test_database_url(tmp_dir: Path) -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        name = urlparse(url).path.lstrip("/")
+        if not name.endswith("test"):
+            pytest.exit(f"refusing to wipe database {name!r}: a test database name must end in 'test'", returncode=2)
+        return url
+    return f"sqlite://{tmp_dir / 'test.db'}"
+
+
+async def _recreate_postgres(url: str) -> None:
+    import asyncpg
+
+    parsed = urlparse(url.replace("postgresql://", "postgres://"))
+    name = parsed.path.lstrip("/")
+    admin = await asyncpg.connect(
+        host=parsed.hostname, port=parsed.port or 5432, user=parsed.username or "postgres",
+        password=parsed.password, database="postgres",
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _test_database_url(tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str):
+    from dataclasses import replace
+
+    base = load_settings(environ={}, dotenv=None)
+    return replace(base, database_url=database_url, jwt_secret="test-secret-0123456789-0123456789-abcdef")
+
+
+@pytest.fixture(scope="session")
+async def database(settings):
+    """Migrated database with the shipped region data, for the whole session."""
+    if settings.database_url.startswith("postgres"):
+        await _recreate_postgres(settings.database_url)
+    await migrate(settings)
+    await Tortoise.close_connections()
+    from api.db import init_orm
+
+    await init_orm(settings)
+    yield settings
+    await Tortoise.close_connections()
+
+
+@pytest.fixture
+async def db(database):
+    """A clean slate of members, ledgers and partners for each test."""
+    connection = connections.get("default")
+    # Entries point at entries (reversals, bonuses): remove the pointing ones first.
+    await connection.execute_script("DELETE FROM tier_event")
+    await connection.execute_script("DELETE FROM credit_lot")
+    await connection.execute_script("DELETE FROM ledger_entry WHERE reverses_id IS NOT NULL")
+    await connection.execute_script("DELETE FROM ledger_entry WHERE bonus_for_id IS NOT NULL")
+    for table in MUTABLE_TABLES:
+        await connection.execute_script(f"DELETE FROM {table}")
+    yield database
+
+
+def pytest_report_header(config):
+    url = os.environ.get("DATABASE_URL", "")
+    return f"database: {'PostgreSQL ' + url if url.startswith('postgres') else 'SQLite (temporary file)'}"
