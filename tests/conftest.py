@@ -96,3 +96,10 @@ async def db(database):
 def pytest_report_header(config):
     url = os.environ.get("DATABASE_URL", "")
     return f"database: {'PostgreSQL ' + url if url.startswith('postgres') else 'SQLite (temporary file)'}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that touches the database, so a PostgreSQL run can select them."""
+    for item in items:
+        if "db" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)

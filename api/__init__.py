@@ -1,0 +1,1 @@
+"""The Starlette application, the `loyalty` CLI and settings: the only layer that reads the environment."""

@@ -1,0 +1,167 @@
+"""The Starlette application: /graphql (HTTP and WebSocket), /healthz, /readyz."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.middleware import Middleware
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from tortoise.contrib.starlette import RegisterTortoise
+
+from api.auth import AuthError, bearer_token, decode_token
+from api.db import tortoise_config
+from api.settings import Settings
+from loyalty.feed import EventFeed
+from loyalty.rules import Rules, load_rules
+from members.access import resolve_caller
+from schema.build import build_schema
+from schema.context import Context
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413, whether announced by
+    Content-Length or streamed, before the GraphQL layer reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    too_large = True
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"errors": [{"message": f"request body is over {self.limit} bytes", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+            status_code=413,
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class LoyaltyGraphQL(GraphQL):
+    """The GraphQL endpoint: builds the typed context and checks tokens."""
+
+    def __init__(self, settings: Settings, rules: Rules, feed: EventFeed) -> None:
+        super().__init__(
+            build_schema(introspection=settings.introspection, max_depth=settings.max_depth, max_cost=settings.max_cost),
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=False,
+        )
+        self.settings = settings
+        self.rules = rules
+        self.feed = feed
+
+    async def _context(self, authorization: str | None) -> Context:
+        caller, auth_error = None, None
+        try:
+            token = bearer_token(authorization)
+            if token is not None:
+                claims = decode_token(token, self.settings)
+                caller = await resolve_caller(claims.role, claims.subject, claims.scope)
+        except AuthError as error:
+            auth_error = str(error)
+        return Context(
+            caller=caller, auth_error=auth_error, timezone=self.settings.tz, settings=self.settings,
+            rules=self.rules, extra={"event_feed": self.feed},
+        )
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        if request.scope["type"] == "websocket":
+            # The token comes with connection_init, checked in on_ws_connect.
+            return await self._context(None)
+        return await self._context(request.headers.get("authorization"))
+
+    async def on_ws_connect(self, context: Context) -> None:
+        params = getattr(context, "connection_params", None) or {}
+        header = params.get("Authorization") or params.get("authorization") if isinstance(params, dict) else None
+        if not header:
+            raise ConnectionRejectionError({"message": "connection_init must carry Authorization: Bearer <token>"})
+        authenticated = await self._context(header)
+        if authenticated.caller is None or authenticated.caller.blocked:
+            raise ConnectionRejectionError({"message": authenticated.auth_error or "token refused"})
+        context.caller = authenticated.caller
+        context.loaders = authenticated.loaders
+
+
+async def healthz(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database answers and every migration is applied."""
+    from api.db import pending_migrations
+
+    try:
+        pending = await pending_migrations(request.app.state.settings)
+    except Exception as error:  # noqa: BLE001 - any failure means not ready; say which
+        return JSONResponse({"ready": False, "reason": f"database unreachable: {type(error).__name__}"}, status_code=503)
+    if pending:
+        return JSONResponse({"ready": False, "reason": f"migrations pending: {', '.join(pending)}"}, status_code=503)
+    return JSONResponse({"ready": True})
+
+
+def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bool = True) -> Starlette:
+    """The ASGI app. `manage_orm=False` when the caller (tests) has initialised Tortoise."""
+    rules = rules or load_rules(settings.rules_path)
+    feed = EventFeed(redis_url=settings.redis_url)
+    graphql = LoyaltyGraphQL(settings, rules, feed)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        if manage_orm:
+            async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+                async with feed.running():
+                    yield
+        else:
+            async with feed.running():
+                yield
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+        middleware=[Middleware(BodyLimit, limit=settings.max_body_bytes)],
+    )
+    app.state.settings = settings
+    app.state.rules = rules
+    app.state.feed = feed
+    return app
+
+

@@ -1,0 +1,14 @@
+"""ASGI entry point for `uvicorn api.asgi:app` and `loyalty serve --workers N`."""
+
+import os
+
+from api.app import create_app
+from api.settings import load_settings
+
+_settings = load_settings()
+if os.environ.get("LOYALTY_DEMO") == "1":
+    _settings = _settings.with_demo()
+else:
+    _settings.require_secret()
+
+app = create_app(_settings)

@@ -1,0 +1,82 @@
+"""Bearer tokens (AUTH.md): HS256 with a fixed algorithm list, required claims,
+audience, issuer, expiry with 30 s leeway."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from api.settings import Settings
+from members.access import SCOPED_ROLES, Role
+
+ALGORITHMS = ["HS256"]  # fixed by the server; the token's header never chooses
+LEEWAY_SECONDS = 30
+REQUIRED_CLAIMS = ["sub", "role", "exp", "iat", "iss", "aud"]
+
+
+class AuthError(Exception):
+    """The token is missing, malformed, unsigned, expired or for someone else."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    role: Role
+    subject: str
+    scope: str | None
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token in an Authorization header value, None when there is none."""
+    if not header:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization must be 'Bearer <token>'")
+    return token.strip()
+
+
+def decode_token(token: str, settings: Settings) -> Claims:
+    try:
+        payload = jwt.decode(
+            token,
+            settings.require_secret(),
+            algorithms=ALGORITHMS,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": REQUIRED_CLAIMS},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("token has expired") from None
+    except jwt.PyJWTError as exc:
+        raise AuthError(f"invalid token: {exc}") from None
+    try:
+        role = Role(payload["role"])
+    except ValueError:
+        raise AuthError(f"unknown role {payload['role']!r}") from None
+    scope = payload.get("scope")
+    if role in SCOPED_ROLES and not (isinstance(scope, str) and scope):
+        raise AuthError(f"a {role.value} token needs a scope claim")
+    subject = payload["sub"]
+    if not isinstance(subject, str) or not subject:
+        raise AuthError("sub must be a non-empty string")
+    return Claims(role=role, subject=subject, scope=scope if role in SCOPED_ROLES else None)
+
+
+def mint_token(settings: Settings, role: Role, subject: str, scope: str | None = None, ttl_seconds: int = 3600) -> str:
+    if role in SCOPED_ROLES and not scope:
+        raise ValueError(f"a {role.value} token needs --scope")
+    now = int(time.time())
+    claims = {
+        "sub": subject,
+        "role": role.value,
+        "iat": now,
+        "exp": now + ttl_seconds,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+    if scope:
+        claims["scope"] = scope
+    return jwt.encode(claims, settings.require_secret(), algorithm=ALGORITHMS[0])

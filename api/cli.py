@@ -1,0 +1,333 @@
+"""The `loyalty` command (OPERATIONS.md). Operator mistakes end in one line on
+stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any
+
+from api.settings import Settings, SettingsError, load_settings
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class OperatorError(Exception):
+    """A mistake the operator can fix; printed as one line."""
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _ttl(value: str) -> int:
+    match = re.fullmatch(r"(\d+)([smhd]?)", value.strip())
+    if not match or int(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 90s, 15m, 1h or 7d")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def _today(settings: Settings) -> date:
+    return datetime.now(settings.tz).date()
+
+
+class Progress:
+    """A one-line progress bar on stderr for long jobs."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self._last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 if total <= 0 else int(done * 100 / total)
+        if percent == self._last and done != total:
+            return
+        self._last = percent
+        bar = "#" * (percent // 5)
+        line = f"{self.label}: [{bar:<20}] {done}/{total} ({percent}%)"
+        if self.tty:
+            print("\r" + line, end="\n" if done >= total else "", file=sys.stderr, flush=True)
+        elif percent % 25 == 0 or done >= total:
+            print(line, file=sys.stderr, flush=True)
+
+
+async def _with_orm(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+    from tortoise import Tortoise
+
+    from api.db import init_orm
+
+    await init_orm(settings)
+    try:
+        return await work()
+    finally:
+        await Tortoise.close_connections()
+
+
+def _rules(settings: Settings):
+    from loyalty.rules import load_rules
+
+    return load_rules(settings.rules_path)
+
+
+# ---- commands --------------------------------------------------------------------
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from tortoise import Tortoise
+
+    from api.db import migrate
+
+    async def run() -> None:
+        try:
+            await migrate(settings, progress=lambda line: print(line, file=sys.stderr))
+        finally:
+            await Tortoise.close_connections()
+
+    asyncio.run(run())
+    print("migrations applied; region data loaded")
+    return 0
+
+
+def _check_database(settings: Settings) -> None:
+    """Fail early with one line when the database is unreachable or not migrated."""
+    from api.db import pending_migrations
+
+    pending = asyncio.run(_with_orm(settings, lambda: pending_migrations(settings)))
+    if pending:
+        raise OperatorError(f"database needs migrations ({', '.join(pending)}): run `loyalty migrate`")
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    if settings.demo:
+        os.environ["LOYALTY_DEMO"] = "1"
+    else:
+        settings.require_secret()
+    _check_database(settings)
+    print(f"serving GraphQL on http://{host}:{port}/graphql", file=sys.stderr)
+    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", lifespan="on")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if args.demo:
+        settings = settings.with_demo()
+    return _serve(settings, args.host, args.port, args.workers)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from api.demo import build_demo
+    from api.db import migrate
+
+    settings = settings.with_demo()
+    if not settings.database_url.startswith("sqlite://") and not args.allow_server_database:
+        raise OperatorError("demo writes invented members; use it on SQLite, or pass --allow-server-database")
+
+    async def run() -> dict[str, Any]:
+        from tortoise import Tortoise
+
+        try:
+            await migrate(settings, progress=lambda line: print(line, file=sys.stderr))
+            return await build_demo(settings, args.members, rules=_rules(settings), today=_today(settings), progress=Progress("demo members"))
+        finally:
+            await Tortoise.close_connections()
+
+    summary = asyncio.run(run())
+    print(summary["summary"], file=sys.stderr)
+    print("\nDemo tokens (valid 24 h; paste one as the Authorization header, value 'Bearer <token>'):")
+    for role, token in summary["tokens"].items():
+        print(f"  {role:<8} {token}")
+    print()
+    if args.no_serve:
+        return 0
+    return _serve(settings, args.host, args.port, 1)
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from api.auth import mint_token
+    from members.access import SCOPED_ROLES, Role
+
+    role = Role(args.role)
+    if role in SCOPED_ROLES and not args.scope:
+        raise OperatorError(f"a {role.value} token needs --scope (an {'office' if role is Role.OFFICE else role.value} code)")
+    if role is Role.MEMBER and not args.sub:
+        raise OperatorError("a member token needs --sub MEMBER_ID")
+    print(mint_token(settings, role, args.sub or f"{role.value}-cli", args.scope, args.ttl))
+    return 0
+
+
+def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from schema.build import build_schema
+
+    print(build_schema().as_str())
+    return 0
+
+
+def cmd_partner(settings: Settings, args: argparse.Namespace) -> int:
+    from members import partners
+    from members.errors import DomainError
+
+    async def run() -> int:
+        try:
+            if args.partner_command == "add":
+                partner, created = await partners.add_partner(args.code, args.name)
+                print(f"{'registered' if created else 'already registered'}: {partner.code} {partner.name}")
+            elif args.partner_command == "disable":
+                partner = await partners.disable_partner(args.code)
+                print(f"disabled: {partner.code} {partner.name}")
+            else:
+                rows = await partners.list_partners()
+                for partner in rows:
+                    print(f"{partner.code:<12} {'active  ' if partner.active else 'disabled'} {partner.name}")
+                print(f"{len(rows)} partner(s)", file=sys.stderr)
+        except DomainError as error:
+            raise OperatorError(error.message) from None
+        return 0
+
+    return asyncio.run(_with_orm(settings, run))
+
+
+def cmd_tiers_review(settings: Settings, args: argparse.Namespace) -> int:
+    from loyalty.tiers import review_tiers
+
+    as_of = args.as_of or _today(settings)
+    rules = _rules(settings)
+    summary = asyncio.run(_with_orm(settings, lambda: review_tiers(as_of, rules=rules, progress=Progress("review"))))
+    print(
+        f"tiers review as of {as_of}: {summary.examined} examined, {summary.retained} retained, "
+        f"{summary.downgraded} downgraded, {summary.events} tier changes"
+    )
+    return 0
+
+
+def cmd_miles_expire(settings: Settings, args: argparse.Namespace) -> int:
+    from loyalty.jobs import expire_miles
+
+    as_of = args.as_of or _today(settings)
+    summary = asyncio.run(_with_orm(settings, lambda: expire_miles(as_of, progress=Progress("expiry"))))
+    print(f"miles expire as of {as_of}: {summary.miles} miles expired in {summary.entries} entries for {summary.members} members")
+    return 0
+
+
+def cmd_ledger_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from loyalty.jobs import reconcile
+
+    checked, differences = asyncio.run(_with_orm(settings, lambda: reconcile(progress=Progress("reconcile"))))
+    for d in differences:
+        print(f"DIFFERENCE {d.card_number}: balance {d.balance}, ledger sum {d.ledger_sum}, lots {d.lots_sum}")
+    print(f"ledger reconcile: {checked} members checked, {len(differences)} difference(s)")
+    return 1 if differences else 0
+
+
+# ---- parser ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loyalty", description="Operate the loyalty programme service.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("migrate", help="apply migrations and load the region data").set_defaults(func=cmd_migrate)
+
+    def serve_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+
+    serve = sub.add_parser("serve", help="serve /graphql, /healthz and /readyz")
+    serve_options(serve)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true", help="demo mode: a built-in JWT secret when none is set")
+    serve.set_defaults(func=cmd_serve)
+
+    demo = sub.add_parser("demo", help="migrate, create demo data, print tokens, serve")
+    serve_options(demo)
+    demo.add_argument("--members", type=int, default=10_000)
+    demo.add_argument("--no-serve", action="store_true", help="stop after creating the data and printing tokens")
+    demo.add_argument("--allow-server-database", action="store_true", help=argparse.SUPPRESS)
+    demo.set_defaults(func=cmd_demo)
+
+    token = sub.add_parser("token", help="print a signed token")
+    token.add_argument("--role", required=True, choices=["member", "partner", "office", "branch", "airline", "admin"])
+    token.add_argument("--scope", help="office, branch or partner code")
+    token.add_argument("--sub", help="subject: the member id for member tokens")
+    token.add_argument("--ttl", type=_ttl, default=3600, help="lifetime, e.g. 1h (default), 15m, 7d")
+    token.set_defaults(func=cmd_token)
+
+    sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(func=cmd_schema)
+
+    partner = sub.add_parser("partner", help="the partner registry")
+    partner_sub = partner.add_subparsers(dest="partner_command", required=True, metavar="ACTION")
+    add = partner_sub.add_parser("add", help="register a partner")
+    add.add_argument("code")
+    add.add_argument("--name", required=True)
+    partner_sub.add_parser("list", help="list partners")
+    disable = partner_sub.add_parser("disable", help="disable a partner (its tokens are refused)")
+    disable.add_argument("code")
+    partner.set_defaults(func=cmd_partner)
+
+    tiers = sub.add_parser("tiers", help="tier jobs")
+    tiers_sub = tiers.add_subparsers(dest="tiers_command", required=True, metavar="ACTION")
+    review = tiers_sub.add_parser("review", help="retention / downgrade for every tier ending before --as-of")
+    review.add_argument("--as-of", type=_date, dest="as_of")
+    review.set_defaults(func=cmd_tiers_review)
+
+    miles = sub.add_parser("miles", help="miles jobs")
+    miles_sub = miles.add_subparsers(dest="miles_command", required=True, metavar="ACTION")
+    expire = miles_sub.add_parser("expire", help="post EXPIRY entries for credits expired before --as-of")
+    expire.add_argument("--as-of", type=_date, dest="as_of")
+    expire.set_defaults(func=cmd_miles_expire)
+
+    ledger = sub.add_parser("ledger", help="ledger jobs")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    ledger_sub.add_parser("reconcile", help="prove every balance equals the sum of its ledger").set_defaults(func=cmd_ledger_reconcile)
+    return parser
+
+
+def _database_error(error: BaseException) -> str | None:
+    """One line for a database that cannot be reached, else None."""
+    from tortoise.exceptions import DBConnectionError, OperationalError
+
+    names = {"ConnectionRefusedError", "InvalidCatalogNameError", "InvalidPasswordError", "CannotConnectNowError", "gaierror"}
+    if isinstance(error, (DBConnectionError, ConnectionError, OSError)) or type(error).__name__ in names:
+        return f"cannot reach the database: {error}".splitlines()[0]
+    if isinstance(error, OperationalError):
+        return f"database error (is it migrated? run `loyalty migrate`): {error}".splitlines()[0]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse prints one usage line and exits 2 itself
+    try:
+        settings = load_settings()
+        return args.func(settings, args)
+    except (OperatorError, SettingsError) as error:
+        print(f"loyalty: {error}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, SettingsError) else EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 - operator-facing: one line, not a traceback
+        from loyalty.rules import RulesError
+
+        if isinstance(error, RulesError):
+            print(f"loyalty: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        line = _database_error(error)
+        if line is None:
+            raise
+        print(f"loyalty: {line}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

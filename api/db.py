@@ -1,0 +1,70 @@
+"""Database wiring: the Tortoise config, migrations and region data loading."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.migrations.api import migrate as run_migrations
+
+from api.settings import Settings, load_settings
+
+MODEL_MODULES = ["members.models", "loyalty.models"]
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    url = database_url
+    if url.startswith("sqlite://"):
+        # WAL lets readers run beside the single writer; busy_timeout makes a
+        # second writer wait instead of failing at once.
+        sep = "&" if "?" in url else "?"
+        url = f"{url}{sep}busy_timeout=10000"
+    elif url.startswith("postgresql://"):
+        url = "postgres://" + url.removeprefix("postgresql://")
+    return {
+        "connections": {"default": url},
+        "apps": {"models": {"models": MODEL_MODULES, "migrations": "migrations", "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def _env_config() -> dict[str, Any]:
+    return tortoise_config(load_settings().database_url)
+
+
+# For the `tortoise` CLI: `tortoise -c api.db.TORTOISE_ORM makemigrations`.
+TORTOISE_ORM = _env_config()
+
+
+async def migrate(settings: Settings, progress: Callable[[str], None] | None = None) -> None:
+    """Apply pending migrations and load/refresh the shipped region data. Idempotent."""
+    from members.regions import load_region_data
+
+    def report(event: str, app_label: str, name: str) -> None:
+        if progress and event == "apply_done":
+            progress(f"applied {app_label}.{name}")
+
+    await run_migrations(config=tortoise_config(settings.database_url), progress=report)
+    # The migration runner leaves the models uninitialised: initialise them to load data.
+    await Tortoise.close_connections()
+    await init_orm(settings)
+    counts = await load_region_data()
+    if progress:
+        progress(f"region data: {counts}")
+
+
+async def init_orm(settings: Settings) -> None:
+    await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
+
+
+async def pending_migrations(settings: Settings) -> list[str]:
+    """Names of migrations not yet applied on the default connection (needs an initialised ORM)."""
+    from tortoise import connections
+    from tortoise.migrations.executor import MigrationExecutor
+
+    apps = tortoise_config(settings.database_url)["apps"]
+    executor = MigrationExecutor(connections.get("default"), apps)
+    steps = await executor.plan(None)
+    return [f"{step.migration.app_label}.{step.migration.name}" for step in steps if not step.backward]

@@ -1,0 +1,98 @@
+"""Settings from the environment (and an optional .env file), per OPERATIONS.md."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_DATABASE_URL = "sqlite://./loyalty.db"
+# Used only by `serve --demo` / `demo`, never in production: tokens signed with it
+# are worthless outside a demo database.
+DEMO_JWT_SECRET = "demo-secret-not-for-production-use-0123456789"
+MIN_SECRET_BYTES = 32
+
+
+class SettingsError(ValueError):
+    """A setting an operator got wrong; the message is one line that names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    jwt_secret: str | None = None
+    jwt_issuer: str = "loyalty"
+    jwt_audience: str = "loyalty-api"
+    timezone: str = "Asia/Shanghai"
+    rules_path: str | None = None
+    demo: bool = False
+    # Production switches: both on by default for a laptop, off behind LOYALTY_PRODUCTION=1.
+    introspection: bool = True
+    graphiql: bool = True
+    max_body_bytes: int = 1024 * 1024
+    max_depth: int = 12
+    max_cost: int = 5000
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def with_demo(self) -> Settings:
+        """Demo mode: a known secret when none is set, so tokens can be printed."""
+        return replace(self, demo=True, jwt_secret=self.jwt_secret or DEMO_JWT_SECRET)
+
+    def require_secret(self) -> str:
+        """The JWT secret, or a SettingsError saying how to set one."""
+        if not self.jwt_secret:
+            raise SettingsError("LOYALTY_JWT_SECRET is not set (32+ bytes needed; or use --demo)")
+        if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            raise SettingsError(
+                f"LOYALTY_JWT_SECRET is {len(self.jwt_secret.encode())} bytes; at least {MIN_SECRET_BYTES} are needed"
+            )
+        return self.jwt_secret
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+    """Read settings; the real environment wins over `.env`."""
+    env = dict(_read_dotenv(dotenv)) if dotenv else {}
+    env.update(os.environ if environ is None else environ)
+    timezone = env.get("LOYALTY_TIMEZONE") or "Asia/Shanghai"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"LOYALTY_TIMEZONE={timezone!r} is not a known time zone") from None
+    production = _flag(env.get("LOYALTY_PRODUCTION"))
+    database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    if not database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
+        raise SettingsError(f"DATABASE_URL must start with sqlite:// or postgres:// (got {database_url.split(':')[0]}://...)")
+    return Settings(
+        database_url=database_url,
+        redis_url=env.get("REDIS_URL") or None,
+        jwt_secret=env.get("LOYALTY_JWT_SECRET") or None,
+        jwt_issuer=env.get("LOYALTY_JWT_ISSUER") or "loyalty",
+        jwt_audience=env.get("LOYALTY_JWT_AUDIENCE") or "loyalty-api",
+        timezone=timezone,
+        rules_path=env.get("LOYALTY_RULES") or None,
+        introspection=not production and not _flag(env.get("LOYALTY_DISABLE_INTROSPECTION")),
+        graphiql=not production and not _flag(env.get("LOYALTY_DISABLE_GRAPHIQL")),
+    )

@@ -1,0 +1,191 @@
+"""Operator jobs on miles: expiry, reconciliation, and the expiring-soon read.
+
+Expiry (RULES.md "Miles", "Dates"): a credit is good through its expiry date, so a run
+``as_of D`` expires what is left of every lot whose expires_on < D. Per member and run
+there is ONE EXPIRY entry: its redeemable miles are minus the sum of what was left of
+the member's expired lots, and its activity date is the LATEST expiry date among them
+(the last day those miles were good), so a late run dates the entry as a timely run
+would have. The lots go to 0 and the balance goes down by the same amount, in one
+short transaction per member; a second run finds no lot with anything left. Expiry
+applies whatever the member's status (it is not a posting the member asked for).
+
+Invariant the reconcile job proves for every member:
+    member.redeemable_miles == SUM(ledger redeemable_miles)
+    SUM(lot.remaining)      == max(member.redeemable_miles, 0)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from tortoise.functions import Coalesce, Count, Sum
+from tortoise.transactions import in_transaction
+
+from loyalty import lots
+from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind
+from loyalty.rules import Rules
+from members.models import Member
+
+__all__ = [
+    "Difference",
+    "ExpirySummary",
+    "SYSTEM_SOURCE",
+    "expire_miles",
+    "miles_expiring_soon",
+    "reconcile",
+]
+
+SYSTEM_SOURCE = "SYSTEM"  # source of entries the programme posts by itself (expiry)
+
+
+# ---- expiry ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExpirySummary:
+    members: int  # members who had miles expire
+    entries: int  # EXPIRY entries posted (one per member and run)
+    miles: int  # miles expired in total (positive)
+
+
+def _expired_lots(as_of: date):
+    return CreditLot.filter(expires_on__lt=as_of, remaining__gt=0)
+
+
+async def _expire_member(member_id: int, as_of: date) -> int:
+    """Expire what is left of the member's lots with expires_on < as_of; the miles
+    expired (0 when nothing was left any more)."""
+    async with in_transaction() as connection:
+        # First statement: a write on the member's row (adds 0), so that postings of the
+        # member wait for this transaction and its lots are read only after the lock.
+        await lots.change_balance(connection, member_id, 0)
+        expired = await (
+            _expired_lots(as_of).filter(member_id=member_id).using_db(connection)
+            .values_list("id", "expires_on", "remaining")
+        )
+        amount = sum(remaining for _, _, remaining in expired)
+        if amount <= 0:
+            return 0
+        latest = max(expires_on for _, expires_on, _ in expired)
+        await lots.change_balance(connection, member_id, -amount)
+        await CreditLot.filter(id__in=[lot_id for lot_id, _, _ in expired]).using_db(connection).update(remaining=0)
+        await LedgerEntry.create(
+            member_id=member_id,
+            kind=LedgerEntryKind.EXPIRY,
+            activity_date=latest,
+            redeemable_miles=-amount,
+            source=SYSTEM_SOURCE,
+            description=f"Expiry of {amount} miles of {len(expired)} credit(s) good through {latest} or earlier",
+            using_db=connection,
+        )
+    return amount
+
+
+async def expire_miles(
+    as_of: date, *, progress: Callable[[int, int], None] | None = None, batch_size: int = 500
+) -> ExpirySummary:
+    """Post EXPIRY entries for what is left of credits whose expiry date is before
+    ``as_of``. Members are found from the lots (indexed on expires_on, remaining), in
+    member-id batches; each member is one transaction. Idempotent."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    row = await _expired_lots(as_of).annotate(n=Count("member_id", distinct=True)).first().values("n")
+    total = int((row or {}).get("n") or 0)
+    members = miles = done = 0
+    last_id = 0
+    if progress:
+        progress(0, total)
+    while True:
+        batch = await (
+            _expired_lots(as_of).filter(member_id__gt=last_id)
+            .annotate(lots=Count("id")).group_by("member_id").order_by("member_id")
+            .limit(batch_size).values_list("member_id", flat=True)
+        )
+        if not batch:
+            break
+        for member_id in batch:
+            amount = await _expire_member(member_id, as_of)
+            done += 1
+            if amount:
+                members += 1
+                miles += amount
+        last_id = batch[-1]
+        if progress:
+            progress(done, max(total, done))
+    return ExpirySummary(members=members, entries=members, miles=miles)
+
+
+# ---- reconcile ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    member_id: int
+    card_number: str
+    balance: int
+    ledger_sum: int
+    lots_sum: int
+
+
+async def _sums(model, column: str, low: int, high: int) -> dict[int, int]:
+    """SUM(column) per member for member ids in [low, high], one grouped query."""
+    rows = await (
+        model.filter(member_id__gte=low, member_id__lte=high)
+        .annotate(total=Coalesce(Sum(column), 0)).group_by("member_id").values("member_id", "total")
+    )
+    return {row["member_id"]: int(row["total"] or 0) for row in rows}
+
+
+async def reconcile(
+    progress: Callable[[int, int], None] | None = None, batch_size: int = 2000
+) -> tuple[int, list[Difference]]:
+    """Check every member: balance == SUM(ledger redeemable) and SUM(lot remaining) ==
+    max(balance, 0). Members are read in id-ordered batches; each batch costs three
+    queries (the members, and one grouped aggregate each of the ledger and the lots
+    over the batch's id range). Returns (members checked, differences)."""
+    total = await Member.all().count()
+    checked = 0
+    differences: list[Difference] = []
+    last_id = 0
+    if progress:
+        progress(0, total)
+    while True:
+        batch = await (
+            Member.filter(id__gt=last_id).order_by("id").limit(batch_size)
+            .values_list("id", "card_number", "redeemable_miles")
+        )
+        if not batch:
+            break
+        low, high = batch[0][0], batch[-1][0]
+        ledger = await _sums(LedgerEntry, "redeemable_miles", low, high)
+        lot_sums = await _sums(CreditLot, "remaining", low, high)
+        for member_id, card_number, balance in batch:
+            ledger_sum = ledger.get(member_id, 0)
+            lots_sum = lot_sums.get(member_id, 0)
+            if balance != ledger_sum or lots_sum != max(balance, 0):
+                differences.append(Difference(member_id, card_number, balance, ledger_sum, lots_sum))
+        checked += len(batch)
+        last_id = high
+        if progress:
+            progress(checked, max(total, checked))
+    return checked, differences
+
+
+# ---- expiring soon -----------------------------------------------------------------
+
+
+async def miles_expiring_soon(member_id: int, *, rules: Rules, today: date) -> int:
+    """What is left of the member's credits expiring within rules.expiring_soon_days
+    (today <= expires_on <= today + days), never more than the balance."""
+    until = today + timedelta(days=rules.expiring_soon_days)
+    row = await (
+        CreditLot.filter(member_id=member_id, remaining__gt=0, expires_on__gte=today, expires_on__lte=until)
+        .annotate(total=Coalesce(Sum("remaining"), 0)).first().values("total")
+    )
+    soon = int((row or {}).get("total") or 0)
+    if soon == 0:
+        return 0
+    balance = await Member.filter(id=member_id).first().values_list("redeemable_miles", flat=True)
+    return max(0, min(soon, int(balance or 0)))

@@ -1,0 +1,287 @@
+"""Tier services: a member's tier status, the admin override, the retention review
+job and the at-risk selection.
+
+Pure decisions live in loyalty.engine; this module reads the totals they need and
+writes every tier change through loyalty.events.record_tier_change, in the
+transaction of the decision.
+
+Dates (RULES.md "Retention", "Dates"):
+
+- The rolling window of a status is the window_months ending with today's month.
+- A review decides every elite tier whose validUntil is BEFORE ``as_of`` (a tier is
+  held through its validUntil), counting the window_months ending with validUntil's
+  month, and repeats for a member until validUntil >= as_of or STANDARD, so a late run
+  catches up one decision (one TierEvent) at a time.
+- A RETENTION keeps the member's ``tier_since`` (the tier has been held without a
+  break since then) and moves validUntil on; a DOWNGRADE starts the lower tier on the
+  day after the old validUntil. The event's effective_at is that day at 00:00 UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+
+from tortoise.expressions import Q, Subquery
+from tortoise.functions import Coalesce, Sum
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from loyalty import calendar as cal
+from loyalty import engine, lots
+from loyalty.events import record_tier_change
+from loyalty.models import LedgerEntry, TierChangeReason, TierEvent
+from loyalty.rules import Rules
+from loyalty.totals import window_totals
+from members.access import Caller, Role
+from members.enums import Tier
+from members.errors import ForbiddenError, invalid
+from members.models import Member
+from members.services import visible_member
+
+__all__ = [
+    "ReviewSummary",
+    "TierStatusView",
+    "at_risk_member_ids",
+    "override_tier",
+    "review_tiers",
+    "tier_status",
+]
+
+MAX_REASON = 280  # kept on the event's note (300)
+
+
+# ---- status ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierStatusView:
+    tier: Tier
+    since: date
+    valid_until: date | None
+    qualifying_miles: int
+    qualifying_segments: int  # hundredths
+    next_tier: Tier | None
+    miles_to_next_tier: int | None
+    segments_to_next_tier: int | None  # hundredths
+    at_risk_of_downgrade: bool
+
+
+async def _at_risk(member: Member, rules: Rules, today: date) -> bool:
+    """engine.is_at_risk with the totals of the retention window (read only when the
+    date condition holds, so a member far from review costs no query)."""
+    if member.tier is Tier.STANDARD or member.tier_valid_until is None:
+        return False
+    if member.tier_valid_until > cal.add_months(today, rules.at_risk_months):
+        return False
+    start, end = cal.retention_window(member.tier_valid_until, rules.window_months)
+    miles, segments = await window_totals(member.id, start, end)
+    return engine.is_at_risk(rules, member.tier.name, member.tier_valid_until, today, miles, segments)
+
+
+async def tier_status(member: Member, *, rules: Rules, today: date) -> TierStatusView:
+    """The member's tier, the qualifying totals of the window_months ending with today's
+    month, what is missing for the next tier (on the miles route and on the segments
+    route, each alone) and whether the tier is at risk at its validUntil."""
+    tier = Tier(member.tier)
+    start, end = cal.window(today, rules.window_months)
+    miles, segments = await window_totals(member.id, start, end)
+    next_name, miles_missing, segments_missing = engine.next_tier_gap(rules, tier.name, miles, segments)
+    return TierStatusView(
+        tier=tier,
+        since=member.tier_since,
+        valid_until=member.tier_valid_until,
+        qualifying_miles=miles,
+        qualifying_segments=segments,
+        next_tier=Tier[next_name] if next_name is not None else None,
+        miles_to_next_tier=miles_missing,
+        segments_to_next_tier=segments_missing,
+        at_risk_of_downgrade=await _at_risk(member, rules, today),
+    )
+
+
+# ---- override ----------------------------------------------------------------------
+
+
+async def override_tier(
+    caller: Caller,
+    member_id: str,
+    tier: Tier,
+    valid_until: date | None,
+    reason: str,
+    *,
+    rules: Rules,
+    today: date,
+) -> tuple[Member, TierEvent]:
+    """Admin: set any tier by hand (reason MANUAL), audited with the reason and the caller.
+
+    validUntil defaults to what an upgrade today would give; STANDARD has none (giving
+    one is INVALID); a validUntil before today is INVALID. Setting the tier the member
+    already holds is allowed (it changes the validity) and is logged like any override.
+    """
+    if caller.role is not Role.ADMIN or caller.blocked:
+        raise ForbiddenError("only an admin may override a tier")
+    text = " ".join((reason or "").split())
+    if not text:
+        raise invalid("a reason is required", "input", "reason")
+    if len(text) > MAX_REASON:
+        raise invalid(f"reason is longer than {MAX_REASON} characters", "input", "reason")
+    tier = Tier(tier)
+    if tier is Tier.STANDARD:
+        if valid_until is not None:
+            raise invalid("STANDARD has no validUntil", "input", "validUntil")
+    elif valid_until is None:
+        valid_until = cal.upgrade_valid_until(today, rules.tier(tier.name).validity_months)
+    elif valid_until < today:
+        raise invalid(f"validUntil {valid_until} is in the past", "input", "validUntil")
+    member = await visible_member(caller, member_id, "input", "memberId")
+    async with in_transaction() as connection:
+        # First statement: a write on the member's row (adds 0 miles), which serialises
+        # this with any posting of the member (see loyalty.ledger).
+        await lots.change_balance(connection, member.id, 0)
+        member = await Member.get(id=member.id).using_db(connection)
+        event = await record_tier_change(
+            connection, member, to_tier=tier, reason=TierChangeReason.MANUAL, since=today,
+            valid_until=valid_until, actor=caller.actor, note=text,
+        )
+        member = await Member.get(id=member.id).using_db(connection)
+    return member, event
+
+
+# ---- review ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    examined: int  # members with a decision due
+    retained: int  # of those, members who end the run on the tier they started it with
+    downgraded: int  # members who end the run on a lower tier
+    events: int  # TierEvents written (a late run may write several per member)
+
+
+def _effective_at(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=timezone.utc)
+
+
+async def _review_member(member_id: int, as_of: date, rules: Rules, actor: str) -> tuple[Tier, Tier, int] | None:
+    """Decide every validUntil < as_of of one member, oldest first, in one short
+    transaction. Returns (tier before, tier after, events written), or None when the
+    member had nothing due any more (changed since it was selected)."""
+    async with in_transaction() as connection:
+        # First statement: a write on the member's row, so that a posting of the same
+        # member (an upgrade, a reversal) runs wholly before or after this decision.
+        await lots.change_balance(connection, member_id, 0)
+        member = await Member.get(id=member_id).using_db(connection)
+        before, written = Tier(member.tier), 0
+        while (
+            member.tier is not Tier.STANDARD
+            and member.tier_valid_until is not None
+            and member.tier_valid_until < as_of
+        ):
+            old_until = member.tier_valid_until
+            start, end = cal.retention_window(old_until, rules.window_months)
+            miles, segments = await window_totals(member.id, start, end, connection=connection)
+            decision = engine.review_decision(rules, member.tier.name, old_until, miles, segments)
+            retained = decision.reason == "RETENTION"
+            await record_tier_change(
+                connection, member,
+                to_tier=Tier[decision.tier],
+                reason=TierChangeReason.RETENTION if retained else TierChangeReason.DOWNGRADE,
+                since=member.tier_since if retained else decision.since,
+                valid_until=decision.valid_until,
+                actor=actor,
+                note=(
+                    f"review of validUntil {old_until}: {miles} miles, {segments / 100:g} segments "
+                    f"in {start}..{end}"
+                ),
+                effective_at=_effective_at(decision.since),
+            )
+            written += 1
+        if not written:
+            return None
+        return before, Tier(member.tier), written
+
+
+async def review_tiers(
+    as_of: date,
+    *,
+    rules: Rules,
+    actor: str = "system:review",
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 500,
+) -> ReviewSummary:
+    """Decide every elite tier whose validUntil is before ``as_of`` (RETENTION or
+    DOWNGRADE), catching up several years for a member if the job was not run. Only
+    members with a decision due are read, in id-ordered batches; each member is decided
+    in its own short transaction. A second run with the same ``as_of`` finds nothing."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    due = Member.filter(tier__gt=Tier.STANDARD, tier_valid_until__lt=as_of)
+    total = await due.count()
+    examined = retained = downgraded = events = 0
+    last_id = 0
+    if progress:
+        progress(0, total)
+    while True:
+        batch = await due.filter(id__gt=last_id).order_by("id").limit(batch_size).values_list("id", flat=True)
+        if not batch:
+            break
+        for member_id in batch:
+            outcome = await _review_member(member_id, as_of, rules, actor)
+            if outcome is None:
+                continue
+            before, after, written = outcome
+            examined += 1
+            events += written
+            if after == before:
+                retained += 1
+            else:
+                downgraded += 1
+        last_id = batch[-1]
+        if progress:
+            progress(examined, max(total, examined))
+    return ReviewSummary(examined=examined, retained=retained, downgraded=downgraded, events=events)
+
+
+# ---- at risk -----------------------------------------------------------------------
+
+
+async def at_risk_member_ids(member_ids_query: QuerySet[Member], *, rules: Rules, today: date) -> set[int]:
+    """Ids of the members of ``member_ids_query`` (already scoped to the caller) whose
+    elite tier ends within at_risk_months of today (or is already due for review) and
+    whose retention-window totals so far are below the tier's retain thresholds.
+
+    Two queries whatever the number of candidates: the candidates' (id, tier, validUntil)
+    and ONE grouped aggregate of their retention-window totals. Members sharing a
+    validUntil month share a window, so the aggregate is one OR of a few (candidates
+    with validUntil in month M, activity in M's window) terms; candidates are named by
+    subquery, never by a list of ids.
+    """
+    horizon = cal.add_months(today, rules.at_risk_months)
+    candidates = member_ids_query.filter(tier__gt=Tier.STANDARD, tier_valid_until__lte=horizon)
+    rows = await candidates.values_list("id", "tier", "tier_valid_until")
+    if not rows:
+        return set()
+    months = sorted({cal.month_start(valid_until) for _, _, valid_until in rows})
+    condition = Q()
+    for index, month in enumerate(months):
+        start, end = cal.retention_window(month, rules.window_months)
+        in_month = candidates.filter(
+            tier_valid_until__gte=month, tier_valid_until__lte=cal.month_end(month)
+        ).values("id")
+        term = Q(member_id__in=Subquery(in_month), activity_date__gte=start, activity_date__lte=end)
+        condition = term if index == 0 else condition | term
+    totals = await (
+        LedgerEntry.filter(condition)
+        .annotate(miles=Coalesce(Sum("qualifying_miles"), 0), segments=Coalesce(Sum("qualifying_segments"), 0))
+        .group_by("member_id")
+        .values("member_id", "miles", "segments")
+    )
+    by_member = {row["member_id"]: (int(row["miles"] or 0), int(row["segments"] or 0)) for row in totals}
+    at_risk: set[int] = set()
+    for member_id, tier, valid_until in rows:
+        miles, segments = by_member.get(member_id, (0, 0))
+        if engine.is_at_risk(rules, Tier(tier).name, valid_until, today, miles, segments):
+            at_risk.add(member_id)
+    return at_risk

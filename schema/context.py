@@ -1,0 +1,73 @@
+"""The typed per-request context: who is calling, the programme's calendar, and
+per-request DataLoaders (so a list of 50 members costs one office query, not 50)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info as StrawberryInfo
+
+from members.access import Caller, restrict_members
+from loyalty.models import LedgerEntry
+from members.models import Branch, Member, Office
+
+
+def _by_column_loader(model: Any, column: str = "id", restrict: Callable[[Any], Any] | None = None) -> DataLoader:
+    """Batch `model` rows by one (unique) column; None where there is no row."""
+
+    async def load(keys: list[int]) -> list[Any]:
+        query = model.filter(**{f"{column}__in": keys})
+        if restrict is not None:
+            query = restrict(query)
+        rows = {getattr(row, column): row for row in await query}
+        return [rows.get(key) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+@dataclass
+class Loaders:
+    caller: Caller | None
+    office: DataLoader = field(init=False)
+    branch: DataLoader = field(init=False)
+    member: DataLoader = field(init=False)
+    entry: DataLoader = field(init=False)
+    bonus_of: DataLoader = field(init=False)
+    reversal_of: DataLoader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.office = _by_column_loader(Office)
+        self.branch = _by_column_loader(Branch)
+        # Members reached through other objects are scoped like any member read.
+        caller = self.caller
+        self.member = _by_column_loader(Member, restrict=(lambda q: restrict_members(q, caller)) if caller else (lambda q: q.none()))
+        # Ledger entries are only reached through a member the caller may see.
+        self.entry = _by_column_loader(LedgerEntry)
+        self.bonus_of = _by_column_loader(LedgerEntry, "bonus_for_id")
+        self.reversal_of = _by_column_loader(LedgerEntry, "reverses_id")
+
+
+@dataclass
+class Context:
+    caller: Caller | None
+    auth_error: str | None
+    timezone: ZoneInfo
+    settings: Any
+    rules: Any
+    loaders: Loaders = field(init=False)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.caller)
+
+    def today(self) -> date:
+        """Today in the programme's time zone (LOYALTY_TIMEZONE)."""
+        return datetime.now(self.timezone).date()
+
+
+Info = StrawberryInfo[Context, None]

@@ -1,0 +1,371 @@
+"""Members: the Member type, member queries and the member mutations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from tortoise.expressions import Q
+
+from members import models
+from members import services as member_services
+from members.access import Role, restrict_members
+from members.addresses import Address as DomainAddress
+from members.enums import MemberStatus as DomainStatus
+from members.enums import Tier as DomainTier
+from members.errors import DomainError, ForbiddenError
+from members.queries import MemberFilter as DomainFilter
+from members.queries import MemberOrder as DomainOrder
+from members.queries import find_member, list_members
+from schema.common import PageInfo
+from schema.context import Info
+from schema.errors import UserError, forbidden, query_error, user_errors
+from schema.permissions import FULL_MEMBER_VIEW, STAFF, allow
+from schema.regions import Branch, Office
+
+if TYPE_CHECKING:
+    from schema.loyalty import LedgerEntryConnection, LedgerEntryKind, TierChangeConnection, TierStatus
+
+Tier = strawberry.enum(DomainTier, name="Tier", description="Membership tiers, lowest to highest: 普通知音卡, 银卡, 金卡, 白金卡.")
+MemberStatus = strawberry.enum(DomainStatus, name="MemberStatus", description="Whether a member may earn and redeem.")
+MemberOrder = strawberry.enum(DomainOrder, name="MemberOrder", description="Orderings of member lists.")
+
+full_view = [allow(*FULL_MEMBER_VIEW)]
+LoyaltyModule = "schema.loyalty"
+
+
+@strawberry.type(description="A contact address; it decides the member's office.")
+class Address:
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2 country code.")
+    province: str | None = strawberry.field(description="Province or state.")
+    city: str = strawberry.field(description="City.")
+    line: str | None = strawberry.field(description="Street address.")
+    postal_code: str | None = strawberry.field(description="Postal code.")
+
+
+@strawberry.type(description="One assignment of a member to an office; every assignment is kept.")
+class RegionAssignment:
+    office_id: strawberry.Private[int]
+    assigned_at: datetime = strawberry.field(description="When the assignment was made.")
+    reason: str = strawberry.field(description='Why: "enrolment", "address" or "manual: <reason>".')
+
+    @strawberry.field(description="The office assigned.")
+    async def office(self, info: Info) -> Office:
+        return Office.from_row(await info.context.loaders.office.load(self.office_id))
+
+
+@strawberry.type(description="A programme member (知音卡 holder).")
+class Member:
+    row: strawberry.Private[models.Member]
+    id: strawberry.ID = strawberry.field(description="Opaque member id.")
+    card_number: str = strawberry.field(description="Card number, CA + 9 digits; assigned at enrolment, never changes.")
+    family_name: str = strawberry.field(description="Family name as given (Chinese or Latin).")
+    given_name: str = strawberry.field(description="Given name as given.")
+    tier: Tier = strawberry.field(description="Current tier.")
+
+    @classmethod
+    def from_row(cls, row: models.Member) -> Member:
+        return cls(
+            row=row, id=strawberry.ID(str(row.id)), card_number=row.card_number,
+            family_name=row.family_name, given_name=row.given_name, tier=row.tier,
+        )
+
+    @strawberry.field(description="ACTIVE, SUSPENDED or CLOSED.", permission_classes=full_view)
+    def status(self) -> MemberStatus:
+        return self.row.status
+
+    @strawberry.field(description="Redeemable miles balance (may be negative after a reversal).", permission_classes=full_view)
+    def redeemable_miles(self) -> int:
+        return self.row.redeemable_miles
+
+    @strawberry.field(description="When the member enrolled.", permission_classes=full_view)
+    def enrolled_at(self) -> datetime:
+        return self.row.enrolled_at
+
+    @strawberry.field(description="Date of birth, if given.", permission_classes=full_view)
+    def birth_date(self) -> date | None:
+        return self.row.birth_date
+
+    @strawberry.field(description="Phone number as given.", permission_classes=full_view)
+    def phone(self) -> str | None:
+        return self.row.phone
+
+    @strawberry.field(description="Email address as given.", permission_classes=full_view)
+    def email(self) -> str | None:
+        return self.row.email
+
+    @strawberry.field(description="Contact address.", permission_classes=full_view)
+    def address(self) -> Address | None:
+        r = self.row
+        return Address(
+            country=r.address_country, province=r.address_province, city=r.address_city,
+            line=r.address_line, postal_code=r.address_postal_code,
+        )
+
+    @strawberry.field(description="The sales office the member is assigned to.", permission_classes=full_view)
+    async def office(self, info: Info) -> Office:
+        return Office.from_row(await info.context.loaders.office.load(self.row.office_id))
+
+    @strawberry.field(description="The branch of the member's office.", permission_classes=full_view)
+    async def branch(self, info: Info) -> Branch:
+        return Branch.from_row(await info.context.loaders.branch.load(self.row.branch_id))
+
+    @strawberry.field(description="Every office assignment, oldest first.", permission_classes=full_view)
+    async def region_history(self) -> list[RegionAssignment]:
+        rows = await models.RegionAssignment.filter(member_id=self.row.id).order_by("id")
+        return [RegionAssignment(office_id=r.office_id, assigned_at=r.assigned_at, reason=r.reason) for r in rows]
+
+    @strawberry.field(description="Tier, validity, qualifying totals of the rolling window and what the next tier needs.", permission_classes=full_view)
+    async def tier_status(self, info: Info) -> Annotated[TierStatus, strawberry.lazy(LoyaltyModule)]:
+        from schema.loyalty import tier_status
+
+        return await tier_status(info, self.row)
+
+    @strawberry.field(description="Redeemable miles that expire within the next 90 days.", permission_classes=full_view)
+    async def miles_expiring_soon(self, info: Info) -> int:
+        from schema.loyalty import miles_expiring_soon
+
+        return await miles_expiring_soon(info, self.row)
+
+    @strawberry.field(description="Ledger entries, newest first.", permission_classes=full_view)
+    async def ledger(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        kinds: list[Annotated[LedgerEntryKind, strawberry.lazy(LoyaltyModule)]] | None = None,
+    ) -> Annotated[LedgerEntryConnection, strawberry.lazy(LoyaltyModule)]:
+        from schema.loyalty import member_ledger
+
+        return await member_ledger(info, self.row, first, after, kinds)
+
+    @strawberry.field(description="The member's tier changes, newest first.", permission_classes=full_view)
+    async def tier_history(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Annotated[TierChangeConnection, strawberry.lazy(LoyaltyModule)]:
+        from schema.loyalty import member_tier_history
+
+        return await member_tier_history(info, self.row, first, after)
+
+
+@strawberry.type(description="A member in a list, with its cursor.")
+class MemberEdge:
+    node: Member = strawberry.field(description="The member.")
+    cursor: str = strawberry.field(description="Opaque keyset cursor; pass as after: to continue.")
+
+
+@strawberry.type(description="A page of members.")
+class MemberConnection:
+    edges: list[MemberEdge] = strawberry.field(description="The members of this page.")
+    page_info: PageInfo = strawberry.field(description="Whether there is more, and where to continue.")
+    total_count: int = strawberry.field(description="Members matching the filter in the caller's scope.")
+
+
+@strawberry.input(description="Narrows a member list; scope always applies.")
+class MemberFilter:
+    office_code: str | None = strawberry.field(default=None, description="Only this office (must be in scope).")
+    branch_code: str | None = strawberry.field(default=None, description="Only this branch (must be in scope).")
+    tiers: list[Tier] | None = strawberry.field(default=None, description="E.g. [SILVER, GOLD, PLATINUM] for the VIP list.")
+    search: str | None = strawberry.field(default=None, description="Matches card number exactly, or family/given name by prefix.")
+    at_risk_of_downgrade: bool | None = strawberry.field(default=None, description="Only members at risk of losing their tier at validUntil (or only those not at risk).")
+
+
+async def _at_risk_condition(info: Info, at_risk: bool) -> Q:
+    from loyalty.tiers import at_risk_member_ids
+
+    ids = list(await at_risk_member_ids(
+        restrict_members(models.Member.all(), info.context.caller), rules=info.context.rules, today=info.context.today()
+    ))
+    if at_risk:
+        return Q(id__in=ids) if ids else Q(id__lt=0)
+    return ~Q(id__in=ids) if ids else Q()
+
+
+def _member_or_none(row: models.Member | None) -> Member | None:
+    return Member.from_row(row) if row is not None else None
+
+
+@strawberry.type
+class MemberQuery:
+    @strawberry.field(description="The member behind a member token.", permission_classes=[allow(Role.MEMBER)])
+    async def me(self, info: Info) -> Member | None:
+        return _member_or_none(await models.Member.get_or_none(id=info.context.caller.member_id))
+
+    @strawberry.field(
+        description="One of id or cardNumber. Null when unknown or outside the caller's scope.",
+        permission_classes=[allow(*FULL_MEMBER_VIEW, Role.PARTNER, Role.AIRLINE)],
+    )
+    async def member(self, info: Info, id: strawberry.ID | None = None, card_number: str | None = None) -> Member | None:
+        caller = info.context.caller
+        if caller.role is Role.PARTNER and card_number is None:
+            raise forbidden("partners look members up by cardNumber")
+        try:
+            return _member_or_none(await find_member(caller, member_id=id, card_number=card_number))
+        except DomainError as error:
+            raise query_error(error) from None
+
+    @strawberry.field(
+        description="Members visible to the caller (office staff: their office; branch: their branch).",
+        permission_classes=[allow(*STAFF)],
+    )
+    async def members(
+        self,
+        info: Info,
+        filter: MemberFilter | None = None,
+        order_by: MemberOrder = DomainOrder.TIER_DESC_NAME,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> MemberConnection:
+        caller = info.context.caller
+        domain_filter = None
+        extra = None
+        if filter is not None:
+            domain_filter = DomainFilter(
+                office_code=filter.office_code, branch_code=filter.branch_code,
+                tiers=tuple(filter.tiers) if filter.tiers is not None else None, search=filter.search,
+            )
+            if filter.at_risk_of_downgrade is not None:
+                extra = await _at_risk_condition(info, filter.at_risk_of_downgrade)
+        try:
+            page = await list_members(caller, domain_filter, order_by, first, after, extra=extra)
+        except ForbiddenError as error:
+            raise forbidden(str(error)) from None
+        except DomainError as error:
+            raise query_error(error) from None
+        return MemberConnection(
+            edges=[MemberEdge(node=Member.from_row(m), cursor=c) for m, c in zip(page.items, page.cursors)],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count or 0,
+        )
+
+
+# ---- mutations -------------------------------------------------------------------
+
+
+@strawberry.input(description="A contact address.")
+class AddressInput:
+    country: str = strawberry.field(description="ISO 3166-1 alpha-2 country code, e.g. CN.")
+    city: str = strawberry.field(description="City.")
+    province: str | None = strawberry.field(default=None, description="Province or state.")
+    line: str | None = strawberry.field(default=None, description="Street address.")
+    postal_code: str | None = strawberry.field(default=None, description="Postal code.")
+
+    def to_domain(self) -> DomainAddress:
+        return DomainAddress(country=self.country, city=self.city, province=self.province, line=self.line, postal_code=self.postal_code)
+
+
+@strawberry.input(description="A new member.")
+class MemberEnrollInput:
+    family_name: str = strawberry.field(description="Family name (Chinese or Latin).")
+    given_name: str = strawberry.field(description="Given name.")
+    address: AddressInput = strawberry.field(description="Contact address; it decides the office.")
+    birth_date: date | None = strawberry.field(default=None, description="Date of birth.")
+    phone: str | None = strawberry.field(default=None, description="Phone; no two active members share one.")
+    email: str | None = strawberry.field(default=None, description="Email; no two active members share one.")
+    idempotency_key: str | None = strawberry.field(default=None, description="Retry key: the same key and content returns the first result.")
+
+
+@strawberry.type(description="Result of memberEnroll.")
+class MemberEnrollPayload:
+    member: Member | None = strawberry.field(description="The enrolled member.")
+    user_errors: list[UserError] = strawberry.field(description="Why the enrolment was refused.")
+
+
+@strawberry.input(description="Changes to a member's contact details; omitted fields stay as they are.")
+class MemberUpdateInput:
+    id: strawberry.ID = strawberry.field(description="The member.")
+    phone: str | None = strawberry.field(default=strawberry.UNSET, description="New phone; null clears it.")
+    email: str | None = strawberry.field(default=strawberry.UNSET, description="New email; null clears it.")
+    address: AddressInput | None = strawberry.field(
+        default=strawberry.UNSET, description="A new address re-assigns the member's office by the address rules, with history."
+    )
+
+
+@strawberry.type(description="Result of memberUpdate.")
+class MemberUpdatePayload:
+    member: Member | None = strawberry.field(description="The member after the change.")
+    user_errors: list[UserError] = strawberry.field(description="Why the change was refused.")
+
+
+@strawberry.input(description="Assign a member to an office by hand.")
+class MemberRegionAssignInput:
+    member_id: strawberry.ID = strawberry.field(description="The member.")
+    office_code: str = strawberry.field(description="The office to assign (within the caller's branch for branch staff).")
+    reason: str = strawberry.field(description="Why; kept in the region history.")
+
+
+@strawberry.type(description="Result of memberRegionAssign.")
+class MemberRegionAssignPayload:
+    member: Member | None = strawberry.field(description="The member after the assignment.")
+    user_errors: list[UserError] = strawberry.field(description="Why the assignment was refused.")
+
+
+@strawberry.input(description="Suspend, close or re-activate a member.")
+class MemberStatusSetInput:
+    member_id: strawberry.ID = strawberry.field(description="The member.")
+    status: MemberStatus = strawberry.field(description="The new status.")
+    reason: str = strawberry.field(description="Why; audited.")
+
+
+@strawberry.type(description="Result of memberStatusSet.")
+class MemberStatusSetPayload:
+    member: Member | None = strawberry.field(description="The member after the change.")
+    user_errors: list[UserError] = strawberry.field(description="Why the change was refused.")
+
+
+def _unset(value):
+    return member_services.UNSET if value is strawberry.UNSET else value
+
+
+@strawberry.type
+class MemberMutation:
+    @strawberry.mutation(description="Enrol a member; the address decides the office, whoever enrols.",
+                         permission_classes=[allow(Role.ADMIN, Role.AIRLINE, Role.OFFICE, Role.BRANCH)])
+    async def member_enroll(self, info: Info, input: MemberEnrollInput) -> MemberEnrollPayload:
+        enrolment = member_services.Enrolment(
+            family_name=input.family_name, given_name=input.given_name, address=input.address.to_domain(),
+            birth_date=input.birth_date, phone=input.phone, email=input.email,
+        )
+        try:
+            row = await member_services.enroll(
+                info.context.caller, enrolment, today=info.context.today(), idempotency_key=input.idempotency_key
+            )
+        except DomainError as error:
+            return MemberEnrollPayload(member=None, user_errors=user_errors(error))
+        return MemberEnrollPayload(member=Member.from_row(row), user_errors=[])
+
+    @strawberry.mutation(description="Change a member's phone, email or address (the member themself, or an admin).",
+                         permission_classes=[allow(Role.MEMBER, Role.ADMIN)])
+    async def member_update(self, info: Info, input: MemberUpdateInput) -> MemberUpdatePayload:
+        address = _unset(input.address)
+        changes = member_services.MemberChanges(
+            phone=_unset(input.phone), email=_unset(input.email),
+            address=address.to_domain() if isinstance(address, AddressInput) else address,
+        )
+        try:
+            row = await member_services.update(info.context.caller, input.id, changes)
+        except DomainError as error:
+            return MemberUpdatePayload(member=None, user_errors=user_errors(error))
+        return MemberUpdatePayload(member=Member.from_row(row), user_errors=[])
+
+    @strawberry.mutation(description="Assign a member to an office by hand, with a reason (branch staff within their branch, or admin).",
+                         permission_classes=[allow(Role.BRANCH, Role.ADMIN)])
+    async def member_region_assign(self, info: Info, input: MemberRegionAssignInput) -> MemberRegionAssignPayload:
+        try:
+            row = await member_services.assign_region(info.context.caller, input.member_id, input.office_code, input.reason)
+        except ForbiddenError as error:
+            raise forbidden(str(error)) from None
+        except DomainError as error:
+            return MemberRegionAssignPayload(member=None, user_errors=user_errors(error))
+        return MemberRegionAssignPayload(member=Member.from_row(row), user_errors=[])
+
+    @strawberry.mutation(description="Admin: suspend, close or re-activate a member; the ledger is kept.",
+                         permission_classes=[allow(Role.ADMIN)])
+    async def member_status_set(self, info: Info, input: MemberStatusSetInput) -> MemberStatusSetPayload:
+        try:
+            row = await member_services.set_status(info.context.caller, input.member_id, input.status, input.reason)
+        except DomainError as error:
+            return MemberStatusSetPayload(member=None, user_errors=user_errors(error))
+        return MemberStatusSetPayload(member=Member.from_row(row), user_errors=[])
