@@ -26,12 +26,14 @@ class Mutation(MemberMutation, LoyaltyMutation):
 def build_schema(
     *, introspection: bool = True, max_depth: int = 12, max_cost: int = 25_000
 ) -> strawberry.Schema:
+    limits = limits_rule(max_depth, max_cost, introspection)
+    # Factories, not instances: strawberry builds fresh extensions per request.
     extensions = [
-        AddValidationRules([limits_rule(max_depth, max_cost, introspection)]),
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
-        MaskErrors(should_mask_error=should_mask_error, error_message="Internal error."),
+        lambda: AddValidationRules([limits]),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+        lambda: MaskErrors(should_mask_error=should_mask_error, error_message="Internal error."),
     ]
     if not introspection:
-        extensions.append(DisableIntrospection())
+        extensions.append(DisableIntrospection)
     return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)

@@ -214,7 +214,7 @@ class MemberQuery:
         self,
         info: Info,
         filter: MemberFilter | None = None,
-        order_by: MemberOrder = DomainOrder.TIER_DESC_NAME,
+        order_by: MemberOrder | None = DomainOrder.TIER_DESC_NAME,
         first: int | None = 50,
         after: str | None = None,
     ) -> MemberConnection:
@@ -229,7 +229,7 @@ class MemberQuery:
             if filter.at_risk_of_downgrade is not None:
                 extra = await _at_risk_condition(info, filter.at_risk_of_downgrade)
         try:
-            page = await list_members(caller, domain_filter, order_by, first, after, extra=extra)
+            page = await list_members(caller, domain_filter, order_by or DomainOrder.TIER_DESC_NAME, first, after, extra=extra)
         except ForbiddenError as error:
             raise forbidden(str(error)) from None
         except DomainError as error:

@@ -13,7 +13,7 @@ from schema.loyalty import TierChange
 from schema.permissions import ALL_ROLES, allow
 
 
-@strawberry.type
+@strawberry.type(description="Live events over graphql-transport-ws; the token goes in connection_init.")
 class Subscription:
     @strawberry.subscription(
         description=(

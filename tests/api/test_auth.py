@@ -77,7 +77,9 @@ async def test_token_for_unknown_office_is_forbidden(api):
 async def test_unregistered_and_disabled_partner_tokens_are_forbidden(api):
     from members.partners import add_partner, disable_partner
 
-    query = '{ member(cardNumber: "CA100000003") { cardNumber } }'
+    from members.cards import card_number
+
+    query = '{ member(cardNumber: "%s") { cardNumber } }' % card_number(10_000_000)
     assert error_codes(await api.gql(query, as_=("partner", "HOTEL1"))) == ["FORBIDDEN"]
     await add_partner("HOTEL1", "Hotel One")
     assert error_codes(await api.gql(query, as_=("partner", "HOTEL1"))) == []
