@@ -90,7 +90,7 @@ class Member(Model):
     enrolled_at = fields.DatetimeField(auto_now_add=True)
     tier = fields.IntEnumField(Tier, default=Tier.STANDARD)
     tier_since = fields.DateField()
-    tier_valid_until = fields.DateField(null=True)
+    tier_valid_until = fields.DateField(null=True, db_index=True)
     # Running total of redeemable miles; `loyalty ledger reconcile` proves it.
     redeemable_miles = fields.IntField(default=0)
 

@@ -9,12 +9,12 @@ from members.models import Partner
 
 PARTNER_CODE = re.compile(r"^[A-Z0-9]{2,12}$")
 # Codes a partner may never take: they name the airline's own sources.
-RESERVED_CODES = frozenset({"AIRLINE", "ADMIN"})
+RESERVED_CODES = frozenset({"AIRLINE", "ADMIN", "MEMBER", "SYSTEM"})
 
 
 def check_code(code: str) -> str:
     if not PARTNER_CODE.match(code or "") or code in RESERVED_CODES:
-        raise invalid(f"partner code {code!r} must be 2-12 upper-case letters or digits (not AIRLINE or ADMIN)", "code")
+        raise invalid(f"partner code {code!r} must be 2-12 upper-case letters or digits (not AIRLINE, ADMIN, MEMBER or SYSTEM)", "code")
     return code
 
 

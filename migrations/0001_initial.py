@@ -83,7 +83,7 @@ class Migration(migrations.Migration):
                 ('enrolled_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
                 ('tier', fields.IntEnumField(default=Tier.STANDARD, description='STANDARD: 0\nSILVER: 1\nGOLD: 2\nPLATINUM: 3', enum_type=Tier, generated=False)),
                 ('tier_since', fields.DateField()),
-                ('tier_valid_until', fields.DateField(null=True)),
+                ('tier_valid_until', fields.DateField(null=True, db_index=True)),
                 ('redeemable_miles', fields.IntField(default=0)),
             ],
             options={'table': 'member', 'app': 'models', 'indexes': [Index(fields=['office_id', 'tier', 'family_name']), Index(fields=['branch_id', 'tier', 'family_name'])], 'pk_attr': 'id', 'table_description': 'A programme member. Balances and tier are kept on the row for reads,'},
