@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from tortoise.queryset import QuerySet
 
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierEvent
-from members.access import Caller, Role, region_filter
+from members.access import Caller, region_filter, restrict_by_member_region
 from members.errors import ForbiddenError, invalid
 from members.paging import Page, decode_cursor, encode_cursor, page_size
 
@@ -96,16 +96,7 @@ def _scoped_events(caller: Caller) -> QuerySet[TierEvent]:
     applied to the office and branch the member had at the time of the event."""
     if caller.blocked:
         raise ForbiddenError("this token's scope is not valid")
-    query = TierEvent.all()
-    if caller.role in (Role.ADMIN, Role.AIRLINE, Role.PARTNER):
-        return query
-    if caller.role is Role.BRANCH:
-        return query.filter(branch_id=caller.branch_id)
-    if caller.role is Role.OFFICE:
-        return query.filter(office_id=caller.office_id)
-    if caller.role is Role.MEMBER:
-        return query.filter(member_id=caller.member_id)
-    return query.none()
+    return restrict_by_member_region(TierEvent.all(), caller)
 
 
 async def tier_changes(

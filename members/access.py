@@ -58,8 +58,10 @@ class Caller:
         return f"{self.role.value}:{self.subject}" + (f"@{self.scope}" if self.scope else "")
 
 
-def restrict_members(queryset: QuerySet[Member], caller: Caller) -> QuerySet[Member]:
-    """Members the caller may see at all (field-level limits are the schema's)."""
+def restrict_by_member_region(queryset: QuerySet, caller: Caller, member_column: str = "member_id") -> QuerySet:
+    """Rows that carry a member's office_id and branch_id (members themselves, tier
+    events) restricted to what the caller may see. `member_column` names the member
+    id column: "id" on the member table."""
     if caller.role in (Role.ADMIN, Role.AIRLINE, Role.PARTNER):
         return queryset
     if caller.role is Role.BRANCH:
@@ -67,8 +69,13 @@ def restrict_members(queryset: QuerySet[Member], caller: Caller) -> QuerySet[Mem
     if caller.role is Role.OFFICE:
         return queryset.filter(office_id=caller.office_id)
     if caller.role is Role.MEMBER:
-        return queryset.filter(id=caller.member_id)
+        return queryset.filter(**{member_column: caller.member_id})
     return queryset.none()
+
+
+def restrict_members(queryset: QuerySet[Member], caller: Caller) -> QuerySet[Member]:
+    """Members the caller may see at all (field-level limits are the schema's)."""
+    return restrict_by_member_region(queryset, caller, "id")
 
 
 def restrict_offices(queryset: QuerySet[Office], caller: Caller) -> QuerySet[Office]:
