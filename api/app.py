@@ -42,15 +42,13 @@ class BodyLimit:
                 await self._refuse(scope, receive, send)
                 return
         received = 0
-        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    too_large = True
                     raise _TooLarge
             return message
 

@@ -83,3 +83,14 @@ async def test_health_and_readiness(api):
     assert (await api.client.get("/healthz")).text == "ok"
     ready = await api.client.get("/readyz")
     assert ready.status_code == 200 and ready.json() == {"ready": True}
+
+
+async def test_oversized_streamed_body_without_length_is_413(api):
+    async def chunks():
+        yield b'{"query": "{ branches { code } }", "variables": {"pad": "'
+        for _ in range(17):
+            yield b"x" * 65536
+        yield b'"}}'
+
+    response = await api.client.post("/graphql", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
