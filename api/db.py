@@ -10,7 +10,7 @@ from tortoise.migrations.api import migrate as run_migrations
 
 from api.settings import Settings, load_settings
 
-MODEL_MODULES = ["members.models", "loyalty.models"]
+MODEL_MODULES = ["members.models", "loyalty.models", "care.models"]
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:

@@ -23,6 +23,8 @@ __all__ = [
     "Rules",
     "RulesError",
     "TierRule",
+    "CareRules",
+    "LifecycleRules",
     "load_rules",
     "parse_rules",
 ]
@@ -74,6 +76,36 @@ class TierRule:
 
 
 @dataclass(frozen=True)
+class LifecycleRules:
+    """How a member's lifecycle stage follows from their earning activity (see the
+    [care.lifecycle] table of the rules file)."""
+
+    period_months: int
+    new_months: int
+    decline_percent: int
+    growth_percent: int
+
+
+@dataclass(frozen=True)
+class CareRules:
+    """Numbers of the regional offices' VIP care: call intervals, welcome calls after an
+    upgrade, complaint response time, value segments and lifecycle stages."""
+
+    complaint_response_hours: int
+    upgrade_call_days: int
+    value_window_months: int
+    value_high_percent: int
+    value_medium_percent: int
+    # Days between calls per elite tier name (SILVER, GOLD, PLATINUM).
+    call_interval_days: Mapping[str, int] = field(hash=False)
+    lifecycle: LifecycleRules = field(hash=False)
+
+    def call_interval(self, tier: str) -> int | None:
+        """Days between calls for `tier`; None for STANDARD (not a VIP)."""
+        return self.call_interval_days.get(tier)
+
+
+@dataclass(frozen=True)
 class Rules:
     """A validated rule set. ``tiers`` is ordered lowest (STANDARD) first."""
 
@@ -87,6 +119,7 @@ class Rules:
     tiers: tuple[TierRule, ...]
     # Read-only view; excluded from hashing because mappings are unhashable.
     fare_classes: Mapping[str, int] = field(hash=False)
+    care: CareRules = field(hash=False)
 
     def tier(self, name: str) -> TierRule:
         """The rule of tier ``name``; ValueError for an unknown tier."""
@@ -171,11 +204,32 @@ class _Parser:
         return int(hundredths)
 
     def rules(self, data: Any) -> Rules:
-        top = self.table(data, "", (*_SETTINGS, "tiers", "fare_classes"))
+        top = self.table(data, "", (*_SETTINGS, "tiers", "fare_classes", "care"))
         settings = {k: self.integer(top[k], k, minimum) for k, minimum in _SETTINGS.items()}
         tiers = self.tiers(top["tiers"])
         fares = self.fare_classes(top["fare_classes"])
-        return Rules(**settings, tiers=tiers, fare_classes=MappingProxyType(fares))
+        return Rules(**settings, tiers=tiers, fare_classes=MappingProxyType(fares), care=self.care(top["care"]))
+
+    def care(self, data: Any) -> CareRules:
+        keys = ("complaint_response_hours", "upgrade_call_days", "value_window_months",
+                "value_high_percent", "value_medium_percent")
+        t = self.table(data, "care", (*keys, "call_interval_days", "lifecycle"))
+        numbers = {k: self.integer(t[k], f"care.{k}", 1) for k in keys}
+        for key in ("value_high_percent", "value_medium_percent"):
+            self.integer(numbers[key], f"care.{key}", 1, 100)
+        if numbers["value_medium_percent"] < numbers["value_high_percent"]:
+            raise self.fail("care.value_medium_percent", "must not be below care.value_high_percent")
+        elite = TIERS[1:]
+        intervals = self.table(t["call_interval_days"], "care.call_interval_days", elite)
+        days = {name: self.integer(intervals[name], f"care.call_interval_days.{name}", 1) for name in elite}
+        life = self.table(t["lifecycle"], "care.lifecycle", ("period_months", "new_months", "decline_percent", "growth_percent"))
+        lifecycle = LifecycleRules(
+            period_months=self.integer(life["period_months"], "care.lifecycle.period_months", 1),
+            new_months=self.integer(life["new_months"], "care.lifecycle.new_months"),
+            decline_percent=self.integer(life["decline_percent"], "care.lifecycle.decline_percent", 1, 100),
+            growth_percent=self.integer(life["growth_percent"], "care.lifecycle.growth_percent", 100, _MAX_PERCENT),
+        )
+        return CareRules(**numbers, call_interval_days=MappingProxyType(days), lifecycle=lifecycle)
 
     def tiers(self, data: Any) -> tuple[TierRule, ...]:
         if isinstance(data, Mapping):

@@ -20,3 +20,21 @@ class MemberStatus(str, Enum):
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
     CLOSED = "CLOSED"
+
+
+class LifecycleStage(str, Enum):
+    """Stage of the member's relationship with the programme (考察, 形成, 稳定, 退化, and dormant)."""
+
+    NEW = "NEW"
+    GROWING = "GROWING"
+    STABLE = "STABLE"
+    DECLINING = "DECLINING"
+    DORMANT = "DORMANT"
+
+
+class ValueSegment(str, Enum):
+    """Rank of the member's trailing qualifying miles within their office."""
+
+    HIGH = "HIGH"
+    MEDIUM = "MEDIUM"
+    LOW = "LOW"

@@ -3,7 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from members.enums import MemberStatus, Tier
+from members.enums import LifecycleStage, MemberStatus, Tier, ValueSegment
 
 
 class Branch(Model):
@@ -93,10 +93,24 @@ class Member(Model):
     tier_valid_until = fields.DateField(null=True, db_index=True)
     # Running total of redeemable miles; `loyalty ledger reconcile` proves it.
     redeemable_miles = fields.IntField(default=0)
+    # VIP care, kept on the row so that worklists and filters are plain indexed reads:
+    # the day of the last care call that reached the member (REACHED or DECLINED), the
+    # follow-up date the last call asked for, and the stage and value segment written
+    # by `loyalty care refresh` (care.segments) as of care_refreshed_on.
+    care_last_contact_on = fields.DateField(null=True)
+    care_follow_up_on = fields.DateField(null=True)
+    lifecycle_stage = fields.CharEnumField(LifecycleStage, max_length=10, default=LifecycleStage.NEW)
+    value_segment = fields.CharEnumField(ValueSegment, max_length=6, default=ValueSegment.LOW)
+    care_refreshed_on = fields.DateField(null=True)
 
     class Meta:
         table = "member"
-        indexes = (("office_id", "tier", "family_name"), ("branch_id", "tier", "family_name"))
+        indexes = (
+            ("office_id", "tier", "family_name"),
+            ("branch_id", "tier", "family_name"),
+            ("office_id", "lifecycle_stage"),
+            ("office_id", "value_segment"),
+        )
 
 
 class RegionAssignment(Model):

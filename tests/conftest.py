@@ -15,6 +15,9 @@ from api.settings import load_settings
 
 # Tables holding test-made rows, children first. Region data stays loaded.
 MUTABLE_TABLES = [
+    "feedback_change",
+    "feedback",
+    "care_call",
     "tier_event",
     "credit_lot",
     "ledger_entry",

@@ -1,0 +1,105 @@
+"""Tortoise models of VIP care: logged care calls and member feedback with its history."""
+
+from enum import Enum
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class CallOutcome(str, Enum):
+    REACHED = "REACHED"
+    NO_ANSWER = "NO_ANSWER"
+    DECLINED = "DECLINED"
+    WRONG_NUMBER = "WRONG_NUMBER"
+
+    @property
+    def is_contact(self) -> bool:
+        """The member was reached (a refusal to talk is still a contact): the call
+        interval starts again."""
+        return self in (CallOutcome.REACHED, CallOutcome.DECLINED)
+
+
+class FeedbackKind(str, Enum):
+    COMPLAINT = "COMPLAINT"
+    SUGGESTION = "SUGGESTION"
+    PRAISE = "PRAISE"
+    INQUIRY = "INQUIRY"
+
+
+class FeedbackChannel(str, Enum):
+    APP = "APP"
+    WEB = "WEB"
+    PHONE = "PHONE"
+    EMAIL = "EMAIL"
+    COUNTER = "COUNTER"
+    SOCIAL = "SOCIAL"
+
+
+class FeedbackStatus(str, Enum):
+    OPEN = "OPEN"
+    IN_PROGRESS = "IN_PROGRESS"
+    RESOLVED = "RESOLVED"
+    CLOSED = "CLOSED"
+
+
+class CareCall(Model):
+    """One call made by office staff to a member. Append-only."""
+
+    id = fields.BigIntField(primary_key=True)
+    member = fields.ForeignKeyField("models.Member", related_name="care_calls", on_delete=fields.RESTRICT)
+    member_id: int
+    # The member's office when the call was made (scope of the call record).
+    office_id = fields.IntField()
+    branch_id = fields.IntField()
+    called_at = fields.DatetimeField()
+    outcome = fields.CharEnumField(CallOutcome, max_length=12)
+    notes = fields.TextField(null=True)
+    # Needs the member named, as a JSON list of short strings.
+    needs = fields.JSONField(default=list)
+    follow_up_on = fields.DateField(null=True)
+    actor = fields.CharField(max_length=100)
+
+    class Meta:
+        table = "care_call"
+        indexes = (("member_id", "called_at"), ("office_id", "called_at"))
+
+
+class Feedback(Model):
+    """A complaint, suggestion, praise or inquiry, routed to the member's office."""
+
+    id = fields.BigIntField(primary_key=True)
+    member = fields.ForeignKeyField("models.Member", related_name="feedback", on_delete=fields.RESTRICT)
+    member_id: int
+    office_id = fields.IntField()
+    branch_id = fields.IntField()
+    kind = fields.CharEnumField(FeedbackKind, max_length=10)
+    channel = fields.CharEnumField(FeedbackChannel, max_length=8)
+    subject = fields.CharField(max_length=200)
+    text = fields.TextField()
+    status = fields.CharEnumField(FeedbackStatus, max_length=12, default=FeedbackStatus.OPEN)
+    resolution = fields.TextField(null=True)
+    submitted_at = fields.DatetimeField()
+    # For complaints: submitted_at + complaint_response_hours; overdue while unresolved after it.
+    respond_by = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField()
+    submitted_by = fields.CharField(max_length=100)
+
+    class Meta:
+        table = "feedback"
+        indexes = (("office_id", "status", "id"), ("branch_id", "status", "id"), ("member_id", "id"))
+
+
+class FeedbackChange(Model):
+    """History of a feedback item: every status change, who made it and why."""
+
+    id = fields.BigIntField(primary_key=True)
+    feedback = fields.ForeignKeyField("models.Feedback", related_name="changes", on_delete=fields.RESTRICT)
+    feedback_id: int
+    from_status = fields.CharEnumField(FeedbackStatus, max_length=12, null=True)
+    to_status = fields.CharEnumField(FeedbackStatus, max_length=12)
+    note = fields.TextField(null=True)
+    actor = fields.CharField(max_length=100)
+    changed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "feedback_change"
