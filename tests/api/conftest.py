@@ -48,3 +48,84 @@ def data(result: dict) -> dict:
 
 def error_codes(result: dict) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in result.get("errors") or []]
+
+
+# ---- members: a shared factory for the member tests --------------------------------
+
+MEMBER_FIELDS = """id cardNumber familyName givenName status tier phone email birthDate
+  address { country province city line postalCode } office { code } branch { code }
+  regionHistory { office { code } reason }"""
+
+USER_ERRORS = "userErrors { code field message }"
+
+ENROLL = (
+    "mutation Enroll($input: MemberEnrollInput!) { memberEnroll(input: $input) { member { %s } %s } }"
+)
+
+_serials = iter(range(1, 10**9))
+
+
+def office_address(office_code: str) -> dict:
+    """An address that the shipped address rules (members/data/regions.json) map to
+    this office by its city."""
+    from members.regions import region_data
+
+    rule = next(r for r in region_data()["address_rules"] if r["office"] == office_code and r.get("city"))
+    return {"country": rule["country"], "province": rule.get("province"), "city": rule["city"]}
+
+
+def person(office: str = "PEK01", **fields) -> dict:
+    """A MemberEnrollInput with a phone and email no other call of this helper uses."""
+    n = next(_serials)
+    value = {
+        "familyName": "Wang", "givenName": f"Fang {n}", "phone": f"+86 139 {n:08d}",
+        "email": f"member{n}@example.com", "address": office_address(office),
+    }
+    value.update(fields)
+    return value
+
+
+async def enroll_payload(api, input: dict, as_: tuple = ("admin",), fields: str = MEMBER_FIELDS) -> dict:
+    """The memberEnroll payload (member and userErrors) for this input."""
+    return data(await api.gql(ENROLL % (fields, USER_ERRORS), {"input": input}, as_=as_))["memberEnroll"]
+
+
+async def enroll(api, office: str = "PEK01", as_: tuple = ("admin",), fields: str = MEMBER_FIELDS, **input) -> dict:
+    """Enrol a member living in `office`'s city (or as `input` says); the new member."""
+    payload = await enroll_payload(api, person(office, **input), as_, fields)
+    assert payload["userErrors"] == [], payload["userErrors"]
+    return payload["member"]
+
+
+def as_member(member: dict) -> tuple:
+    """`as_=` for the member token of this member."""
+    return ("member", None, member["id"])
+
+
+async def member_count(api) -> int:
+    """How many members exist, as an admin counts them."""
+    return data(await api.gql("{ members(first: 0) { totalCount } }", as_=("admin",)))["members"]["totalCount"]
+
+
+async def set_tier(api, member: dict, tier: str) -> None:
+    """Give a member a tier by an admin override."""
+    result = await api.gql(
+        "mutation($input: TierOverrideInput!) { tierOverride(input: $input) { userErrors { code message } } }",
+        {"input": {"memberId": member["id"], "tier": tier, "reason": "test set-up"}}, as_=("admin",),
+    )
+    assert data(result)["tierOverride"]["userErrors"] == []
+
+
+async def set_status(api, member: dict, status: str, reason: str = "test set-up") -> None:
+    """Set a member's status as an admin."""
+    result = await api.gql(
+        "mutation($input: MemberStatusSetInput!) { memberStatusSet(input: $input) { userErrors { code message } } }",
+        {"input": {"memberId": member["id"], "status": status, "reason": reason}}, as_=("admin",),
+    )
+    assert data(result)["memberStatusSet"]["userErrors"] == []
+
+
+async def admin_view(api, member: dict, fields: str = MEMBER_FIELDS) -> dict:
+    """The member as an admin reads it now."""
+    result = await api.gql("query($id: ID) { member(id: $id) { %s } }" % fields, {"id": member["id"]}, as_=("admin",))
+    return data(result)["member"]
