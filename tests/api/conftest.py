@@ -129,3 +129,8 @@ async def admin_view(api, member: dict, fields: str = MEMBER_FIELDS) -> dict:
     """The member as an admin reads it now."""
     result = await api.gql("query($id: ID) { member(id: $id) { %s } }" % fields, {"id": member["id"]}, as_=("admin",))
     return data(result)["member"]
+
+
+def problems(payload: dict) -> list[tuple]:
+    """A payload's userErrors as (code, field) pairs."""
+    return [(e["code"], e["field"]) for e in payload["userErrors"]]
