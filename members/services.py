@@ -75,8 +75,11 @@ def _contact(value: str | None) -> str | None:
     return value or None
 
 
-async def _check_unique_contacts(phone: str | None, email: str | None, exclude_id: int | None = None) -> None:
-    """DUPLICATE if another member not CLOSED holds the phone or email."""
+async def _check_unique_contacts(
+    phone: str | None, email: str | None, exclude_id: int | None = None, field: tuple[str, ...] | None = None
+) -> None:
+    """DUPLICATE if another member not CLOSED holds the phone or email. `field` names the
+    input at fault when that input is not the phone or email itself (re-activation)."""
     for column, value, label in (("phone_key", phone, "phone"), ("email_key", email, "email")):
         if value is None:
             continue
@@ -84,7 +87,7 @@ async def _check_unique_contacts(phone: str | None, email: str | None, exclude_i
         if exclude_id is not None:
             query = query.exclude(id=exclude_id)
         if await query.exists():
-            raise DomainError("DUPLICATE", f"a member with this {label} is already enrolled", ("input", label))
+            raise DomainError("DUPLICATE", f"a member with this {label} is already enrolled", field or ("input", label))
 
 
 def _address_columns(address: Address) -> dict[str, Any]:
@@ -248,7 +251,7 @@ async def set_status(caller: Caller, member_id: str, status: MemberStatus, reaso
             "phone_key": phone_key(member.phone) if member.phone else None,
             "email_key": email_key(member.email) if member.email else None,
         }
-        await _check_unique_contacts(keys["phone_key"], keys["email_key"], exclude_id=member.id)
+        await _check_unique_contacts(keys["phone_key"], keys["email_key"], exclude_id=member.id, field=("input", "status"))
         values.update(keys)
     try:
         async with in_transaction() as connection:
@@ -258,6 +261,6 @@ async def set_status(caller: Caller, member_id: str, status: MemberStatus, reaso
                 reason=reason, actor=caller.actor, using_db=connection,
             )
     except IntegrityError:
-        await _check_unique_contacts(values.get("phone_key"), values.get("email_key"), exclude_id=member.id)
+        await _check_unique_contacts(values.get("phone_key"), values.get("email_key"), exclude_id=member.id, field=("input", "status"))
         raise
     return await Member.get(id=member.id)

@@ -63,6 +63,8 @@ def should_mask_error(error: GraphQLError) -> bool:
     original = error.original_error
     if original is None:
         return False  # syntax and validation errors carry no original error
+    if error.path is None:
+        return False  # raised before execution: a variable value the client sent is malformed
     if isinstance(original, CodedError):
         return False
     code = (getattr(original, "extensions", None) or {}).get("code")

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.api.conftest import admin_view, enroll, enroll_payload, member_count, person, problems, set_status
+from tests.api.conftest import ENROLL, USER_ERRORS, admin_view, enroll, enroll_payload, member_count, person, problems
+from tests.api.conftest import set_status
 
 
 def luhn_valid(digits: str) -> bool:
@@ -235,4 +236,13 @@ async def test_a_birth_date_in_the_future_is_invalid(api):
     tomorrow = (_today(api) + timedelta(days=1)).isoformat()
     payload = await enroll_payload(api, person(birthDate=tomorrow))
     assert problems(payload) == [("INVALID", ["input", "birthDate"])]
+    assert await member_count(api) == 0
+
+
+@pytest.mark.parametrize("birth_date", ["31/12/1990", "2026-13-01"])
+async def test_a_malformed_date_is_reported_to_the_client_not_masked(api, birth_date):
+    result = await api.gql(ENROLL % ("id", USER_ERRORS), {"input": person(birthDate=birth_date)}, as_=("admin",))
+    assert result.get("data") is None
+    assert "birthDate" in result["errors"][0]["message"]
+    assert "Internal error" not in result["errors"][0]["message"]
     assert await member_count(api) == 0
