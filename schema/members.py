@@ -199,8 +199,9 @@ class MemberQuery:
     )
     async def member(self, info: Info, id: strawberry.ID | None = None, card_number: str | None = None) -> Member | None:
         caller = info.context.caller
-        if caller.role is Role.PARTNER and card_number is None:
-            raise forbidden("partners look members up by cardNumber")
+        if caller.role in (Role.PARTNER, Role.AIRLINE) and card_number is None:
+            # Ids are sequential, card numbers unguessable: by id they could list every member.
+            raise forbidden(f"role {caller.role.value} looks members up by cardNumber")
         try:
             return _member_or_none(await find_member(caller, member_id=id, card_number=card_number))
         except DomainError as error:
