@@ -66,8 +66,7 @@ def _after(order: MemberOrder, key: list) -> Q:
         )
     if order is MemberOrder.CARD_NUMBER:
         return Q(card_number__gt=key[0])
-    enrolled_at, pk = key
-    enrolled = datetime.fromisoformat(enrolled_at)
+    enrolled, pk = key
     return Q(enrolled_at__lt=enrolled) | Q(enrolled_at=enrolled, id__lt=pk)
 
 
@@ -76,6 +75,28 @@ ORDER_COLUMNS = {
     MemberOrder.CARD_NUMBER: ("card_number",),
     MemberOrder.ENROLLED_AT_DESC: ("-enrolled_at", "-id"),
 }
+# JSON types of each ordering's cursor key: a forged cursor is INVALID, not a database error.
+KEY_TYPES = {
+    MemberOrder.TIER_DESC_NAME: (int, str, str, int),
+    MemberOrder.CARD_NUMBER: (str,),
+    MemberOrder.ENROLLED_AT_DESC: (str, int),
+}
+
+
+def _cursor_key(order: MemberOrder, after: str) -> list:
+    """The sort key inside a cursor of this ordering, with the types its columns need."""
+    key = decode_cursor(after, order.value, len(ORDER_COLUMNS[order]))
+    for value, kind in zip(key, KEY_TYPES[order]):
+        if type(value) is not kind or (kind is int and not 0 <= value < 2**31):
+            raise invalid("after is not a valid cursor", "after")
+    if order is MemberOrder.ENROLLED_AT_DESC:
+        try:
+            key[0] = datetime.fromisoformat(key[0])
+        except ValueError:
+            raise invalid("after is not a valid cursor", "after") from None
+        if key[0].tzinfo is None:
+            raise invalid("after is not a valid cursor", "after")
+    return key
 
 
 async def list_members(
@@ -108,7 +129,7 @@ async def list_members(
         query = query.filter(extra)
     total = await query.count()
     if after:
-        query = query.filter(_after(order, decode_cursor(after, order.value, len(ORDER_COLUMNS[order]))))
+        query = query.filter(_after(order, _cursor_key(order, after)))
     rows = await query.order_by(*ORDER_COLUMNS[order]).limit(size + 1)
     items = rows[:size]
     return Page(
