@@ -1,4 +1,4 @@
-"""The Starlette application: /graphql (HTTP and WebSocket), /healthz, /readyz."""
+"""The Starlette application: /graphql (HTTP and WebSocket), /healthz, /readyz, /board."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api.auth import AuthError, bearer_token, decode_token
+from api.board import board_routes
 from api.db import tortoise_config
 from api.settings import Settings
 from loyalty.feed import EventFeed
@@ -153,6 +154,7 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *board_routes(),
         ],
         lifespan=lifespan,
         middleware=[Middleware(BodyLimit, limit=settings.max_body_bytes)],
