@@ -293,11 +293,14 @@
   }`;
 
   /** One subscription that reconnects after a dropped connection and resumes after
-   *  the last event it saw (the server replays from its log: no gap, no duplicate). */
+   *  the last event it saw (the server replays from its log: no gap, no duplicate).
+   *  `onResume` runs on each reconnection, to reload what may have moved meanwhile. */
   class LiveChanges {
-    constructor(token, onChange) {
+    constructor(token, onChange, onResume) {
       this.token = token;
       this.onChange = onChange;
+      this.onResume = onResume;
+      this.connectedBefore = false;
       this.cursor = null;
       this.attempts = 0;
       this.stopped = false;
@@ -327,6 +330,8 @@
           this.attempts = 0;
           this.send({ id: "tier-changes", type: "subscribe", payload: { query: TIER_CHANGED, variables: { after: this.cursor } } });
           setLiveStatus("live", "live");
+          if (this.connectedBefore) this.onResume();
+          this.connectedBefore = true;
           break;
         case "next": {
           const { data, errors } = message.payload;
@@ -412,7 +417,7 @@
     state.live = new LiveChanges(token, (change) => {
       showChange(change);
       scheduleRefresh();
-    });
+    }, scheduleRefresh);
     state.live.start();
     await refreshAll();
   }
