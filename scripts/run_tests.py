@@ -3,7 +3,8 @@ the fan-out tests on Redis when those servers answer. Says what it skipped.
 
 Environment: TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/loyalty_test),
 TEST_REDIS_URL (default redis://127.0.0.1:6379/15), REQUIRE_SERVICES=1 to fail
-instead of skipping when one is down (CI sets it).
+instead of skipping when one is down (CI sets it). The /board browser tests need
+Chromium at /usr/bin/chromium; without it they skip (or, with REQUIRE_SERVICES=1, fail).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import urlparse
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/loyalty_test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE = os.environ.get("REQUIRE_SERVICES") == "1"
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; tests/api/test_board.py drives it
 
 
 def reachable(url: str) -> bool:
@@ -55,15 +57,19 @@ def main() -> int:
     skipped: list[str] = []
     have_redis = reachable(REDIS_URL)
     have_postgres = postgres_answers(POSTGRES_URL)
-    if REQUIRE and not (have_redis and have_postgres):
-        missing = [name for name, ok in (("PostgreSQL", have_postgres), ("Redis", have_redis)) if not ok]
-        print(f"run_tests: required services not answering: {', '.join(missing)}", file=sys.stderr)
+    have_chromium = os.access(CHROMIUM, os.X_OK)
+    if REQUIRE and not (have_redis and have_postgres and have_chromium):
+        required = (("PostgreSQL", have_postgres), ("Redis", have_redis), (f"Chromium at {CHROMIUM}", have_chromium))
+        missing = [name for name, ok in required if not ok]
+        print(f"run_tests: required services or tools missing: {', '.join(missing)}", file=sys.stderr)
         return 1
     base_env = {"DATABASE_URL": ""}
     if have_redis:
         base_env["TEST_REDIS_URL"] = REDIS_URL
     else:
         skipped.append(f"Redis fan-out tests (no Redis at {REDIS_URL})")
+    if not have_chromium:
+        skipped.append(f"browser tests of /board (no Chromium at {CHROMIUM}; apt-get install chromium)")
     results = [pytest("all tests on SQLite", base_env)]
     if have_postgres:
         results.append(pytest("database tests on PostgreSQL", {**base_env, "DATABASE_URL": POSTGRES_URL}, "-m", "db"))
