@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import pycountry
+
 from members.errors import invalid
 from members.models import AddressRule, Office
 
@@ -38,7 +40,7 @@ def _clean(value: str | None, limit: int, *field: str) -> str | None:
 def validate_address(address: Address, *field: str) -> Address:
     """A clean copy of the address, or INVALID naming the field at fault."""
     country = (address.country or "").strip().upper()
-    if not _COUNTRY.match(country):
+    if not _COUNTRY.match(country) or pycountry.countries.get(alpha_2=country) is None:
         raise invalid("country must be an ISO 3166-1 alpha-2 code, e.g. CN", *field, "country")
     city = _clean(address.city, 64, *field, "city")
     if not city:

@@ -211,6 +211,7 @@ INVALID_CASES = {
     "three-letter country": ({"address": {"country": "CHN", "city": "Beijing"}}, ["input", "address", "country"]),
     "empty country": ({"address": {"country": "", "city": "Beijing"}}, ["input", "address", "country"]),
     "country with a digit": ({"address": {"country": "C1", "city": "Beijing"}}, ["input", "address", "country"]),
+    "unassigned code XX": ({"address": {"country": "XX", "city": "Nowhere"}}, ["input", "address", "country"]),
     "blank city": ({"address": {"country": "CN", "city": "  "}}, ["input", "address", "city"]),
     "postal code over 16 characters": ({"address": {"country": "CN", "city": "Beijing", "postalCode": "1" * 17}}, ["input", "address", "postalCode"]),
     "address line over 200 characters": ({"address": {"country": "CN", "city": "Beijing", "line": "x" * 201}}, ["input", "address", "line"]),
