@@ -195,3 +195,22 @@ MEMBER_MILES = "query($id: ID) { member(id: $id) { tier redeemableMiles milesExp
 async def loyalty_miles(api, member: dict) -> dict:
     """tier, redeemableMiles and milesExpiringSoon as an admin reads them."""
     return data(await api.gql(MEMBER_MILES, {"id": member["id"]}, as_=ADMIN))["member"]
+
+
+# ---- the `loyalty` command in a child process -------------------------------------------
+
+
+def loyalty_cli(args: list[str], cwd, database_url: str | None = None, **env: str):
+    """Run `loyalty ARGS` as an operator would (`python -m api.cli`, in `cwd` so no .env
+    file of the project is read); the CompletedProcess with text stdout and stderr."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DATABASE_URL", "REDIS_URL"))}
+    if database_url is not None:
+        environment["DATABASE_URL"] = database_url
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120,
+    )
