@@ -230,6 +230,20 @@ def cmd_ledger_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if differences else 0
 
 
+def cmd_care_refresh(settings: Settings, args: argparse.Namespace) -> int:
+    from care.segments import refresh_segments
+
+    as_of = args.as_of or _today(settings)
+    rules = _rules(settings)
+    summary = asyncio.run(_with_orm(
+        settings, lambda: refresh_segments(rules, as_of, Progress("care refresh"), timezone=settings.tz)
+    ))
+    stages = ", ".join(f"{n} {stage.value}" for stage, n in summary.stages.items())
+    segments = ", ".join(f"{n} {segment.value}" for segment, n in summary.segments.items())
+    print(f"care refresh as of {as_of}: {summary.members} members in {summary.offices} offices; {stages}; {segments}")
+    return 0
+
+
 # ---- parser ----------------------------------------------------------------------
 
 
@@ -290,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     ledger = sub.add_parser("ledger", help="ledger jobs")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     ledger_sub.add_parser("reconcile", help="prove every balance equals the sum of its ledger").set_defaults(func=cmd_ledger_reconcile)
+
+    care = sub.add_parser("care", help="VIP care jobs")
+    care_sub = care.add_subparsers(dest="care_command", required=True, metavar="ACTION")
+    refresh = care_sub.add_parser("refresh", help="write every member's lifecycle stage and value segment as of --as-of")
+    refresh.add_argument("--as-of", type=_date, dest="as_of")
+    refresh.set_defaults(func=cmd_care_refresh)
     return parser
 
 

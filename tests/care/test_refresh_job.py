@@ -109,3 +109,26 @@ async def test_members_of_an_office_without_ledger_and_a_member_before_enrolment
     assert await snapshot(young) == (Stage.NEW, Segment.LOW, AS_OF)  # enrolled after 2026-05-20
     await refresh_segments(RULES, D("2026-11-21"))
     assert await snapshot(young) == (Stage.DORMANT, Segment.LOW, D("2026-11-21"))  # six months have passed
+
+
+async def test_the_cli_command_refreshes_with_progress_and_one_line_errors(db, tmp_path):
+    from tests.api.loyalty_factories import loyalty_cli
+
+    flyer = await member_at("PEK01", "Han", "Cli")
+    await fly(flyer, D("2026-10-01"))
+    idle = await member_at("PEK01", "Yang", "Cli")
+    done = loyalty_cli(["care", "refresh", "--as-of", "2026-11-20"], tmp_path, db.database_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == (
+        "care refresh as of 2026-11-20: 2 members in 142 offices; 0 NEW, 1 GROWING, 0 STABLE, 0 DECLINING, "
+        "1 DORMANT; 0 HIGH, 1 MEDIUM, 1 LOW"
+    )
+    assert "care refresh: [####################] 142/142 (100%)" in done.stderr
+    assert await snapshot(flyer) == (Stage.GROWING, Segment.MEDIUM, AS_OF)
+    assert await snapshot(idle) == (Stage.DORMANT, Segment.LOW, AS_OF)
+
+    bad = loyalty_cli(["care", "refresh", "--as-of", "2026-02-30"], tmp_path, db.database_url)
+    assert bad.returncode == 2 and bad.stderr.splitlines()[-1].endswith("'2026-02-30' is not a date (YYYY-MM-DD)")
+    missing = loyalty_cli(["care", "refresh"], tmp_path, f"sqlite://{tmp_path / 'none.db'}")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().startswith("loyalty: database error") and len(missing.stderr.strip().splitlines()) == 1
