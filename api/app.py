@@ -100,7 +100,9 @@ class LoyaltyGraphQL(GraphQL):
     async def get_context(self, request: Any, response: Any) -> Context:
         if request.scope["type"] == "websocket":
             # The token comes with connection_init, checked in on_ws_connect.
-            return await self._context(None)
+            context = await self._context(None)
+            context.extra["close_connection"] = request.close  # e.g. to drop a slow subscriber
+            return context
         return await self._context(request.headers.get("authorization"))
 
     async def on_ws_connect(self, context: Context) -> None:
@@ -135,7 +137,7 @@ async def readyz(request: Request) -> JSONResponse:
 def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bool = True) -> Starlette:
     """The ASGI app. `manage_orm=False` when the caller (tests) has initialised Tortoise."""
     rules = rules or load_rules(settings.rules_path)
-    feed = EventFeed(redis_url=settings.redis_url)
+    feed = EventFeed(redis_url=settings.redis_url, poll_interval=settings.feed_poll_seconds, queue_size=settings.feed_queue_size)
     graphql = LoyaltyGraphQL(settings, rules, feed)
 
     @contextlib.asynccontextmanager

@@ -107,6 +107,12 @@ def _check_database(settings: Settings) -> None:
         raise OperatorError(f"database needs migrations ({', '.join(pending)}): run `loyalty migrate`")
 
 
+# How `serve` runs uvicorn (tests/live.py serves the same way). Tier-change messages are a
+# few hundred bytes: per-message compression would cost CPU for every subscriber of
+# every event and save little, so it is off.
+UVICORN_OPTIONS = {"lifespan": "on", "ws_per_message_deflate": False}
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
@@ -116,7 +122,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         settings.require_secret()
     _check_database(settings)
     print(f"serving GraphQL on http://{host}:{port}/graphql", file=sys.stderr)
-    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", lifespan="on")
+    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", **UVICORN_OPTIONS)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +35,10 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_depth: int = 12
     max_cost: int = 5000
+    # The tierChanged feed: how often each process reads the log when no hint came,
+    # and how many live events may wait for one subscriber before it is dropped.
+    feed_poll_seconds: float = 0.25
+    feed_queue_size: int = 1000
 
     @property
     def tz(self) -> ZoneInfo:
@@ -71,6 +76,19 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _positive(env: dict[str, str], name: str, default: float, kind: type = float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = 0
+    if not 0 < value < math.inf:
+        raise SettingsError(f"{name}={raw!r} must be a positive {'whole ' if kind is int else ''}number")
+    return value
+
+
 def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
     """Read settings; the real environment wins over `.env`."""
     env = dict(_read_dotenv(dotenv)) if dotenv else {}
@@ -94,4 +112,6 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         rules_path=env.get("LOYALTY_RULES") or None,
         introspection=not production and not _flag(env.get("LOYALTY_DISABLE_INTROSPECTION")),
         graphiql=not production and not _flag(env.get("LOYALTY_DISABLE_GRAPHIQL")),
+        feed_poll_seconds=_positive(env, "LOYALTY_FEED_POLL_SECONDS", Settings.feed_poll_seconds),
+        feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
     )

@@ -1,13 +1,25 @@
 """Live tier changes, driven by the committed event log.
 
-Subscribers never receive events from the code that wrote them: they read the
-durable log (loyalty.reads.tier_changes) from their position onwards. The feed only
-wakes them when the log may have grown: a watcher polls the log's head position,
-and, with REDIS_URL, a Redis channel carries "new events" hints between server
-processes so that a change made through one worker reaches subscribers of another
-at once. A hint that is lost only delays delivery until the next poll; an event
-that was rolled back is never in the log, so it is never announced. Each subscriber
-pulls at its own pace, so a slow one cannot stall the others.
+Subscribers never receive events from the code that wrote them: every event they get
+was read back from the durable log (loyalty.models.TierEvent, whose ids commit in
+order: see loyalty.events). Per server process one reader reads each new batch of the
+log ONCE and hands it to every subscriber, whose own rule (loyalty.reads.
+tier_change_test: the same scope as the tierChanges query) picks what it may see.
+
+The reader wakes on three signals, each only a hint to read the log: `announce()`
+after a local commit (the mutations call it), a Redis message from another process
+(with REDIS_URL), and a poll every `poll_interval` seconds as the fallback for writers
+that announce nothing (a CLI job in another process, a lost Redis message). A hint
+carries no position: whatever it says, the reader reads the real log.
+
+A subscriber first catches up from the log itself (its `after:` cursor, or the head
+when it subscribes), paced by its own consumer, then joins the live stream at exactly
+the position the reader has handed out, with no await in between: no gap, and events
+it already replayed are skipped by position, so none twice. Live events wait in a
+bounded per-subscriber queue; a subscriber that lets it fill is dropped
+(SubscriberTooSlow, and `on_slow` is called so the transport can close the
+connection): it resumes with `after:` and its last cursor, and loses nothing. So a slow
+subscriber costs the others nothing.
 """
 
 from __future__ import annotations
@@ -15,90 +27,179 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 from tortoise.functions import Max
 
+from loyalty import reads
 from loyalty.models import TierEvent
 from members.access import Caller
-from members.paging import encode_cursor
+from members.paging import MAX_PAGE
 
 log = logging.getLogger(__name__)
-CHANNEL = "loyalty:tier-events"
+
+CHANNEL_PREFIX = "loyalty:tier-events"
+READ_BATCH = 200  # events per read of the shared reader
+REDIS_RETRY_SECONDS = 1.0
+
+
+class SubscriberTooSlow(Exception):
+    """The subscriber's queue filled up; it must resume with `after:` its last cursor."""
 
 
 async def head_position() -> int:
+    """The position of the newest committed event (0 for an empty log)."""
     row = await TierEvent.annotate(head=Max("id")).first().values("head")
     return int((row or {}).get("head") or 0)
 
 
+def redis_channel(redis_url: str) -> str:
+    """The hint channel: Redis pub/sub ignores database numbers, so the number in
+    REDIS_URL is part of the name, keeping deployments that share a Redis server
+    but not a database number apart."""
+    from redis.connection import parse_url
+
+    return f"{CHANNEL_PREFIX}:db{parse_url(redis_url).get('db', 0)}"
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    wants: Callable[[TierEvent], bool]
+    limit: int
+    on_slow: Callable[[], Awaitable[None]] | None
+    queue: deque[TierEvent] = field(default_factory=deque)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    slow: bool = False
+
+    def offer(self, events: list[TierEvent]) -> bool:
+        """Queue the events it may see; False when that would pass the limit."""
+        for event in events:
+            if self.wants(event):
+                if len(self.queue) >= self.limit:
+                    return False
+                self.queue.append(event)
+        self.arrived.set()
+        return True
+
+
 class EventFeed:
-    def __init__(self, *, redis_url: str | None = None, poll_interval: float = 0.25) -> None:
+    def __init__(self, *, redis_url: str | None = None, poll_interval: float = 0.25, queue_size: int = 1000) -> None:
         self.redis_url = redis_url
+        self.channel = redis_channel(redis_url) if redis_url else None
         self.poll_interval = poll_interval
-        self._head = 0
-        self._changed = asyncio.Condition()
-        self._redis = None
+        self.queue_size = queue_size
+        # Position of the newest event handed to subscribers; None until the reader starts.
+        self._head: int | None = None
+        self._started = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._subscribers: set[_Subscriber] = set()
+        self._publisher = None
+        self._background: set[asyncio.Task] = set()
 
-    async def _advance(self, head: int) -> None:
-        if head > self._head:
-            self._head = head
-            async with self._changed:
-                self._changed.notify_all()
+    @property
+    def subscribers(self) -> int:
+        """How many subscribers follow the live stream (not those catching up)."""
+        return len(self._subscribers)
 
-    async def _watch_log(self) -> None:
+    # ---- the reader ----------------------------------------------------------------
+
+    async def read_log(self) -> None:
+        """Hand every event committed after the head to the subscribers, batch by batch:
+        what the reader does on every wake (tests call it to choose the moment)."""
+        if self._head is None:
+            self._head = await head_position()
+            self._started.set()
         while True:
+            events = await TierEvent.filter(id__gt=self._head).order_by("id").limit(READ_BATCH)
+            if not events:
+                return
+            # No await from here to the end of the loop body: a subscriber joining
+            # sees either all of this batch live or none of it.
+            self._head = events[-1].id
+            for subscriber in list(self._subscribers):
+                if not subscriber.offer(events):
+                    self._drop(subscriber)
+            if len(events) < READ_BATCH:
+                return
+
+    def _drop(self, subscriber: _Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+        subscriber.slow = True
+        subscriber.arrived.set()
+        if subscriber.on_slow is not None:
+            task = asyncio.get_running_loop().create_task(subscriber.on_slow())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _read_forever(self) -> None:
+        while True:
+            self._wake.clear()
             try:
-                await self._advance(await head_position())
-            except Exception:  # noqa: BLE001 - keep watching through a database hiccup
-                log.warning("event feed: could not read the log head", exc_info=True)
-            await asyncio.sleep(self.poll_interval)
+                await self.read_log()
+            except Exception:  # noqa: BLE001 - keep reading through a database hiccup
+                log.warning("event feed: could not read the event log", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
 
     async def _watch_redis(self) -> None:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
-        async for message in pubsub.listen():
-            if message.get("type") == "message":
-                with contextlib.suppress(ValueError):
-                    await self._advance(int(message["data"]))
+        """Turn every message on the channel into a wake-up; reconnect after a failure."""
+        import redis.asyncio as redis
+
+        while True:
+            client = redis.from_url(self.redis_url, socket_connect_timeout=5)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(self.channel)
+                    self._wake.set()  # whatever was announced while we were not listening
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._wake.set()
+            except Exception:  # noqa: BLE001 - the poll still delivers meanwhile
+                log.warning("event feed: Redis subscription failed; retrying", exc_info=True)
+            finally:
+                await client.aclose()
+            await asyncio.sleep(REDIS_RETRY_SECONDS)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[EventFeed]:
-        """Run the watchers for the life of the server."""
-        tasks = [asyncio.create_task(self._watch_log())]
+        """Run the reader (and the Redis listener) for the life of the server."""
+        tasks = [asyncio.create_task(self._read_forever())]
         if self.redis_url:
-            import redis.asyncio as redis
-
-            self._redis = redis.from_url(self.redis_url)
             tasks.append(asyncio.create_task(self._watch_redis()))
         try:
             yield self
         finally:
-            for task in tasks:
+            for task in [*tasks, *self._background]:
                 task.cancel()
-            for task in tasks:
+            for task in [*tasks, *self._background]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if self._redis is not None:
-                await self._redis.aclose()
-                self._redis = None
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._publisher is not None:
+            await self._publisher.aclose()
+            self._publisher = None
 
     async def announce(self) -> None:
-        """Called after a commit that may have added events: wake local subscribers
-        and, with Redis, every other process. Only a hint: readers read the log."""
-        head = await head_position()
-        await self._advance(head)
-        if self._redis is not None:
-            try:
-                await self._redis.publish(CHANNEL, str(head))
-            except Exception:  # noqa: BLE001 - the poll still delivers
-                log.warning("event feed: Redis publish failed", exc_info=True)
+        """Called after a commit that may have added events: wake this process's reader
+        and, with Redis, every other process's. Only a hint: readers read the log."""
+        self._wake.set()
+        if not self.redis_url:
+            return
+        try:
+            if self._publisher is None:
+                import redis.asyncio as redis
 
-    async def wait_beyond(self, position: int, timeout: float | None = None) -> None:
-        """Return once the log head may be past `position` (or after `timeout`)."""
-        async with self._changed:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait_for(lambda: self._head > position), timeout)
+                self._publisher = redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+            await self._publisher.publish(self.channel, "log grew")
+        except Exception:  # noqa: BLE001 - the poll still delivers
+            log.warning("event feed: Redis publish failed", exc_info=True)
+
+    # ---- subscribers ---------------------------------------------------------------
 
     async def follow(
         self,
@@ -108,26 +209,44 @@ class EventFeed:
         member_id: str | None = None,
         office_code: str | None = None,
         branch_code: str | None = None,
+        on_slow: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[TierEvent]:
         """Events visible to the caller after the cursor (or from now), in log order,
-        each once, forever."""
-        from loyalty import reads
-
-        position = reads.position_from_cursor(after) if after is not None else await head_position()
+        each once, forever. Raises SubscriberTooSlow if the consumer falls too far
+        behind the live stream; filters outside the caller's scope are FORBIDDEN."""
         member_pk = int(member_id) if member_id is not None and str(member_id).isdigit() else None
         if member_id is not None and member_pk is None:
-            return
+            return  # no member has that id: nothing ever matches
+        wants = await reads.tier_change_test(caller, office_code, branch_code, member_pk)
+        position = reads.position_from_cursor(after) if after is not None else await head_position()
+        await self._started.wait()
         while True:
-            head = await head_position()
-            if head > position:
-                page = await reads.tier_changes(caller, encode_cursor("tierChanges", [position]), 100, office_code, branch_code)
-                for event in page.items:
-                    if member_pk is None or event.member_id == member_pk:
+            # Catch up from the log, paced by this consumer.
+            handed_out = self._head
+            page = await reads.tier_changes(caller, reads.cursor_at(position), MAX_PAGE, office_code, branch_code)
+            for event in page.items:
+                if wants(event):
+                    yield event
+                position = event.id
+            if page.has_next_page:
+                continue
+            # Every event up to `handed_out` had committed before that read, so the read
+            # saw all of them the caller may see.
+            position = max(position, handed_out)
+            if position >= self._head:
+                break
+        subscriber = _Subscriber(wants, self.queue_size, on_slow)
+        self._subscribers.add(subscriber)
+        try:
+            while True:
+                while subscriber.queue:
+                    event = subscriber.queue.popleft()
+                    if event.id > position:
+                        position = event.id
                         yield event
-                if page.has_next_page:
-                    position = page.items[-1].id
-                    continue
-                # Every event up to `head` was committed before the read, so the read
-                # has seen all of them that the caller may see: skip past the rest.
-                position = max(page.items[-1].id if page.items else 0, head)
-            await self.wait_beyond(position, timeout=5)
+                if subscriber.slow:
+                    raise SubscriberTooSlow(f"more than {self.queue_size} events waited for this subscriber")
+                subscriber.arrived.clear()
+                await subscriber.arrived.wait()
+        finally:
+            self._subscribers.discard(subscriber)

@@ -12,21 +12,23 @@ repeated while rows are added between pages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tortoise.queryset import QuerySet
 
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierEvent
-from members.access import Caller, region_filter, restrict_by_member_region
+from members.access import Caller, can_see_member, region_filter, restrict_by_member_region
 from members.errors import ForbiddenError, invalid
 from members.paging import Page, decode_cursor, encode_cursor, page_size
 
 __all__ = [
+    "cursor_at",
     "cursor_for",
     "entries_by_ids",
     "member_ledger",
     "member_tier_history",
     "position_from_cursor",
+    "tier_change_test",
     "tier_changes",
 ]
 
@@ -83,7 +85,12 @@ async def member_tier_history(member_id: int, first: int | None, after: str | No
 
 def cursor_for(event: TierEvent) -> str:
     """The cursor of an event in the log: resume with after: to get what follows it."""
-    return encode_cursor(CHANGES_ORDER, [event.id])
+    return cursor_at(event.id)
+
+
+def cursor_at(position: int) -> str:
+    """The cursor of a position in the log (0: before the first event)."""
+    return encode_cursor(CHANGES_ORDER, [position])
 
 
 def position_from_cursor(cursor: str) -> int:
@@ -91,12 +98,37 @@ def position_from_cursor(cursor: str) -> int:
     return _key_id(cursor, CHANGES_ORDER)
 
 
+def _check_not_blocked(caller: Caller) -> None:
+    if caller.blocked:
+        raise ForbiddenError("this token's scope is not valid")
+
+
 def _scoped_events(caller: Caller) -> QuerySet[TierEvent]:
     """Events the caller may see, by the same rule as members.access.restrict_members,
     applied to the office and branch the member had at the time of the event."""
-    if caller.blocked:
-        raise ForbiddenError("this token's scope is not valid")
+    _check_not_blocked(caller)
     return restrict_by_member_region(TierEvent.all(), caller)
+
+
+async def tier_change_test(
+    caller: Caller, office_code: str | None, branch_code: str | None, member_id: int | None = None
+) -> Callable[[TierEvent], bool]:
+    """tier_changes' rule for events already loaded (the live feed reads each event once
+    for every subscriber): the caller's scope (members.access.can_see_member on the
+    member's office and branch at the time of the event), the officeCode/branchCode
+    filters (FORBIDDEN outside the scope, as for tier_changes) and, optionally, one member."""
+    _check_not_blocked(caller)
+    columns = await region_filter(caller, office_code, branch_code)
+    wanted = tuple(columns.items())
+
+    def test(event: TierEvent) -> bool:
+        return (
+            can_see_member(caller, event, "member_id")
+            and all(getattr(event, column) == value for column, value in wanted)
+            and (member_id is None or event.member_id == member_id)
+        )
+
+    return test
 
 
 async def tier_changes(

@@ -96,8 +96,10 @@ def restrict_branches(queryset: QuerySet[Branch], caller: Caller) -> QuerySet[Br
     return queryset.none()
 
 
-def can_see_member(caller: Caller, member: Member) -> bool:
-    """The same rule as restrict_members, for a row already loaded."""
+def can_see_member(caller: Caller, member: Member, member_column: str = "id") -> bool:
+    """The same rule as restrict_by_member_region, for a row already loaded: a member,
+    or (member_column="member_id") a row carrying a member's office_id and branch_id,
+    such as a tier event."""
     if caller.role in (Role.ADMIN, Role.AIRLINE, Role.PARTNER):
         return True
     if caller.role is Role.BRANCH:
@@ -105,7 +107,7 @@ def can_see_member(caller: Caller, member: Member) -> bool:
     if caller.role is Role.OFFICE:
         return member.office_id == caller.office_id
     if caller.role is Role.MEMBER:
-        return member.id == caller.member_id
+        return getattr(member, member_column) == caller.member_id
     return False
 
 

@@ -61,6 +61,8 @@ class Context:
     rules: Any
     loaders: Loaders = field(init=False)
     extra: dict[str, Any] = field(default_factory=dict)
+    # WebSocket only: the connection_init payload (strawberry sets it when the field exists).
+    connection_params: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.caller)

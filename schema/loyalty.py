@@ -151,7 +151,6 @@ class TierChange:
     card_number: str = strawberry.field(description="Card number of the member.")
     from_tier: TierType = strawberry.field(description="Tier before the change.")
     to_tier: TierType = strawberry.field(description="Tier after the change.")
-    reason: TierChangeReason = strawberry.field(description="Why the tier changed.")
     effective_at: datetime = strawberry.field(description="When the change took effect.")
     valid_until: date | None = strawberry.field(description="Validity of the new tier; null for STANDARD.")
 
@@ -159,9 +158,14 @@ class TierChange:
     def from_event(cls, event: TierEvent) -> TierChange:
         return cls(
             event=event, cursor=reads.cursor_for(event), card_number=event.card_number,
-            from_tier=event.from_tier, to_tier=event.to_tier, reason=event.reason,
+            from_tier=event.from_tier, to_tier=event.to_tier,
             effective_at=event.effective_at, valid_until=event.valid_until,
         )
+
+    # Partners (and the airline, like a partner) see only the card, the tiers and the dates (AUTH.md).
+    @strawberry.field(description="Why the tier changed.", permission_classes=[allow(*FULL_MEMBER_VIEW)])
+    def reason(self) -> TierChangeReason:
+        return self.event.reason
 
     @strawberry.field(description="The member whose tier changed.", permission_classes=[allow(*FULL_MEMBER_VIEW)])
     async def member(self, info: Info) -> MemberType:
@@ -373,6 +377,13 @@ def _change(event: TierEvent | None) -> TierChange | None:
     return TierChange.from_event(event) if event is not None else None
 
 
+async def _announce(info: Info, event: TierEvent | None) -> None:
+    """After a commit that wrote a tier event: wake the tierChanged feed at once (in this
+    process, and in the others through Redis) instead of at its next poll."""
+    if event is not None:
+        await info.context.extra["event_feed"].announce()
+
+
 @strawberry.type
 class LoyaltyMutation:
     @strawberry.mutation(description="Credit a flown segment (source AIRLINE); upgrades take effect at once.",
@@ -390,6 +401,7 @@ class LoyaltyMutation:
             )
         except DomainError as error:
             return FlightAccruePayload(entry=None, member=None, tier_change=None, user_errors=user_errors(error))
+        await _announce(info, result.tier_event)
         return FlightAccruePayload(
             entry=LedgerEntry.from_row(result.entry), member=_member(result.member),
             tier_change=_change(result.tier_event), user_errors=[],
@@ -431,6 +443,7 @@ class LoyaltyMutation:
             raise forbidden(str(error)) from None
         except DomainError as error:
             return LedgerEntryReversePayload(entry=None, member=None, tier_change=None, user_errors=user_errors(error))
+        await _announce(info, result.tier_event)
         return LedgerEntryReversePayload(
             entry=LedgerEntry.from_row(result.entry), member=_member(result.member),
             tier_change=_change(result.tier_event), user_errors=[],
@@ -446,4 +459,5 @@ class LoyaltyMutation:
             )
         except DomainError as error:
             return TierOverridePayload(member=None, tier_change=None, user_errors=user_errors(error))
+        await _announce(info, event)
         return TierOverridePayload(member=_member(row), tier_change=_change(event), user_errors=[])

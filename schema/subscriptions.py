@@ -1,16 +1,24 @@
-"""The tierChanged subscription: replay from the durable log, then live."""
+"""The tierChanged subscription: replay from the durable log, then live (loyalty.feed)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 
 import strawberry
 
+from loyalty.feed import SubscriberTooSlow
 from members.errors import DomainError, ForbiddenError
-from schema.context import Info
-from schema.errors import forbidden, query_error
+from schema.context import Info, Loaders
+from schema.errors import CodedError, forbidden, query_error
 from schema.loyalty import TierChange
 from schema.permissions import ALL_ROLES, allow
+
+# WebSocket close code for a subscriber whose queue of live events filled up (an
+# application code: 4000-4999, none of graphql-transport-ws's own). Reconnect and
+# subscribe again with after: the last cursor received; nothing is lost.
+SLOW_SUBSCRIBER_CLOSE_CODE = 4509
+SLOW_SUBSCRIBER_REASON = "subscriber too slow: resume with after: and the last cursor received"
 
 
 @strawberry.type(description="Live events over graphql-transport-ws; the token goes in connection_init.")
@@ -31,13 +39,27 @@ class Subscription:
         branch_code: str | None = None,
         after: str | None = None,
     ) -> AsyncGenerator[TierChange, None]:
-        feed = info.context.extra["event_feed"]
-        caller = info.context.caller
+        context = info.context
+        feed = context.extra["event_feed"]
+        caller = context.caller
+        close = context.extra.get("close_connection")
+
+        async def close_slow() -> None:
+            with contextlib.suppress(Exception):  # already closed: nothing to do
+                await close(SLOW_SUBSCRIBER_CLOSE_CODE, SLOW_SUBSCRIBER_REASON)
+
         try:
-            stream = feed.follow(caller, after=after, member_id=member_id, office_code=office_code, branch_code=branch_code)
+            stream = feed.follow(
+                caller, after=after, member_id=member_id, office_code=office_code, branch_code=branch_code,
+                on_slow=close_slow if close is not None else None,
+            )
             async for event in stream:
+                # The connection lives for hours: read the member afresh for every change.
+                context.loaders = Loaders(caller)
                 yield TierChange.from_event(event)
         except ForbiddenError as error:
             raise forbidden(str(error)) from None
         except DomainError as error:
             raise query_error(error) from None
+        except SubscriberTooSlow:
+            raise CodedError("SUBSCRIBER_TOO_SLOW", SLOW_SUBSCRIBER_REASON) from None
