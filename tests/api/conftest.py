@@ -134,3 +134,32 @@ async def admin_view(api, member: dict, fields: str = MEMBER_FIELDS) -> dict:
 def problems(payload: dict) -> list[tuple]:
     """A payload's userErrors as (code, field) pairs."""
     return [(e["code"], e["field"]) for e in payload["userErrors"]]
+
+
+# ---- a real server: uvicorn in a child process, for browsers and WebSocket clients ----
+
+
+def live_server_environment(settings) -> dict[str, str]:
+    """The settings of the test session for a server process (tests/live.py)."""
+    return {
+        "DATABASE_URL": settings.database_url, "LOYALTY_JWT_SECRET": settings.require_secret(),
+        "LOYALTY_JWT_ISSUER": settings.jwt_issuer, "LOYALTY_JWT_AUDIENCE": settings.jwt_audience,
+        "LOYALTY_TIMEZONE": settings.timezone, "LOYALTY_RULES": settings.rules_path or "", "REDIS_URL": "",
+    }
+
+
+@pytest.fixture
+async def live_server(db):
+    """The app under a real uvicorn on a loopback port (tests/live.py), on the test
+    database. `.url` is its base URL; `.api` is an `Api` over real HTTP to it.
+    A server per test: the `db` wipe restarts SQLite's event ids, which a running
+    server's event feed would take for old ones."""
+    from tests.live import start_server
+
+    server = start_server(live_server_environment(db))
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            server.api = Api(client=client, settings=db)
+            yield server
+    finally:
+        server.stop()
