@@ -210,6 +210,10 @@ def cmd_tiers_review(settings: Settings, args: argparse.Namespace) -> int:
     as_of = args.as_of or _today(settings)
     rules = _rules(settings)
     summary = asyncio.run(_with_orm(settings, lambda: review_tiers(as_of, rules=rules, progress=Progress("review"))))
+    if summary.events and settings.redis_url:
+        from loyalty.feed import announce_to_servers
+
+        asyncio.run(announce_to_servers(settings.redis_url))  # tierChanged subscribers get them at once
     print(
         f"tiers review as of {as_of}: {summary.examined} examined, {summary.retained} retained, "
         f"{summary.downgraded} downgraded, {summary.events} tier changes"

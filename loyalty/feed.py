@@ -64,6 +64,16 @@ def redis_channel(redis_url: str) -> str:
     return f"{CHANNEL_PREFIX}:db{parse_url(redis_url).get('db', 0)}"
 
 
+async def announce_to_servers(redis_url: str) -> None:
+    """For writers outside a server (CLI jobs): hint every server process through Redis
+    that the log grew. Without Redis they find out at their next poll."""
+    feed = EventFeed(redis_url=redis_url)
+    try:
+        await feed.announce()
+    finally:
+        await feed.aclose()
+
+
 @dataclass(eq=False)
 class _Subscriber:
     wants: Callable[[TierEvent], bool]

@@ -363,3 +363,18 @@ async def test_a_slow_subscriber_is_dropped_with_a_close_code_and_costs_the_othe
     resumed = await _subscribed(tight, ("admin",), STAFF_FIELDS, after=received[-1])
     rest = await changes(resumed, len(committed) - len(received))
     assert received + [r["cursor"] for r in rest] == committed
+
+
+# ---- settings ---------------------------------------------------------------------
+
+
+def test_the_feed_settings_are_read_and_checked():
+    from api.settings import SettingsError, load_settings
+
+    assert (load_settings(environ={}, dotenv=None).feed_poll_seconds, load_settings(environ={}, dotenv=None).feed_queue_size) == (0.25, 1000)
+    tuned = load_settings(environ={"LOYALTY_FEED_POLL_SECONDS": "2.5", "LOYALTY_FEED_QUEUE_SIZE": "50"}, dotenv=None)
+    assert (tuned.feed_poll_seconds, tuned.feed_queue_size) == (2.5, 50)
+    for name, value in [("LOYALTY_FEED_POLL_SECONDS", "0"), ("LOYALTY_FEED_POLL_SECONDS", "-1"), ("LOYALTY_FEED_POLL_SECONDS", "soon"),
+                        ("LOYALTY_FEED_POLL_SECONDS", "nan"), ("LOYALTY_FEED_QUEUE_SIZE", "0"), ("LOYALTY_FEED_QUEUE_SIZE", "1.5")]:
+        with pytest.raises(SettingsError, match=name):
+            load_settings(environ={name: value}, dotenv=None)
