@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,26 +31,39 @@ def _by_column_loader(model: Any, column: str = "id", restrict: Callable[[Any], 
     return DataLoader(load_fn=load)
 
 
-@dataclass
 class Loaders:
-    caller: Caller | None
-    office: DataLoader = field(init=False)
-    branch: DataLoader = field(init=False)
-    member: DataLoader = field(init=False)
-    entry: DataLoader = field(init=False)
-    bonus_of: DataLoader = field(init=False)
-    reversal_of: DataLoader = field(init=False)
+    """Per-request DataLoaders, each made on first use (a subscription makes a fresh set
+    for every event, and most events touch none of them)."""
 
-    def __post_init__(self) -> None:
-        self.office = _by_column_loader(Office)
-        self.branch = _by_column_loader(Branch)
+    def __init__(self, caller: Caller | None) -> None:
+        self.caller = caller
+
+    @cached_property
+    def office(self) -> DataLoader:
+        return _by_column_loader(Office)
+
+    @cached_property
+    def branch(self) -> DataLoader:
+        return _by_column_loader(Branch)
+
+    @cached_property
+    def member(self) -> DataLoader:
         # Members reached through other objects are scoped like any member read.
         caller = self.caller
-        self.member = _by_column_loader(Member, restrict=(lambda q: restrict_members(q, caller)) if caller else (lambda q: q.none()))
-        # Ledger entries are only reached through a member the caller may see.
-        self.entry = _by_column_loader(LedgerEntry)
-        self.bonus_of = _by_column_loader(LedgerEntry, "bonus_for_id")
-        self.reversal_of = _by_column_loader(LedgerEntry, "reverses_id")
+        return _by_column_loader(Member, restrict=(lambda q: restrict_members(q, caller)) if caller else (lambda q: q.none()))
+
+    # Ledger entries are only reached through a member the caller may see.
+    @cached_property
+    def entry(self) -> DataLoader:
+        return _by_column_loader(LedgerEntry)
+
+    @cached_property
+    def bonus_of(self) -> DataLoader:
+        return _by_column_loader(LedgerEntry, "bonus_for_id")
+
+    @cached_property
+    def reversal_of(self) -> DataLoader:
+        return _by_column_loader(LedgerEntry, "reverses_id")
 
 
 @dataclass
