@@ -157,7 +157,8 @@ def _enrolled_on(enrolled_at: datetime, zone: tzinfo) -> date:
     return enrolled_at.astimezone(zone).date()
 
 
-def _chunks(ids: list[int]) -> Iterable[list[int]]:
+def chunks(ids: list[int]) -> Iterable[list[int]]:
+    """`ids` in slices of UPDATE_CHUNK, for id IN (...) lists every database accepts."""
     for start in range(0, len(ids), UPDATE_CHUNK):
         yield ids[start:start + UPDATE_CHUNK]
 
@@ -184,7 +185,7 @@ async def refresh_office(office_id: int, rules: Rules, periods: Periods, zone: t
         groups.setdefault(decided[member_id], []).append(member_id)
     async with in_transaction() as connection:
         for (stage, segment), ids in groups.items():
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 # office_id again: a member moved to another office since the read keeps
                 # what their new office's run gives them (or its last snapshot).
                 await Member.filter(id__in=chunk, office_id=office_id).using_db(connection).update(

@@ -10,7 +10,7 @@ from tortoise.expressions import Q
 
 from members.access import Caller, restrict_members, region_filter
 from members.cards import CARD_PATTERN, is_valid_card_number
-from members.enums import Tier
+from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
 from members.models import Member
 from members.paging import Page, decode_cursor, encode_cursor, page_size
@@ -28,6 +28,8 @@ class MemberFilter:
     branch_code: str | None = None
     tiers: tuple[Tier, ...] | None = None
     search: str | None = None
+    lifecycle_stages: tuple[LifecycleStage, ...] | None = None
+    value_segments: tuple[ValueSegment, ...] | None = None
 
 
 async def find_member(caller: Caller, *, member_id: str | None = None, card_number: str | None = None) -> Member | None:
@@ -117,6 +119,10 @@ async def list_members(
         query = query.filter(**columns)
     if member_filter.tiers is not None:
         query = query.filter(tier__in=[int(t) for t in member_filter.tiers])
+    if member_filter.lifecycle_stages is not None:
+        query = query.filter(lifecycle_stage__in=[LifecycleStage(s) for s in member_filter.lifecycle_stages])
+    if member_filter.value_segments is not None:
+        query = query.filter(value_segment__in=[ValueSegment(s) for s in member_filter.value_segments])
     if member_filter.search is not None:
         term = " ".join(member_filter.search.split())
         if not term:

@@ -6,6 +6,7 @@ import strawberry
 from strawberry.extensions import AddValidationRules, DisableIntrospection, MaskErrors, ParserCache, ValidationCache
 
 from schema.errors import should_mask_error
+from schema.insights import InsightsQuery
 from schema.limits import limits_rule
 from schema.loyalty import LoyaltyMutation, LoyaltyQuery
 from schema.members import MemberMutation, MemberQuery
@@ -14,7 +15,7 @@ from schema.subscriptions import Subscription
 
 
 @strawberry.type(description="Reads: members, regions, tiers and the tier event log.")
-class Query(MemberQuery, RegionQuery, LoyaltyQuery):
+class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery):
     pass
 
 

@@ -27,6 +27,7 @@ from schema.regions import Branch, Office
 
 if TYPE_CHECKING:
     from schema.loyalty import LedgerEntryConnection, LedgerEntryKind, TierChangeConnection, TierStatus
+    from schema.insights import LifecycleStage, ValueSegment
 
 Tier = strawberry.enum(DomainTier, name="Tier", description="Membership tiers, lowest to highest: 普通知音卡, 银卡, 金卡, 白金卡.")
 MemberStatus = strawberry.enum(DomainStatus, name="MemberStatus", description="Whether a member may earn and redeem.")
@@ -34,6 +35,7 @@ MemberOrder = strawberry.enum(DomainOrder, name="MemberOrder", description="Orde
 
 full_view = [allow(*FULL_MEMBER_VIEW)]
 LoyaltyModule = "schema.loyalty"
+InsightsModule = "schema.insights"
 
 
 @strawberry.type(description="A contact address; it decides the member's office.")
@@ -149,6 +151,29 @@ class Member:
 
         return await member_tier_history(info, self.row, first, after)
 
+    @strawberry.field(
+        description="Lifecycle stage (考察 NEW, 形成 GROWING, 稳定 STABLE, 退化 DECLINING, DORMANT) from earning activity: "
+        "a daily snapshot as of segmentsAsOf, written by `loyalty care refresh`; the member's own postings do not change it until the next run.",
+        permission_classes=full_view,
+    )
+    def lifecycle_stage(self) -> Annotated[LifecycleStage, strawberry.lazy(InsightsModule)]:
+        return self.row.lifecycle_stage
+
+    @strawberry.field(
+        description="Value segment: rank of the trailing qualifying miles within the member's office; "
+        "a daily snapshot as of segmentsAsOf, like lifecycleStage.",
+        permission_classes=full_view,
+    )
+    def value_segment(self) -> Annotated[ValueSegment, strawberry.lazy(InsightsModule)]:
+        return self.row.value_segment
+
+    @strawberry.field(
+        description="The day lifecycleStage and valueSegment were computed for; null before the first `loyalty care refresh`.",
+        permission_classes=full_view,
+    )
+    def segments_as_of(self) -> date | None:
+        return self.row.care_refreshed_on
+
 
 @strawberry.type(description="A member in a list, with its cursor.")
 class MemberEdge:
@@ -170,6 +195,12 @@ class MemberFilter:
     tiers: list[Tier] | None = strawberry.field(default=None, description="E.g. [SILVER, GOLD, PLATINUM] for the VIP list.")
     search: str | None = strawberry.field(default=None, description="Matches card number exactly, or family/given name by prefix.")
     at_risk_of_downgrade: bool | None = strawberry.field(default=None, description="Only members at risk of losing their tier at validUntil (or only those not at risk).")
+    lifecycle_stages: list[Annotated[LifecycleStage, strawberry.lazy(InsightsModule)]] | None = strawberry.field(
+        default=None, description="Only members in these lifecycle stages (the daily snapshot), e.g. [DECLINING]."
+    )
+    value_segments: list[Annotated[ValueSegment, strawberry.lazy(InsightsModule)]] | None = strawberry.field(
+        default=None, description="Only members in these value segments (the daily snapshot), e.g. [HIGH]."
+    )
 
 
 async def _at_risk_condition(info: Info, at_risk: bool) -> Q:
@@ -226,6 +257,8 @@ class MemberQuery:
             domain_filter = DomainFilter(
                 office_code=filter.office_code, branch_code=filter.branch_code,
                 tiers=tuple(filter.tiers) if filter.tiers is not None else None, search=filter.search,
+                lifecycle_stages=tuple(filter.lifecycle_stages) if filter.lifecycle_stages is not None else None,
+                value_segments=tuple(filter.value_segments) if filter.value_segments is not None else None,
             )
             if filter.at_risk_of_downgrade is not None:
                 extra = await _at_risk_condition(info, filter.at_risk_of_downgrade)

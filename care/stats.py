@@ -1,0 +1,206 @@
+"""Region statistics of VIP care, counted by the database and grouped by office.
+
+Whatever the size of the region, a statistic costs a handful of grouped aggregate
+queries (members by tier; ACTIVE VIPs and those contacted within their tier's call
+interval; tier events of the last 30 days; open and overdue complaints) plus the
+at-risk selection of loyalty.tiers; no member row is loaded. The figures of a region
+are the sums of its offices'.
+
+Definitions:
+
+- VIP: an ACTIVE member of tier SILVER or above.
+- tier counts: members of each tier, whatever their status (as tierCounts).
+- upgrades / downgrades: tier events (any reason) with to_tier above / below
+  from_tier whose effective_at falls in the 30 days ending today (today and the 29
+  days before, in the programme's time zone), counted at the office the event names.
+- contacted within interval: a VIP whose last contact is less than the tier's
+  call_interval days ago (care_last_contact_on > today - interval), i.e. one the
+  care-call worklist does not list as INTERVAL_PASSED.
+- coverage: contacted / VIPs (0 when there are no VIPs).
+- open complaints: COMPLAINT feedback in status OPEN or IN_PROGRESS; overdue: of those,
+  the ones whose respond_by has passed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import timezone as dt_timezone
+from typing import Any
+
+from tortoise.expressions import F, Q
+from tortoise.functions import Count
+
+from care.models import Feedback, FeedbackKind, FeedbackStatus
+from care.segments import chunks
+from loyalty.models import TierEvent
+from loyalty.rules import Rules
+from loyalty.tiers import at_risk_member_ids
+from members.access import Caller, Role, region_filter, restrict_by_member_region, restrict_members, restrict_offices
+from members.enums import MemberStatus, Tier
+from members.errors import ForbiddenError
+from members.models import Branch, Member, Office
+from members.regions import tier_counts
+
+__all__ = ["RegionStats", "office_stats", "open_complaint", "overdue_complaint", "region_stats"]
+
+STATS_DAYS = 30
+OPEN_STATUSES = (FeedbackStatus.OPEN, FeedbackStatus.IN_PROGRESS)
+
+
+def open_complaint() -> Q:
+    """A complaint still waiting for an answer."""
+    return Q(kind=FeedbackKind.COMPLAINT, status__in=list(OPEN_STATUSES))
+
+
+def overdue_complaint(now: datetime) -> Q:
+    """An open complaint whose response time (respond_by) has passed at ``now``."""
+    return open_complaint() & Q(respond_by__lt=now)
+
+
+@dataclass
+class RegionStats:
+    office_code: str | None
+    branch_code: str | None
+    name: str
+    tier_counts: dict[Tier, int] = field(default_factory=lambda: {tier: 0 for tier in Tier})
+    upgrades_last_30_days: int = 0
+    downgrades_last_30_days: int = 0
+    at_risk_vips: int = 0
+    vips: int = 0
+    vips_contacted_within_interval: int = 0
+    open_complaints: int = 0
+    overdue_complaints: int = 0
+
+    @property
+    def care_call_coverage(self) -> float:
+        """Share of VIPs contacted within their tier's call interval, 0..1."""
+        return self.vips_contacted_within_interval / self.vips if self.vips else 0.0
+
+    def add(self, other: RegionStats) -> None:
+        for tier, n in other.tier_counts.items():
+            self.tier_counts[tier] += n
+        for name in ("upgrades_last_30_days", "downgrades_last_30_days", "at_risk_vips", "vips",
+                     "vips_contacted_within_interval", "open_complaints", "overdue_complaints"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def _check_caller(caller: Caller) -> None:
+    if caller.blocked or caller.role not in (Role.ADMIN, Role.BRANCH, Role.OFFICE):
+        raise ForbiddenError("region statistics are for office, branch and admin staff")
+
+
+def _contacted(rules: Rules, today: date) -> Q:
+    """Within the call interval of the member's own tier."""
+    return Q(
+        *(
+            Q(tier=tier, care_last_contact_on__gt=today - timedelta(days=rules.care.call_interval(tier.name)))
+            for tier in (Tier.SILVER, Tier.GOLD, Tier.PLATINUM)
+        ),
+        join_type="OR",
+    )
+
+
+async def _grouped(query, **aggregates: Any) -> dict[int, dict[str, int]]:
+    rows = await query.annotate(**aggregates).group_by("office_id").values("office_id", *aggregates)
+    return {row["office_id"]: {name: int(row[name] or 0) for name in aggregates} for row in rows}
+
+
+async def _by_office(
+    caller: Caller, columns: dict[str, int], rules: Rules, today: date, now: datetime, zone: tzinfo
+) -> dict[int, RegionStats]:
+    """Figures of every office with anything to count in the caller's scope, narrowed
+    by ``columns`` (office_id / branch_id); keys are office ids."""
+    stats: dict[int, RegionStats] = defaultdict(lambda: RegionStats(None, None, ""))
+    members = restrict_members(Member.filter(**columns), caller)
+    for office_id, counts in (await tier_counts(members, group_by="office_id")).items():
+        stats[office_id].tier_counts.update(counts)
+
+    vip = Q(status=MemberStatus.ACTIVE, tier__gte=Tier.SILVER)
+    care = await _grouped(
+        members.filter(vip), vips=Count("id"), contacted=Count("id", _filter=_contacted(rules, today))
+    )
+    for office_id, row in care.items():
+        stats[office_id].vips = row["vips"]
+        stats[office_id].vips_contacted_within_interval = row["contacted"]
+
+    start = datetime.combine(today - timedelta(days=STATS_DAYS - 1), time(0), tzinfo=zone)
+    end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone)
+    events = restrict_by_member_region(TierEvent.filter(effective_at__gte=start, effective_at__lt=end, **columns), caller)
+    changes = await _grouped(
+        events, up=Count("id", _filter=Q(to_tier__gt=F("from_tier"))), down=Count("id", _filter=Q(to_tier__lt=F("from_tier")))
+    )
+    for office_id, row in changes.items():
+        stats[office_id].upgrades_last_30_days = row["up"]
+        stats[office_id].downgrades_last_30_days = row["down"]
+
+    feedback = restrict_by_member_region(Feedback.filter(open_complaint(), **columns), caller)
+    complaints = await _grouped(feedback, open=Count("id"), overdue=Count("id", _filter=Q(respond_by__lt=now)))
+    for office_id, row in complaints.items():
+        stats[office_id].open_complaints = row["open"]
+        stats[office_id].overdue_complaints = row["overdue"]
+
+    at_risk = sorted(await at_risk_member_ids(members.filter(vip), rules=rules, today=today))
+    for ids in chunks(at_risk):
+        for office_id, row in (await _grouped(Member.filter(id__in=ids), n=Count("id"))).items():
+            stats[office_id].at_risk_vips += row["n"]
+    return stats
+
+
+async def region_stats(
+    caller: Caller,
+    rules: Rules,
+    today: date,
+    office_code: str | None = None,
+    branch_code: str | None = None,
+    *,
+    now: datetime | None = None,
+    timezone: tzinfo = dt_timezone.utc,
+) -> RegionStats:
+    """The figures of one office or branch in the caller's scope, or of the caller's
+    whole scope (admin: the whole programme) when neither is named. ForbiddenError for
+    a region outside the scope; INVALID for an unknown code."""
+    _check_caller(caller)
+    columns = await region_filter(caller, office_code, branch_code)
+    total = await _region_header(caller, columns)
+    for office in (await _by_office(caller, columns, rules, today, now or datetime.now(dt_timezone.utc), timezone)).values():
+        total.add(office)
+    return total
+
+
+async def _region_header(caller: Caller, columns: dict[str, int]) -> RegionStats:
+    """Codes and name of the region the figures are for."""
+    office_id = columns.get("office_id") or (caller.office_id if caller.role is Role.OFFICE else None)
+    if office_id is not None:
+        office = await Office.get(id=office_id).prefetch_related("branch")
+        return RegionStats(office.code, office.branch.code, office.name)
+    branch_id = columns.get("branch_id") or (caller.branch_id if caller.role is Role.BRANCH else None)
+    if branch_id is not None:
+        branch = await Branch.get(id=branch_id)
+        return RegionStats(None, branch.code, branch.name)
+    return RegionStats(None, None, "All branches")
+
+
+async def office_stats(
+    caller: Caller,
+    rules: Rules,
+    today: date,
+    branch_code: str | None = None,
+    *,
+    now: datetime | None = None,
+    timezone: tzinfo = dt_timezone.utc,
+) -> list[RegionStats]:
+    """One row per office in the caller's scope (narrowed to a branch in it), by office
+    code; offices with nothing to count have a row of zeros."""
+    _check_caller(caller)
+    columns = await region_filter(caller, None, branch_code)
+    offices = await restrict_offices(Office.filter(**columns), caller).order_by("code").prefetch_related("branch")
+    figures = await _by_office(caller, columns, rules, today, now or datetime.now(dt_timezone.utc), timezone)
+    rows = []
+    for office in offices:
+        row = RegionStats(office.code, office.branch.code, office.name)
+        if office.id in figures:
+            row.add(figures[office.id])
+        rows.append(row)
+    return rows
