@@ -19,9 +19,10 @@ from importlib import resources
 from tortoise import connections
 from tortoise.expressions import RawSQL
 
+from care.stats import require_staff
 from members.access import Caller, region_filter, restrict_members
 from members.enums import MemberStatus, Tier
-from members.errors import ForbiddenError, invalid
+from members.errors import invalid
 from members.models import Member
 
 __all__ = ["Festival", "Greeting", "GreetingKind", "MAX_RANGE_DAYS", "festivals", "greetings_due"]
@@ -90,11 +91,10 @@ async def greetings_due(
     """Birthdays of the caller's ACTIVE members (narrowed to an office or branch in scope)
     and festivals in [start, end], in date order; on one day festivals first, then
     birthdays by family name, given name and member id. ForbiddenError for a region
-    outside the caller's scope; INVALID for an unknown code or a range that is reversed
-    or longer than 366 days."""
+    outside the caller's scope or a caller who is not staff; INVALID for an unknown code
+    or a range that is reversed or longer than 366 days."""
+    require_staff(caller)
     check_range(start, end)
-    if caller.blocked:
-        raise ForbiddenError("this token's scope is not current")
     members = restrict_members(Member.filter(status=MemberStatus.ACTIVE), caller)
     columns = await region_filter(caller, office_code, branch_code)
     if columns:

@@ -11,6 +11,9 @@ Periods (all ending with ``as_of``, both ends of a period included):
 - value window: (as_of - value_window_months, as_of]
 - NEW: enrolled after as_of - new_months (the member has not yet had new_months).
 
+Value segments rank every member of an office, whatever their status, so n is the
+office's member count.
+
 Month arithmetic is loyalty.calendar.add_months (clamped to the month's end).
 """
 

@@ -43,7 +43,7 @@ from members.errors import ForbiddenError
 from members.models import Branch, Member, Office
 from members.regions import tier_counts
 
-__all__ = ["RegionStats", "office_stats", "open_complaint", "overdue_complaint", "region_stats"]
+__all__ = ["RegionStats", "office_stats", "open_complaint", "overdue_complaint", "region_stats", "require_staff"]
 
 STATS_DAYS = 30
 OPEN_STATUSES = (FeedbackStatus.OPEN, FeedbackStatus.IN_PROGRESS)
@@ -86,9 +86,10 @@ class RegionStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def _check_caller(caller: Caller) -> None:
+def require_staff(caller: Caller) -> None:
+    """Care insights (statistics, greetings) are for office, branch and admin staff."""
     if caller.blocked or caller.role not in (Role.ADMIN, Role.BRANCH, Role.OFFICE):
-        raise ForbiddenError("region statistics are for office, branch and admin staff")
+        raise ForbiddenError("VIP care insights are for office, branch and admin staff")
 
 
 def _contacted(rules: Rules, today: date) -> Q:
@@ -161,7 +162,7 @@ async def region_stats(
     """The figures of one office or branch in the caller's scope, or of the caller's
     whole scope (admin: the whole programme) when neither is named. ForbiddenError for
     a region outside the scope; INVALID for an unknown code."""
-    _check_caller(caller)
+    require_staff(caller)
     columns = await region_filter(caller, office_code, branch_code)
     total = await _region_header(caller, columns)
     for office in (await _by_office(caller, columns, rules, today, now or datetime.now(dt_timezone.utc), timezone)).values():
@@ -193,7 +194,7 @@ async def office_stats(
 ) -> list[RegionStats]:
     """One row per office in the caller's scope (narrowed to a branch in it), by office
     code; offices with nothing to count have a row of zeros."""
-    _check_caller(caller)
+    require_staff(caller)
     columns = await region_filter(caller, None, branch_code)
     offices = await restrict_offices(Office.filter(**columns), caller).order_by("code").prefetch_related("branch")
     figures = await _by_office(caller, columns, rules, today, now or datetime.now(dt_timezone.utc), timezone)

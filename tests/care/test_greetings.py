@@ -155,3 +155,6 @@ async def test_scope_an_office_sees_only_its_members_and_counts_only_its_vips(db
     ]
     with pytest.raises(ForbiddenError):
         await greetings_due(pek, D("2026-10-01"), D("2026-10-01"), office_code="TSN01")
+    for outsider in (Caller(Role.PARTNER, "p", "HOTELCO"), Caller(Role.AIRLINE, "ca"), Caller(Role.OFFICE, "x", "GONE", blocked=True)):
+        with pytest.raises(ForbiddenError):
+            await greetings_due(outsider, D("2026-10-01"), D("2026-10-01"))
