@@ -69,7 +69,7 @@ async def announce_to_servers(redis_url: str) -> None:
     that the log grew. Without Redis they find out at their next poll."""
     feed = EventFeed(redis_url=redis_url)
     try:
-        await feed.announce()
+        await feed.publish()
     finally:
         await feed.aclose()
 
@@ -139,9 +139,7 @@ class EventFeed:
         subscriber.slow = True
         subscriber.arrived.set()
         if subscriber.on_slow is not None:
-            task = asyncio.get_running_loop().create_task(subscriber.on_slow())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(subscriber.on_slow())
 
     async def _read_forever(self) -> None:
         while True:
@@ -159,7 +157,9 @@ class EventFeed:
         import redis.asyncio as redis
 
         while True:
-            client = redis.from_url(self.redis_url, socket_connect_timeout=5)
+            # The health check pings an idle subscription, so a connection that died
+            # silently is noticed and renewed.
+            client = redis.from_url(self.redis_url, socket_connect_timeout=5, health_check_interval=30)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
@@ -196,10 +196,15 @@ class EventFeed:
 
     async def announce(self) -> None:
         """Called after a commit that may have added events: wake this process's reader
-        and, with Redis, every other process's. Only a hint: readers read the log."""
+        and, with Redis, every other process's. Only a hint: readers read the log. The
+        Redis message goes out in the background, so a slow or absent Redis never
+        delays the caller (the poll still delivers)."""
         self._wake.set()
-        if not self.redis_url:
-            return
+        if self.redis_url:
+            self._spawn(self.publish())
+
+    async def publish(self) -> None:
+        """Send the hint through Redis now (a failure is logged, never raised)."""
         try:
             if self._publisher is None:
                 import redis.asyncio as redis
@@ -208,6 +213,11 @@ class EventFeed:
             await self._publisher.publish(self.channel, "log grew")
         except Exception:  # noqa: BLE001 - the poll still delivers
             log.warning("event feed: Redis publish failed", exc_info=True)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # ---- subscribers ---------------------------------------------------------------
 

@@ -218,3 +218,19 @@ def test_the_redis_channel_is_named_after_the_database_number():
     assert redis_channel("redis://127.0.0.1:6379/15") == "loyalty:tier-events:db15"
     assert redis_channel("redis://127.0.0.1:6379") == "loyalty:tier-events:db0"
     assert redis_channel("unix:///run/redis.sock?db=3") == "loyalty:tier-events:db3"
+
+
+async def test_an_unanswering_redis_never_delays_the_announcer(db):
+    """A Redis that accepts connections and never answers (a hung server): announce()
+    returns at once, the publish gives up in the background after its 2 s timeout."""
+    import socket
+
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen()
+    try:
+        feed = EventFeed(redis_url=f"redis://127.0.0.1:{black_hole.getsockname()[1]}/0", poll_interval=3600)
+        async with feed.running():
+            await asyncio.wait_for(feed.announce(), 1.0)
+    finally:
+        black_hole.close()
