@@ -84,13 +84,15 @@ class _Subscriber:
     slow: bool = False
 
     def offer(self, events: list[TierEvent]) -> bool:
-        """Queue the events it may see; False when that would pass the limit."""
+        """Queue the events it may see (and wake it if there are any); False when that
+        would pass the limit."""
         for event in events:
             if self.wants(event):
                 if len(self.queue) >= self.limit:
                     return False
                 self.queue.append(event)
-        self.arrived.set()
+        if self.queue:
+            self.arrived.set()
         return True
 
 
