@@ -22,6 +22,14 @@ class OperatorError(Exception):
     """A mistake the operator can fix; printed as one line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (its default prints the usage block too). Sub-command
+    parsers are of the same class (argparse's default parser_class)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -61,11 +69,32 @@ class Progress:
             print(line, file=sys.stderr, flush=True)
 
 
+def _check_sqlite_file(settings: Settings) -> None:
+    """One line for an SQLite file that cannot be opened. Tried here, synchronously: the
+    driver opens it in a worker thread, and on failure Tortoise's migration runner waits
+    forever and the thread prints a traceback after the event loop has closed."""
+    import sqlite3
+    from pathlib import Path
+    from urllib.parse import quote
+
+    url = settings.database_url
+    if not url.startswith("sqlite://"):
+        return
+    path = url.removeprefix("sqlite://").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return
+    try:
+        sqlite3.connect(f"file:{quote(str(Path(path).absolute()))}?mode=rwc", uri=True).close()
+    except sqlite3.Error as error:
+        raise OperatorError(f"cannot open the SQLite database {path}: {error}") from None
+
+
 async def _with_orm(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
     from tortoise import Tortoise
 
     from api.db import init_orm
 
+    _check_sqlite_file(settings)
     await init_orm(settings)
     try:
         return await work()
@@ -93,6 +122,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await Tortoise.close_connections()
 
+    _check_sqlite_file(settings)
     asyncio.run(run())
     print("migrations applied; region data loaded")
     return 0
@@ -120,6 +150,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         os.environ["LOYALTY_DEMO"] = "1"
     else:
         settings.require_secret()
+    _rules(settings)  # a bad rules file is one line here, not an error inside uvicorn
     _check_database(settings)
     print(f"serving GraphQL on http://{host}:{port}/graphql", file=sys.stderr)
     uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", **UVICORN_OPTIONS)
@@ -139,6 +170,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.with_demo()
     if not settings.database_url.startswith("sqlite://") and not args.allow_server_database:
         raise OperatorError("demo writes invented members; use it on SQLite, or pass --allow-server-database")
+    _check_sqlite_file(settings)
 
     async def run() -> dict[str, Any]:
         from tortoise import Tortoise
@@ -166,7 +198,8 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
     role = Role(args.role)
     if role in SCOPED_ROLES and not args.scope:
-        raise OperatorError(f"a {role.value} token needs --scope (an {'office' if role is Role.OFFICE else role.value} code)")
+        article = "an" if role is Role.OFFICE else "a"
+        raise OperatorError(f"{article} {role.value} token needs --scope ({article} {role.value} code)")
     if role is Role.MEMBER and not args.sub:
         raise OperatorError("a member token needs --sub MEMBER_ID")
     print(mint_token(settings, role, args.sub or f"{role.value}-cli", args.scope, args.ttl))
@@ -258,7 +291,7 @@ def cmd_care_refresh(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loyalty", description="Operate the loyalty programme service.")
+    parser = _Parser(prog="loyalty", description="Operate the loyalty programme service.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("migrate", help="apply migrations and load the region data").set_defaults(func=cmd_migrate)
@@ -337,7 +370,7 @@ def _database_error(error: BaseException) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # argparse prints one usage line and exits 2 itself
+    args = parser.parse_args(argv)  # _Parser prints one line and exits 2 itself
     try:
         settings = load_settings()
         return args.func(settings, args)
