@@ -1,0 +1,46 @@
+"""Newest-first keyset pages of care records (calls by called_at, feedback by
+submitted_at): the cursor is the (instant, id) of the last row, so rows added while a
+client pages are neither skipped nor repeated."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from members.errors import invalid
+from members.paging import Page, decode_cursor, encode_cursor, page_size
+
+
+def _key(after: str, ordering: str) -> tuple[datetime, int]:
+    instant, pk = decode_cursor(after, ordering, 2)
+    if not isinstance(instant, str) or isinstance(pk, bool) or not isinstance(pk, int) or not 0 <= pk < 2**63:
+        raise invalid("after is not a valid cursor", "after")
+    try:
+        moment = datetime.fromisoformat(instant)
+    except ValueError:
+        raise invalid("after is not a valid cursor", "after") from None
+    if moment.tzinfo is None:
+        raise invalid("after is not a valid cursor", "after")
+    return moment, pk
+
+
+async def newest_first(
+    query: QuerySet, column: str, ordering: str, first: int | None, after: str | None, default: int
+) -> Page:
+    """A page of `query` ordered by `column` (a datetime) then id, both descending,
+    with the total count of `query`."""
+    size = default if first is None else page_size(first)
+    total = await query.count()
+    if after:
+        moment, pk = _key(after, ordering)
+        query = query.filter(Q(**{f"{column}__lt": moment}) | Q(**{column: moment, "id__lt": pk}))
+    rows = await query.order_by(f"-{column}", "-id").limit(size + 1)
+    items = rows[:size]
+    return Page(
+        items=items,
+        cursors=[encode_cursor(ordering, [getattr(row, column).isoformat(), row.id]) for row in items],
+        has_next_page=len(rows) > size,
+        total_count=total,
+    )
