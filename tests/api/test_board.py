@@ -164,7 +164,11 @@ async def test_office_head_sees_counts_worklist_and_a_live_tier_change(live_serv
     for tier, count in (("STANDARD", "2"), ("SILVER", "2"), ("GOLD", "1"), ("PLATINUM", "1")):
         await expect(bar_count(page, tier)).to_have_text(count)
     await expect(page.locator("#counts-total")).to_have_text("6 members, 4 VIPs (silver and above)")
-    if has_stats:  # the figures follow the change too
+    # The other panels follow the change too: the new PLATINUM is a VIP just upgraded.
+    if has_worklist:
+        await expect(page.locator("#worklist-count")).to_have_text("4")
+        await expect(page.locator(f'#worklist tr[data-card="{promoted["cardNumber"]}"] .reason')).to_have_text("just upgraded")
+    if has_stats:
         await expect(page.locator('#stats [data-stat="vips"]')).to_have_text("4")
 
     ARTIFACTS.mkdir(exist_ok=True)
