@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,6 +41,9 @@ class Settings:
     # and how many live events may wait for one subscriber before it is dropped.
     feed_poll_seconds: float = 0.25
     feed_queue_size: int = 1000
+    # The current instant (timezone-aware), for tests that need a fixed clock; never
+    # set from the environment. None: the system clock.
+    clock: Callable[[], datetime] | None = None
 
     @property
     def tz(self) -> ZoneInfo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.extensions import AddValidationRules, DisableIntrospection, MaskErrors, ParserCache, ValidationCache
 
+from schema.care import CareMutation, CareQuery
 from schema.errors import should_mask_error
 from schema.insights import InsightsQuery
 from schema.limits import limits_rule
@@ -15,12 +16,12 @@ from schema.subscriptions import Subscription
 
 
 @strawberry.type(description="Reads: members, regions, tiers and the tier event log.")
-class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery):
+class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery):
     pass
 
 
 @strawberry.type(description="Writes: every mutation takes one input and returns a payload with userErrors.")
-class Mutation(MemberMutation, LoyaltyMutation):
+class Mutation(MemberMutation, LoyaltyMutation, CareMutation):
     pass
 
 

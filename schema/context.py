@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -81,9 +81,14 @@ class Context:
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.caller)
 
+    def now(self) -> datetime:
+        """The current instant (timezone-aware): settings.clock when a test sets one."""
+        clock = getattr(self.settings, "clock", None)
+        return clock() if clock is not None else datetime.now(timezone.utc)
+
     def today(self) -> date:
         """Today in the programme's time zone (LOYALTY_TIMEZONE)."""
-        return datetime.now(self.timezone).date()
+        return self.now().astimezone(self.timezone).date()
 
 
 Info = StrawberryInfo[Context, None]

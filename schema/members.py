@@ -28,6 +28,7 @@ from schema.regions import Branch, Office
 if TYPE_CHECKING:
     from schema.loyalty import LedgerEntryConnection, LedgerEntryKind, TierChangeConnection, TierStatus
     from schema.insights import LifecycleStage, ValueSegment
+    from schema.care import CareCallConnection
 
 Tier = strawberry.enum(DomainTier, name="Tier", description="Membership tiers, lowest to highest: 普通知音卡, 银卡, 金卡, 白金卡.")
 MemberStatus = strawberry.enum(DomainStatus, name="MemberStatus", description="Whether a member may earn and redeem.")
@@ -36,6 +37,7 @@ MemberOrder = strawberry.enum(DomainOrder, name="MemberOrder", description="Orde
 full_view = [allow(*FULL_MEMBER_VIEW)]
 LoyaltyModule = "schema.loyalty"
 InsightsModule = "schema.insights"
+CareModule = "schema.care"
 
 
 @strawberry.type(description="A contact address; it decides the member's office.")
@@ -173,6 +175,17 @@ class Member:
     )
     def segments_as_of(self) -> date | None:
         return self.row.care_refreshed_on
+
+    @strawberry.field(
+        description="Care calls made to the member, newest first (staff only: calls are staff notes).",
+        permission_classes=[allow(*STAFF)],
+    )
+    async def care_calls(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> Annotated[CareCallConnection, strawberry.lazy(CareModule)]:
+        from schema.care import member_care_calls
+
+        return await member_care_calls(info, self.row, first, after)
 
 
 @strawberry.type(description="A member in a list, with its cursor.")

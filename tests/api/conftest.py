@@ -163,3 +163,36 @@ async def live_server(db):
             yield server
     finally:
         server.stop()
+
+
+# ---- a clock the test sets: the app's "now" (and "today") without sleeping ----------
+
+
+@dataclass
+class Clock:
+    """The app's current instant: the system clock until a test sets `now`."""
+
+    now: Any = None  # a timezone-aware datetime, or None for the system clock
+
+    def __call__(self):
+        from datetime import datetime, timezone
+
+        return self.now if self.now is not None else datetime.now(timezone.utc)
+
+
+@dataclass
+class ClockedApi(Api):
+    clock: Clock = None  # type: ignore[assignment]
+
+
+@pytest.fixture
+async def clocked_api(db):
+    """Like `api`, with `.clock`: set `api.clock.now = datetime(...)` to fix the server's
+    now (Context.now / Context.today) for the following requests."""
+    from dataclasses import replace
+
+    clock = Clock()
+    app = create_app(replace(db, clock=clock), manage_orm=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield ClockedApi(client=client, settings=db, clock=clock)

@@ -1,0 +1,242 @@
+"""Member feedback: complaints, suggestions, praise and inquiries, routed to the member's
+office, with a status history.
+
+- submit: a member for themselves, or office/branch staff and admin on behalf of a
+  member in their scope. The item carries the member's current office and branch (its
+  scope, members.access.restrict_by_member_region); a COMPLAINT must be answered by
+  respond_by = submitted_at + complaint_response_hours. History starts with OPEN.
+- update: staff in scope or admin move the status along TRANSITIONS (RESOLVED needs a
+  resolution; going back to IN_PROGRESS clears it), each change with a history row.
+- overdue: a COMPLAINT still OPEN or IN_PROGRESS whose respond_by has passed (now >
+  respond_by; exactly at respond_by it is not overdue yet). ``is_overdue`` decides it
+  for one item; care.stats.overdue_complaint is the same rule in SQL, used by the list
+  filter and the region statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tortoise.expressions import Q
+from tortoise.query_utils import Prefetch
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from care.models import Feedback, FeedbackChange, FeedbackChannel, FeedbackKind, FeedbackStatus
+from care.paging import newest_first
+from care.stats import OPEN_STATUSES, overdue_complaint
+from loyalty.rules import Rules
+from members.access import STAFF_ROLES, Caller, Role, region_filter, restrict_by_member_region
+from members.errors import DomainError, ForbiddenError, invalid, not_found
+from members.idempotency import run_once
+from members.paging import Page
+from members.services import visible_member
+
+__all__ = [
+    "FeedbackFilter",
+    "TRANSITIONS",
+    "feedback_item",
+    "is_overdue",
+    "list_feedback",
+    "submit_feedback",
+    "update_feedback",
+]
+
+MAX_SUBJECT = 200
+MAX_TEXT = 5000
+MAX_NOTE = 2000
+FEEDBACK_ORDER = "feedback"
+DEFAULT_PAGE = 50  # Query.feedback (first = 50)
+
+S = FeedbackStatus
+TRANSITIONS: dict[FeedbackStatus, frozenset[FeedbackStatus]] = {
+    S.OPEN: frozenset({S.IN_PROGRESS, S.RESOLVED, S.CLOSED}),
+    S.IN_PROGRESS: frozenset({S.RESOLVED, S.CLOSED}),
+    S.RESOLVED: frozenset({S.IN_PROGRESS, S.CLOSED}),
+    S.CLOSED: frozenset(),
+}
+
+
+def is_overdue(feedback: Feedback, now: datetime) -> bool:
+    """A complaint still waiting for an answer after its respond_by (strictly later)."""
+    return (
+        feedback.kind is FeedbackKind.COMPLAINT
+        and feedback.status in OPEN_STATUSES
+        and feedback.respond_by is not None
+        and now > feedback.respond_by
+    )
+
+
+@dataclass(frozen=True)
+class FeedbackFilter:
+    statuses: tuple[FeedbackStatus, ...] | None = None
+    kinds: tuple[FeedbackKind, ...] | None = None
+    office_code: str | None = None
+    branch_code: str | None = None
+    overdue: bool | None = None
+    member_id: str | None = None
+
+
+def _check_staff(caller: Caller) -> None:
+    if caller.blocked or caller.role not in STAFF_ROLES:
+        raise ForbiddenError("feedback is handled by office, branch and admin staff")
+
+
+def _text(value: str | None, limit: int, name: str, *, required: bool = True) -> str | None:
+    value = (value or "").strip()
+    if not value and required:
+        raise invalid(f"{name} is required", "input", name)
+    if len(value) > limit:
+        raise invalid(f"{name} is longer than {limit} characters", "input", name)
+    return value or None
+
+
+def _with_history(query: QuerySet[Feedback]) -> QuerySet[Feedback]:
+    return query.prefetch_related(Prefetch("changes", queryset=FeedbackChange.all().order_by("id")))
+
+
+async def _load(feedback_id: int) -> Feedback:
+    return await _with_history(Feedback.filter(id=feedback_id)).get()
+
+
+async def submit_feedback(
+    caller: Caller,
+    *,
+    member_id: str | None,
+    kind: FeedbackKind,
+    channel: FeedbackChannel,
+    subject: str,
+    text: str,
+    idempotency_key: str | None = None,
+    rules: Rules,
+    now: datetime,
+) -> Feedback:
+    """Record feedback from a member (members: their own; staff: a member in scope),
+    routed to the member's current office. Returned with its history loaded."""
+    if caller.blocked or caller.role not in STAFF_ROLES | {Role.MEMBER}:
+        raise ForbiddenError("feedback is submitted by members and by office, branch and admin staff")
+    if caller.role is Role.MEMBER:
+        member_id = str(caller.member_id) if member_id is None else member_id
+    elif member_id is None:
+        raise invalid("memberId is required when staff submit feedback", "input", "memberId")
+    kind, channel = FeedbackKind(kind), FeedbackChannel(channel)
+    subject = " ".join((subject or "").split())
+    if not subject:
+        raise invalid("subject is required", "input", "subject")
+    if len(subject) > MAX_SUBJECT:
+        raise invalid(f"subject is longer than {MAX_SUBJECT} characters", "input", "subject")
+    text = _text(text, MAX_TEXT, "text")
+    content = {"memberId": member_id, "kind": kind.value, "channel": channel.value, "subject": subject, "text": text}
+
+    async def work(connection) -> tuple[Feedback, int]:
+        member = await visible_member(caller, member_id, "input", "memberId")
+        respond_by = now + timedelta(hours=rules.care.complaint_response_hours) if kind is FeedbackKind.COMPLAINT else None
+        item = await Feedback.create(
+            member_id=member.id, office_id=member.office_id, branch_id=member.branch_id, kind=kind, channel=channel,
+            subject=subject, text=text, status=FeedbackStatus.OPEN, submitted_at=now, respond_by=respond_by,
+            updated_at=now, submitted_by=caller.actor, using_db=connection,
+        )
+        await FeedbackChange.create(
+            feedback_id=item.id, from_status=None, to_status=FeedbackStatus.OPEN, actor=caller.actor,
+            changed_at=now, using_db=connection,
+        )
+        return item, item.id
+
+    item = await run_once(caller=caller.key, key=idempotency_key, operation="feedbackSubmit", content=content, work=work, load=_load)
+    return await _load(item.id)
+
+
+def _id(value: str | int | None, limit: int = 2**63) -> int | None:
+    """An id as the database stores it (below `limit`), or None for anything that cannot be one."""
+    try:
+        pk = int(value)
+    except (TypeError, ValueError):
+        return None
+    return pk if 0 < pk < limit else None
+
+
+def _scoped(caller: Caller) -> QuerySet[Feedback]:
+    return restrict_by_member_region(Feedback.all(), caller)
+
+
+async def update_feedback(
+    caller: Caller,
+    feedback_id: str,
+    status: FeedbackStatus,
+    *,
+    note: str | None = None,
+    resolution: str | None = None,
+    now: datetime,
+) -> Feedback:
+    """Move a feedback item (in the caller's scope) to `status` by TRANSITIONS, with a
+    history row. RESOLVED requires a resolution; a resolution with another status is
+    INVALID; back to IN_PROGRESS clears the resolution, CLOSED keeps it."""
+    _check_staff(caller)
+    status = FeedbackStatus(status)
+    note = _text(note, MAX_NOTE, "note", required=False)
+    if status is FeedbackStatus.RESOLVED:
+        resolution = _text(resolution, MAX_TEXT, "resolution")
+    elif resolution is not None:
+        raise invalid("resolution is given only with status RESOLVED", "input", "resolution")
+    pk = _id(feedback_id)
+    item = await _scoped(caller).get_or_none(id=pk) if pk is not None else None
+    if item is None:
+        raise not_found("no such feedback", "input", "id")
+    if status not in TRANSITIONS[item.status]:
+        raise DomainError(
+            "INVALID_TRANSITION", f"feedback {item.status.value} cannot become {status.value}", ("input", "status")
+        )
+    values: dict = {"status": status, "updated_at": now}
+    if status is FeedbackStatus.RESOLVED:
+        values["resolution"] = resolution
+    elif status is FeedbackStatus.IN_PROGRESS:
+        values["resolution"] = None
+    async with in_transaction() as connection:
+        # Conditional on the status read: of two concurrent changes, the second finds
+        # the status moved and is refused instead of writing over the first.
+        changed = await Feedback.filter(id=item.id, status=item.status).using_db(connection).update(**values)
+        if not changed:
+            raise DomainError("INVALID_TRANSITION", "the feedback changed meanwhile; read it again", ("input", "status"))
+        await FeedbackChange.create(
+            feedback_id=item.id, from_status=item.status, to_status=status, note=note, actor=caller.actor,
+            changed_at=now, using_db=connection,
+        )
+    return await _load(item.id)
+
+
+async def feedback_item(caller: Caller, feedback_id: str) -> Feedback | None:
+    """One item with its history; None when unknown or outside the caller's scope."""
+    _check_staff(caller)
+    pk = _id(feedback_id)
+    if pk is None:
+        return None
+    return await _with_history(_scoped(caller).filter(id=pk)).first()
+
+
+async def list_feedback(
+    caller: Caller, feedback_filter: FeedbackFilter | None, *, now: datetime, first: int | None = DEFAULT_PAGE,
+    after: str | None = None,
+) -> Page[Feedback]:
+    """The caller's feedback, newest first (submittedAt, then id), filtered; overdue as
+    is_overdue at `now`, in SQL. ForbiddenError for a region outside the scope."""
+    _check_staff(caller)
+    f = feedback_filter or FeedbackFilter()
+    query = _scoped(caller)
+    columns = await region_filter(caller, f.office_code, f.branch_code)
+    if columns:
+        query = query.filter(**columns)
+    if f.statuses is not None:
+        query = query.filter(status__in=[FeedbackStatus(s) for s in f.statuses])
+    if f.kinds is not None:
+        query = query.filter(kind__in=[FeedbackKind(k) for k in f.kinds])
+    if f.member_id is not None:
+        pk = _id(f.member_id, 2**31)  # member ids are 32-bit
+        query = query.filter(member_id=pk) if pk is not None else query.none()
+    if f.overdue is not None:
+        overdue = overdue_complaint(now)
+        query = query.filter(overdue if f.overdue else ~overdue)
+    page = await newest_first(query, "submitted_at", FEEDBACK_ORDER, first, after, DEFAULT_PAGE)
+    if page.items:
+        await Feedback.fetch_for_list(page.items, Prefetch("changes", queryset=FeedbackChange.all().order_by("id")))
+    return page
