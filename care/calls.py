@@ -301,6 +301,9 @@ async def log_care_call(
     needs = _needs(needs)
     if called_at is not None and called_at.tzinfo is None:
         raise invalid("calledAt needs a time zone offset", "input", "calledAt")
+    # In UTC: SQLite compares a filter's instant with the stored (UTC) text as text.
+    now = now.astimezone(dt_timezone.utc)
+    called_at = called_at.astimezone(dt_timezone.utc) if called_at is not None else None
     today = _day(now, timezone)
     content = {
         "memberId": str(member_id), "outcome": outcome.value, "notes": notes, "needs": needs,

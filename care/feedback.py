@@ -16,9 +16,8 @@ office, with a status history.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from tortoise.expressions import Q
 from tortoise.query_utils import Prefetch
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -127,6 +126,7 @@ async def submit_feedback(
     if len(subject) > MAX_SUBJECT:
         raise invalid(f"subject is longer than {MAX_SUBJECT} characters", "input", "subject")
     text = _text(text, MAX_TEXT, "text")
+    now = now.astimezone(timezone.utc)
     content = {"memberId": member_id, "kind": kind.value, "channel": channel.value, "subject": subject, "text": text}
 
     async def work(connection) -> tuple[Feedback, int]:
@@ -173,6 +173,7 @@ async def update_feedback(
     history row. RESOLVED requires a resolution; a resolution with another status is
     INVALID; back to IN_PROGRESS clears the resolution, CLOSED keeps it."""
     _check_staff(caller)
+    now = now.astimezone(timezone.utc)
     status = FeedbackStatus(status)
     note = _text(note, MAX_NOTE, "note", required=False)
     if status is FeedbackStatus.RESOLVED:
@@ -221,6 +222,7 @@ async def list_feedback(
     """The caller's feedback, newest first (submittedAt, then id), filtered; overdue as
     is_overdue at `now`, in SQL. ForbiddenError for a region outside the scope."""
     _check_staff(caller)
+    now = now.astimezone(timezone.utc)  # SQLite compares a filter's instant with stored UTC text as text
     f = feedback_filter or FeedbackFilter()
     query = _scoped(caller)
     columns = await region_filter(caller, f.office_code, f.branch_code)
@@ -232,11 +234,8 @@ async def list_feedback(
         query = query.filter(kind__in=[FeedbackKind(k) for k in f.kinds])
     if f.member_id is not None:
         pk = _id(f.member_id, 2**31)  # member ids are 32-bit
-        query = query.filter(member_id=pk) if pk is not None else query.none()
+        query = query.filter(member_id__in=[pk] if pk is not None else [])
     if f.overdue is not None:
         overdue = overdue_complaint(now)
         query = query.filter(overdue if f.overdue else ~overdue)
-    page = await newest_first(query, "submitted_at", FEEDBACK_ORDER, first, after, DEFAULT_PAGE)
-    if page.items:
-        await Feedback.fetch_for_list(page.items, Prefetch("changes", queryset=FeedbackChange.all().order_by("id")))
-    return page
+    return await newest_first(_with_history(query), "submitted_at", FEEDBACK_ORDER, first, after, DEFAULT_PAGE)

@@ -4,7 +4,7 @@ client pages are neither skipped nor repeated."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
@@ -23,7 +23,7 @@ def _key(after: str, ordering: str) -> tuple[datetime, int]:
         raise invalid("after is not a valid cursor", "after") from None
     if moment.tzinfo is None:
         raise invalid("after is not a valid cursor", "after")
-    return moment, pk
+    return moment.astimezone(timezone.utc), pk
 
 
 async def newest_first(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from zoneinfo import ZoneInfo
 
 from tests.api.care_factories import (
     ADMIN, CALL_FIELDS, NCB, PEK01, PVG01, TSN01, care_columns, care_rows, instant, log_call, logged, set_care, vip,
@@ -66,8 +67,8 @@ async def test_a_backdated_call_never_moves_last_contact_back_nor_touches_a_late
     follow_up = today + timedelta(days=7)
     await set_care(member, enrolled_at=now - timedelta(days=30))
     await logged(api, member, followUpOn=follow_up.isoformat())
-    # Logged afterwards, made five minutes earlier (a colleague's call from the same morning).
-    await logged(api, member, calledAt=(now - timedelta(minutes=5)).isoformat())
+    # Logged afterwards, made five minutes earlier (a colleague's call, its time given in UTC+8).
+    await logged(api, member, calledAt=(now - timedelta(minutes=5)).astimezone(ZoneInfo("Asia/Shanghai")).isoformat())
     assert await care_columns(member) == (today, follow_up)
 
     # A call from last week: last contact stays today.
@@ -181,8 +182,10 @@ async def test_member_care_calls_newest_first_by_called_at_with_paging(clocked_a
     await set_care(member, enrolled_at=datetime(2025, 1, 1, tzinfo=timezone.utc))
     api.clock.now = now = fixed_now()
     made = {}
-    for days in (3, 10, 1, 7):  # logged out of order
-        made[days] = (await logged(api, member, outcome="NO_ANSWER", calledAt=(now - timedelta(days=days)).isoformat()))["id"]
+    # Logged out of order; one given in UTC+8 (its local hour is later than the UTC hour of a newer call).
+    for hours, zone in ((72, timezone.utc), (240, timezone.utc), (1, timezone.utc), (2, ZoneInfo("Asia/Shanghai"))):
+        at = (now - timedelta(hours=hours)).astimezone(zone).isoformat()
+        made[hours] = (await logged(api, member, outcome="NO_ANSWER", calledAt=at))["id"]
     seen, after = [], None
     while True:
         result = data(await api.gql(CARE_CALLS, {"id": member["id"], "first": 3, "after": after}, as_=PEK01))
@@ -192,7 +195,7 @@ async def test_member_care_calls_newest_first_by_called_at_with_paging(clocked_a
         if not calls["pageInfo"]["hasNextPage"]:
             break
         after = calls["pageInfo"]["endCursor"]
-    assert seen == [made[1], made[3], made[7], made[10]]
+    assert seen == [made[1], made[2], made[72], made[240]]
 
 
 async def test_member_care_calls_are_for_staff_in_scope_only(api):
