@@ -1,0 +1,834 @@
+"""Reproducible demo data for `loyalty demo` (OPERATIONS.md): N invented members over
+every office and tier, with ledgers the programme's own jobs agree with.
+
+- Member i is the same invented person for every N and every run (its own random
+  stream, seeded by SEED and i): names (Chinese or Latin), card number, phone, email,
+  birth date, address. A run creates the members 0..N-1 whose card number is not in
+  the database yet: running it again adds nothing, a larger N tops up.
+- Addresses come from the address rules and are checked once per office with the
+  enrolment lookup (members.addresses.office_for_address), so a member's office is
+  the one its address gives. Members 0..141 take the offices one each, the others go
+  mostly to the big cities.
+- Ledgers are simulated in memory with the programme's pure rules (loyalty.engine,
+  loyalty.calendar): flights with their tier bonus and upgrades, partner credits,
+  redemptions (earliest-expiring first) and the daily jobs (the tier review of every
+  validUntil, the expiry of every credit past its last day) up to today. So the lots,
+  the running balances and the tier event log agree with the ledger (`loyalty ledger
+  reconcile` finds no difference), and `loyalty tiers review` / `loyalty miles
+  expire` for today find nothing due. Each member follows a scenario: dormant or
+  occasional flyers, steady SILVER/GOLD/PLATINUM flyers, elites upgraded 18 to 20
+  months ago who have flown little since (at risk of downgrade), and former elites
+  who were downgraded. Credits of 34 to 36 months ago expire within 90 days.
+- Entries carry what the services would have written: flight numbers, descriptions,
+  externalRefs and request fingerprints (so an API replay of a demo externalRef is a
+  replay, not a conflict), posted on their activity day.
+- Speed: everything is written in ONE transaction (a failed run leaves nothing
+  behind), one INSERT statement per table and chunk of members executed for all its
+  rows (executemany), with the ids of members and entries given here (PostgreSQL's
+  sequences are moved past them). Tortoise's bulk_create builds and validates a model
+  object per row: about five times slower for the ~70 rows per member written here.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import random
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.functions import Max
+from tortoise.transactions import in_transaction
+
+from api.auth import mint_token
+from api.settings import Settings
+from loyalty import calendar as cal
+from loyalty import engine
+from loyalty.jobs import SYSTEM_SOURCE
+# The posting services' own content and name keys, so fingerprints match theirs.
+from loyalty.ledger import AIRLINE_SOURCE, MEMBER_SOURCE, FlightDetails, _flight_content, _name_key
+from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
+from loyalty.rules import TIERS, Rules
+from loyalty.tiers import at_risk_member_ids
+from members import partners
+from members.access import Role
+from members.addresses import Address, office_for_address
+from members.cards import card_number
+from members.enums import MemberStatus, Tier
+from members.errors import DomainError
+from members.idempotency import fingerprint
+from members.models import Member, Office, RegionAssignment
+from members.regions import region_data, tier_counts
+from members.services import email_key, phone_key
+
+__all__ = ["SEED", "build_demo", "demo_card_number"]
+
+SEED = "loyalty-demo-1"
+TOKEN_TTL_SECONDS = 24 * 3600
+DEMO_ACTOR = "admin:demo"  # who "enrolled" the demo members
+FLIGHT_ACTOR = "airline:demo"  # the airline system that posted their flights
+REVIEW_ACTOR = "system:review"  # as loyalty.tiers.review_tiers writes it
+CHUNK = 500  # members simulated and written per step
+PARTNERS = (("HOTEL1", "Demo Hotels (invented)"), ("BANK1", "Demo Bank credit card (invented)"), ("CAR1", "Demo Car Rental (invented)"))
+PARTNER_WHAT = {"HOTEL1": "Hotel stay", "BANK1": "Credit card spend", "CAR1": "Car rental"}
+# Card serials are a fixed permutation of the 90 million 8-digit serials: the stride is
+# coprime with 90,000,000 (odd, not a multiple of 3 or 5), so member i's card is unique.
+_CARD_STRIDE, _CARD_OFFSET, _CARD_SPACE = 48_271_391, 31_415_926, 90_000_000
+# Phone numbers likewise: a permutation of 9-digit numbers (stride coprime with 10).
+_PHONE_STRIDE, _PHONE_OFFSET, _PHONE_SPACE = 7_654_321, 12_345_678, 1_000_000_000
+
+# ---- invented people -------------------------------------------------------------------
+
+_CN_FAMILY = [
+    ("王", "Wang"), ("李", "Li"), ("张", "Zhang"), ("刘", "Liu"), ("陈", "Chen"), ("杨", "Yang"), ("黄", "Huang"),
+    ("赵", "Zhao"), ("吴", "Wu"), ("周", "Zhou"), ("徐", "Xu"), ("孙", "Sun"), ("马", "Ma"), ("朱", "Zhu"),
+    ("胡", "Hu"), ("郭", "Guo"), ("何", "He"), ("林", "Lin"), ("高", "Gao"), ("罗", "Luo"), ("郑", "Zheng"),
+    ("梁", "Liang"), ("谢", "Xie"), ("宋", "Song"), ("唐", "Tang"), ("韩", "Han"), ("冯", "Feng"), ("邓", "Deng"),
+    ("曹", "Cao"), ("彭", "Peng"), ("曾", "Zeng"), ("田", "Tian"), ("董", "Dong"), ("袁", "Yuan"), ("潘", "Pan"),
+    ("蒋", "Jiang"), ("蔡", "Cai"), ("欧阳", "Ouyang"), ("司马", "Sima"), ("诸葛", "Zhuge"),
+]
+_CN_GIVEN = [
+    ("伟", "Wei"), ("芳", "Fang"), ("娜", "Na"), ("秀英", "Xiuying"), ("敏", "Min"), ("静", "Jing"), ("丽", "Li"),
+    ("强", "Qiang"), ("磊", "Lei"), ("军", "Jun"), ("洋", "Yang"), ("勇", "Yong"), ("艳", "Yan"), ("杰", "Jie"),
+    ("娟", "Juan"), ("涛", "Tao"), ("明", "Ming"), ("超", "Chao"), ("秀兰", "Xiulan"), ("霞", "Xia"), ("平", "Ping"),
+    ("刚", "Gang"), ("建华", "Jianhua"), ("志强", "Zhiqiang"), ("晓东", "Xiaodong"), ("海燕", "Haiyan"),
+    ("子涵", "Zihan"), ("欣怡", "Xinyi"), ("浩然", "Haoran"), ("雨桐", "Yutong"), ("梓轩", "Zixuan"),
+    ("思远", "Siyuan"), ("嘉怡", "Jiayi"), ("俊杰", "Junjie"), ("文博", "Wenbo"), ("佳琪", "Jiaqi"), ("宇航", "Yuhang"),
+]
+_LATIN_FAMILY = [
+    "Smith", "Johnson", "Brown", "Garcia", "Müller", "Schmidt", "Martin", "Bernard", "Rossi", "Tanaka", "Suzuki",
+    "Sato", "Kim", "Park", "Nguyen", "Tan", "Lim", "Kumar", "Silva", "Novak", "Ivanova", "Andersson", "Dubois",
+    "Cohen", "O'Brien", "Wilson", "Taylor", "Kowalski", "Jensen", "Fernández",
+]
+_LATIN_GIVEN = [
+    "James", "Mary", "Anna", "Hans", "Sophie", "Luca", "Yuki", "Hiroshi", "Min-jun", "Ji-woo", "Arjun", "Priya",
+    "Lucas", "Emma", "Olivia", "Noah", "Elena", "Mateo", "Chloé", "Ahmed", "Fatima", "Oliver", "Mia", "Zoë",
+]
+_STREETS = ["Jianguo", "Zhongshan", "Renmin", "Jiefang", "Heping", "Changan", "Xinhua", "Wenhua", "Huaihai", "Binhe"]
+_WORLD_STREETS = ["Park", "Station", "Harbour", "Market", "Garden", "Church", "Lake", "Hill", "Mill", "King"]
+_CALLING_CODES = {"CN": "86", "JP": "81", "KR": "82", "SG": "65", "TH": "66", "MY": "60", "US": "1", "CA": "1",
+                  "GB": "44", "DE": "49", "FR": "33", "AU": "61", "IT": "39", "ES": "34", "RU": "7", "AE": "971"}
+_HUB_WEIGHTS = {"PEK01": 40, "PVG01": 20, "CAN01": 15, "CTU01": 10, "SZX01": 10}
+
+
+@dataclass(frozen=True)
+class _Office:
+    id: int
+    code: str
+    branch_id: int
+    branch_code: str
+    country: str
+    addresses: tuple[Address, ...]  # each one maps to this office
+
+
+@dataclass(frozen=True)
+class _Person:
+    index: int
+    card_number: str
+    family_name: str
+    given_name: str
+    birth_date: date
+    phone: str
+    email: str
+    office: _Office
+    address: Address
+    rng: random.Random  # the member's stream, continued by the ledger plan
+
+
+def demo_card_number(index: int) -> str:
+    """The card number of demo member `index` (0-based): unique per index, Luhn-valid."""
+    return card_number(10_000_000 + (index * _CARD_STRIDE + _CARD_OFFSET) % _CARD_SPACE)
+
+
+def _slug(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in folded if c.isascii() and c.isalnum()).lower()
+
+
+def _person(index: int, offices: Sequence[_Office], weights: Sequence[float]) -> _Person:
+    rng = random.Random(f"{SEED}:{index}")
+    office = offices[index] if index < len(offices) else rng.choices(offices, cum_weights=weights)[0]
+    chinese = rng.random() < (0.85 if office.country == "CN" else 0.35)
+    if chinese:
+        (family_cn, family_py), (given_cn, given_py) = rng.choice(_CN_FAMILY), rng.choice(_CN_GIVEN)
+        # Some members write their name in pinyin.
+        family, given = (family_py, given_py) if rng.random() < 0.15 else (family_cn, given_cn)
+        slug = f"{given_py}.{family_py}".lower()
+    else:
+        family, given = rng.choice(_LATIN_FAMILY), rng.choice(_LATIN_GIVEN)
+        slug = f"{_slug(given)}.{_slug(family)}"
+    year = rng.randint(1950, 2004)
+    birth = date(year, 1, 1) + timedelta(days=rng.randrange(366 if year % 4 == 0 else 365))
+    digits = f"{(index * _PHONE_STRIDE + _PHONE_OFFSET) % _PHONE_SPACE:09d}"
+    if office.country == "CN":
+        phone = f"+86 1{rng.choice('3589')}{digits[0]} {digits[1:5]} {digits[5:]}"
+    else:
+        phone = f"+{_CALLING_CODES.get(office.country, '44')} {digits[:3]} {digits[3:6]} {digits[6:]}"
+    email = f"{slug}.{index}@{rng.choice(['example.com', 'example.org', 'example.net'])}"
+    template = rng.choice(office.addresses)
+    if office.country == "CN":
+        line, postal = f"No. {rng.randint(1, 399)} {rng.choice(_STREETS)} Road", f"{rng.randint(100000, 999999)}"
+    else:
+        line, postal = f"{rng.randint(1, 250)} {rng.choice(_WORLD_STREETS)} Street", f"{rng.randint(10000, 99999)}"
+    address = Address(country=template.country, city=template.city, province=template.province, line=line, postal_code=postal)
+    return _Person(index, demo_card_number(index), family, given, birth, phone, email, office, address, rng)
+
+
+async def _offices() -> list[_Office]:
+    """Every office with the addresses (from the shipped address rules, else the office's
+    own city) that the enrolment lookup really maps to it."""
+    data = region_data()
+    rules_by_office: dict[str, list[dict[str, Any]]] = {}
+    for rule in data["address_rules"]:
+        rules_by_office.setdefault(rule["office"], []).append(rule)
+    rows = await Office.all().select_related("branch").order_by("code")
+    offices = []
+    for office in rows:
+        candidates = [
+            Address(country=rule["country"], city=rule.get("city") or office.city, province=rule.get("province"))
+            for rule in rules_by_office.get(office.code, [])
+        ]
+        candidates.append(Address(country=office.country, city=office.city, province=office.province))
+        found: list[Address] = []
+        for address in candidates:
+            if address not in found and (await office_for_address(address)).id == office.id:
+                found.append(address)
+        if not found:
+            raise LookupError(f"no address maps to office {office.code}: check the address rules")
+        offices.append(_Office(office.id, office.code, office.branch_id, office.branch.code, office.country, tuple(found)))
+    return offices
+
+
+def _cumulative(*weights: float) -> list[float]:
+    """Cumulative weights, for random.choices(cum_weights=...) and _pick."""
+    out, total = [], 0.0
+    for weight in weights:
+        total += weight
+        out.append(total)
+    return out
+
+
+def _office_weights(offices: Sequence[_Office]) -> list[float]:
+    """The hubs get most members, then the mainland offices."""
+    return _cumulative(*(_HUB_WEIGHTS.get(o.code, 3.0 if o.country == "CN" else 1.5) for o in offices))
+
+
+# The rules' pure functions, cached: a posting's calendar maths depends on its day
+# only, a flight's earning on its distance and fare class only.
+_credit_expiry = functools.lru_cache(maxsize=None)(cal.credit_expiry)
+_window = functools.lru_cache(maxsize=None)(cal.window)
+_accrual = functools.lru_cache(maxsize=None)(engine.flight_accrual)
+
+
+# ---- flights ---------------------------------------------------------------------------
+
+# (origin, destination, distance km, flight number of the outbound leg; the return is +1)
+_DOMESTIC = [
+    ("PEK", "SHA", 1088, 1501), ("PEK", "PVG", 1178, 1831), ("PEK", "CAN", 1967, 1301), ("PEK", "CTU", 1697, 1405),
+    ("PEK", "SZX", 2077, 1303), ("PEK", "XIY", 914, 1201), ("PEK", "KMG", 2266, 1401), ("PEK", "HGH", 1240, 1701),
+    ("PEK", "CKG", 1464, 1431), ("PEK", "URC", 2410, 1901), ("PEK", "HAK", 2480, 1359), ("PEK", "DLC", 460, 1601),
+    ("PEK", "TAO", 550, 1531), ("PEK", "HRB", 1050, 1623), ("CTU", "PVG", 1782, 4501), ("CAN", "CTU", 1290, 3403),
+    ("SHA", "SZX", 1400, 1857), ("PVG", "XMN", 890, 1811), ("CTU", "LXA", 1250, 4401), ("PEK", "WUH", 1050, 1351),
+]
+_REGIONAL = [
+    ("PEK", "HKG", 1980, 101), ("PEK", "ICN", 955, 123), ("PEK", "NRT", 2100, 925), ("PEK", "BKK", 3300, 959),
+    ("PEK", "SIN", 4480, 975), ("PVG", "KIX", 1370, 923), ("CAN", "KUL", 2600, 971), ("PEK", "TPE", 1720, 185),
+]
+_LONG_HAUL = [
+    ("PEK", "FRA", 7800, 931), ("PEK", "LHR", 8150, 937), ("PEK", "CDG", 8220, 933), ("PEK", "JFK", 11000, 981),
+    ("PEK", "LAX", 10030, 983), ("PEK", "SFO", 9500, 985), ("PEK", "SYD", 8950, 173), ("PEK", "YVR", 8500, 991),
+    ("PEK", "MUC", 7700, 961), ("PVG", "MXP", 9100, 967),
+]
+_GROUPS = (_DOMESTIC, _REGIONAL, _LONG_HAUL)
+
+
+# How travellers fly: the weights of domestic, regional and long-haul routes, and of
+# fare classes.
+_STYLE_WEIGHTS = {
+    "leisure": ((94, 6, 0), dict(Y=8, B=8, M=10, H=14, Q=12, V=12, W=10, S=8, T=8, L=5, K=5)),
+    "business": ((50, 32, 18), dict(Y=35, B=15, M=10, H=12, C=12, D=5, J=4, Z=7)),
+    "frequent": ((35, 30, 35), dict(Y=30, B=12, M=8, H=8, C=20, D=8, J=6, Z=8)),
+    "premium": ((25, 20, 55), dict(Y=20, B=10, C=30, D=10, J=18, Z=12)),
+}
+
+
+@dataclass(frozen=True)
+class _Style:
+    groups: list[float]  # cumulative weights of _GROUPS
+    fares: tuple[str, ...]
+    fare_weights: list[float]  # cumulative, one per fare class
+
+
+@functools.lru_cache(maxsize=4)
+def _styles(rules: Rules) -> dict[str, _Style]:
+    """The styles with the fare classes that earn miles under these rules (a rules file
+    may chart other classes: then every earning class is equally likely)."""
+    earning = [fare for fare, percent in rules.fare_classes.items() if percent > 0]
+    if not earning:
+        raise ValueError("the rules chart no fare class that earns miles: nobody can fly in the demo")
+    styles = {}
+    for name, (groups, fares) in _STYLE_WEIGHTS.items():
+        known = [(fare, weight) for fare, weight in fares.items() if fare in earning] or [(fare, 1) for fare in earning]
+        styles[name] = _Style(_cumulative(*groups), tuple(f for f, _ in known), _cumulative(*(w for _, w in known)))
+    return styles
+
+# The style a tier's members fly in; a downgraded member flew in the style of the tier above.
+_TIER_STYLE = {"SILVER": "business", "GOLD": "frequent", "PLATINUM": "premium"}
+
+
+def _pick(rng: random.Random, items: Sequence[Any], cumulative: Sequence[float]) -> Any:
+    return items[bisect.bisect_right(cumulative, rng.random() * cumulative[-1])]
+
+
+@dataclass(frozen=True)
+class _Period:
+    """Flying about `miles` qualifying miles a year from `start` to `end`, in a style."""
+
+    start: date
+    end: date
+    miles: int
+    style: str
+
+
+@dataclass(frozen=True)
+class _Plan:
+    enrolled: date
+    periods: tuple[_Period, ...] = ()
+    partner_credits: int = 0
+    redemptions: int = 0
+
+
+def _history_months(rules: Rules) -> int:
+    """How far back ledgers start: far enough for credits that have expired (and some
+    that expire within the next months), and for an elite tier won, held to its
+    validUntil and lost at the review (38 months with the default rules)."""
+    validity = max(tier.validity_months for tier in rules.tiers)
+    return max(rules.credit_validity_months + 2, validity + rules.window_months + 2)
+
+
+def _month(today: date, months: int) -> date:
+    """The first day of the month `months` away from today's."""
+    return cal.add_months(cal.month_start(today), months)
+
+
+def _day_between(rng: random.Random, start: date, end: date) -> date:
+    return start + timedelta(days=rng.randrange(max(1, (end - start).days + 1)))
+
+
+def _plan(rng: random.Random, rules: Rules, today: date) -> _Plan:
+    """A member's scenario; tier shares come out at roughly 70 / 18 / 9 / 3 %."""
+    long_ago, recent = today - timedelta(days=12 * 365), today - timedelta(days=30)
+    history = _month(today, -_history_months(rules))
+    roll, kind = rng.random(), rng.random()
+    if roll < 0.70:
+        if kind < 0.35:  # dormant
+            return _Plan(_day_between(rng, long_ago, recent), partner_credits=rng.randint(0, 2))
+        if kind < 0.91:  # occasional leisure flyer
+            enrolled = _day_between(rng, long_ago, recent)
+            period = _Period(max(enrolled, history), today, int(rng.triangular(500, 12_000, 1_500)), "leisure")
+            return _Plan(enrolled, (period,), rng.randint(0, 4), rng.randint(0, 1))
+        return _lapsed(rng, rules, today, "SILVER", None)
+    tier = "SILVER" if roll < 0.88 else "GOLD" if roll < 0.97 else "PLATINUM"
+    if kind < 0.10 and tier != "PLATINUM":
+        return _lapsed(rng, rules, today, TIERS[TIERS.index(tier) + 1], tier)
+    upgrade_miles = rules.tier(tier).upgrade_miles
+    if kind < 0.32:
+        # At risk: upgraded 18-20 months ago (default rules), so validUntil is within the
+        # next months, and has flown too little since to keep the tier.
+        upgrade_month = _month(today, -(rules.tier(tier).validity_months - rng.randint(4, 6)))
+        enrolled = _day_between(rng, long_ago, cal.add_months(upgrade_month, -rules.window_months))
+        ramp = cal.add_months(upgrade_month, -11)
+        since = cal.month_end(upgrade_month) + timedelta(days=1)
+        periods = (
+            _Period(max(enrolled, history), ramp - timedelta(days=1), rng.randint(0, 8_000), "leisure"),
+            _Period(ramp, since - timedelta(days=1), int(upgrade_miles * rng.uniform(1.03, 1.1)), _TIER_STYLE[tier]),
+            _Period(since, today, int(rules.tier(tier).retain_miles * rng.uniform(0.1, 0.45)), _TIER_STYLE[tier]),
+        )
+        return _Plan(enrolled, periods, rng.randint(1, 6), rng.randint(0, 2))
+    # Steady: has flown at the tier's pace for 16 to 38 months (default rules).
+    latest = _month(today, -(rules.window_months + 4))
+    enrolled = _day_between(rng, long_ago, latest)
+    start = max(enrolled, _day_between(rng, history, latest))
+    period = _Period(start, today, int(upgrade_miles * rng.uniform(1.12, 1.6)), _TIER_STYLE[tier])
+    return _Plan(enrolled, (period,), rng.randint(1, 6), rng.randint(0, 3))
+
+
+def _lapsed(rng: random.Random, rules: Rules, today: date, top: str, then: str | None) -> _Plan:
+    """Flew at `top`'s pace until 26-28 months ago (default rules; upgraded then), since
+    then at the pace of `then` (None: hardly at all), so the review of that validUntil
+    downgraded them."""
+    history = _month(today, -_history_months(rules))
+    enrolled = _day_between(rng, today - timedelta(days=12 * 365), history)
+    turn = _month(today, -(rules.tier(top).validity_months + rng.randint(2, 4)))
+    before = _Period(history, turn - timedelta(days=1), int(rules.tier(top).upgrade_miles * rng.uniform(1.15, 1.35)), _TIER_STYLE[top])
+    if then is None:
+        after = _Period(turn, today, rng.randint(3_000, 15_000), "leisure")
+    else:
+        after = _Period(turn, today, int(rules.tier(then).upgrade_miles * rng.uniform(1.15, 1.5)), _TIER_STYLE[then])
+    return _Plan(enrolled, (before, after), rng.randint(1, 6), rng.randint(0, 3))
+
+
+def _flights(rng: random.Random, rules: Rules, periods: Sequence[_Period]) -> list[tuple[date, FlightDetails, engine.FlightEarning]]:
+    """Flights of random routes, fares and days until each period's miles are flown."""
+    flights = []
+    for period in periods:
+        days = (period.end - period.start).days + 1
+        if days <= 0 or period.miles <= 0:
+            continue
+        style = _styles(rules)[period.style]
+        target = period.miles * days / 365 * rng.uniform(0.95, 1.05)
+        # Hardly a flight worth more than a fifth of a year's pace: windows stay near it.
+        cap = max(period.miles // 5, 3_000)
+        legs, earned = [], 0
+        while earned < target:
+            for _ in range(20):
+                origin, destination, km, number = rng.choice(_pick(rng, _GROUPS, style.groups))
+                fare = _pick(rng, style.fares, style.fare_weights)
+                earning = _accrual(rules, km, fare)
+                if earning.qualifying_miles <= cap:
+                    break
+            if rng.random() < 0.5:
+                origin, destination, number = destination, origin, number + 1
+            legs.append((origin, destination, km, number, fare, earning))
+            earned += earning.qualifying_miles
+        # Spread evenly over the period (one flight in each equal slice, on a random day
+        # of it), so every 12-month window holds about the period's pace.
+        for k, (origin, destination, km, number, fare, earning) in enumerate(legs):
+            day = period.start + timedelta(days=int((k + rng.random()) * days / len(legs)))
+            flights.append((day, FlightDetails("CA", str(number), day, origin, destination, km, fare), earning))
+    return flights
+
+
+# ---- the ledger, replayed with the programme's rules ----------------------------------
+
+_REDEMPTIONS = (("Award ticket PEK-SHA", 12_000), ("Award ticket PEK-CAN", 15_000), ("Cabin upgrade", 8_000),
+                ("Award ticket PEK-NRT", 25_000), ("Lounge pass", 3_000), ("Award ticket PEK-LHR", 45_000))
+
+
+def _month_index(day: date) -> int:
+    return day.year * 12 + day.month - 1
+
+
+class _Ledger:
+    """One member's postings in date order, as the services and daily jobs would have
+    written them: entries, credit lots, the running balance and tier changes.
+
+    Entries refer to each other (bonus -> flight, event -> cause) by their index in
+    `entries`; ids are given when the rows are written."""
+
+    def __init__(self, rules: Rules, person: _Person, enrolled: date, start: date, posted_at: Callable[[date], datetime]) -> None:
+        self.rules, self.person, self.posted_at = rules, person, posted_at
+        self.tier, self.since, self.valid_until = "STANDARD", enrolled, None
+        self.balance = 0
+        # (kind, activity date, qualifying miles, segments, redeemable miles, source,
+        #  external ref, description, flight, fingerprint, index of the flight of a bonus)
+        self.entries: list[tuple] = []
+        self.lots: list[list] = []  # [entry index, expires_on, remaining], in expiry order
+        self.first_lot = 0  # lots before it have nothing left
+        # Qualifying miles and segments per month, from a window before the history
+        # starts to the last validUntil a review may look at.
+        self.first_month = _month_index(start) - rules.window_months
+        months = rules.window_months + _history_months(rules) + 1
+        self.miles, self.segments = [0] * months, [0] * months
+        # (effective_at, from tier, to tier, reason, since, valid_until, cause index, actor, note)
+        self.events: list[tuple] = []
+
+    # -- helpers
+
+    def _totals(self, start: date, end: date) -> tuple[int, int]:
+        """Qualifying totals of the months from start's to end's."""
+        low = max(0, _month_index(start) - self.first_month)
+        high = _month_index(end) - self.first_month + 1
+        return sum(self.miles[low:high]), sum(self.segments[low:high])
+
+    def _post(self, kind: LedgerEntryKind, day: date, redeemable: int, source: str, **values: Any) -> int:
+        self.entries.append((
+            kind, day, values.get("qualifying", 0), values.get("segments", 0), redeemable, source,
+            values.get("ref"), values.get("description"), values.get("flight"), values.get("print_"), values.get("bonus_for"),
+        ))
+        self.balance += redeemable
+        if redeemable > 0:  # a credit: its lot (the balance is never negative here)
+            self.lots.append([len(self.entries) - 1, _credit_expiry(day, self.rules.credit_validity_months), redeemable])
+        return len(self.entries) - 1
+
+    def _change(self, to_tier: str, reason: TierChangeReason, since: date, valid_until: date | None,
+                effective_at: datetime, actor: str, cause: int | None = None, note: str | None = None) -> None:
+        self.events.append((effective_at, self.tier, to_tier, reason, since, valid_until, cause, actor, note))
+        self.tier, self.since, self.valid_until = to_tier, since, valid_until
+
+    # -- the daily jobs
+
+    def run_jobs(self, as_of: date) -> None:
+        """What the daily jobs did on every day before `as_of`: the review of every
+        validUntil < as_of and the expiry of every credit whose last day is < as_of."""
+        while True:
+            while self.first_lot < len(self.lots) and self.lots[self.first_lot][2] == 0:
+                self.first_lot += 1
+            expiry = self.lots[self.first_lot][1] if self.first_lot < len(self.lots) else None
+            expiry = expiry if expiry is not None and expiry < as_of else None
+            review = self.valid_until if self.tier != "STANDARD" and self.valid_until < as_of else None
+            if review is not None and (expiry is None or review <= expiry):
+                self._review()
+            elif expiry is not None:
+                self._expire(expiry)
+            else:
+                return
+
+    def _review(self) -> None:
+        """loyalty.tiers._review_member for one validUntil."""
+        old = self.valid_until
+        start, end = cal.retention_window(old, self.rules.window_months)
+        miles, segments = self._totals(start, end)
+        decision = engine.review_decision(self.rules, self.tier, old, miles, segments)
+        retained = decision.reason == "RETENTION"
+        self._change(
+            decision.tier, TierChangeReason.RETENTION if retained else TierChangeReason.DOWNGRADE,
+            since=self.since if retained else decision.since, valid_until=decision.valid_until,
+            effective_at=datetime.combine(decision.since, time(0), tzinfo=timezone.utc), actor=REVIEW_ACTOR,
+            note=f"review of validUntil {old}: {miles} miles, {segments / 100:g} segments in {start}..{end}",
+        )
+
+    def _expire(self, last_day: date) -> None:
+        """loyalty.jobs._expire_member on the day after `last_day`."""
+        amount = count = 0
+        for lot in self.lots[self.first_lot:]:
+            if lot[1] > last_day:
+                break
+            if lot[2]:
+                amount, count = amount + lot[2], count + 1
+                lot[2] = 0
+        self._post(
+            LedgerEntryKind.EXPIRY, last_day, -amount, SYSTEM_SOURCE,
+            description=f"Expiry of {amount} miles of {count} credit(s) good through {last_day} or earlier",
+        )
+
+    # -- postings
+
+    def flight(self, flight: FlightDetails, earning: engine.FlightEarning, ref: str) -> None:
+        """loyalty.ledger._post_flight: the flight, its bonus at the tier held before it,
+        and the upgrade its window's totals give."""
+        day, tier_before = flight.date, self.tier
+        print_ = fingerprint("flightAccrue", {"cardNumber": self.person.card_number, "flight": _flight_content(flight)})
+        index = self._post(
+            LedgerEntryKind.FLIGHT, day, earning.redeemable_miles, AIRLINE_SOURCE, qualifying=earning.qualifying_miles,
+            segments=earning.segments_hundredths, ref=ref, flight=flight, print_=print_,
+            description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
+        )
+        bonus = engine.tier_bonus(self.rules, tier_before, earning.redeemable_miles)
+        if bonus > 0:
+            self._post(
+                LedgerEntryKind.TIER_BONUS, day, bonus, AIRLINE_SOURCE, bonus_for=index,
+                description=f"{self.rules.tier(tier_before).bonus_percent} % {tier_before} bonus on "
+                f"{flight.carrier}{flight.flight_number}",
+            )
+        if not (earning.qualifying_miles or earning.segments_hundredths):
+            return
+        month = _month_index(day) - self.first_month
+        self.miles[month] += earning.qualifying_miles
+        self.segments[month] += earning.segments_hundredths
+        miles, segments = self._totals(*_window(day, self.rules.window_months))
+        decision = engine.upgrade_decision(self.rules, self.tier, self.valid_until, miles, segments, day)
+        if decision is not None:
+            self._change(decision.tier, TierChangeReason.UPGRADE, decision.since, decision.valid_until,
+                         self.posted_at(day), FLIGHT_ACTOR, cause=index)
+
+    def partner(self, day: date, code: str, miles: int, ref: str) -> None:
+        """loyalty.ledger.partner_accrue: redeemable miles only."""
+        text = f"{PARTNER_WHAT[code]} (demo)"
+        print_ = fingerprint("partnerAccrue", {
+            "cardNumber": self.person.card_number, "familyName": _name_key(self.person.family_name), "miles": miles,
+            "activityDate": day.isoformat(), "description": text,
+        })
+        self._post(LedgerEntryKind.PARTNER, day, miles, code, ref=ref, description=text, print_=print_)
+
+    def redeem(self, day: date, miles: int, what: str) -> None:
+        """loyalty.ledger.redeem when the balance covers it: earliest-expiring credits first."""
+        if miles > self.balance:
+            return
+        open_lots = [(i, lot[1], lot[2]) for i, lot in enumerate(self.lots[self.first_lot:], self.first_lot) if lot[2]]
+        for i, taken in engine.consume_fifo(open_lots, miles):
+            self.lots[i][2] -= taken
+        self._post(LedgerEntryKind.REDEMPTION, day, -miles, MEMBER_SOURCE, description=what)
+
+
+def _simulate(person: _Person, rules: Rules, today: date, posted_at: Callable[[date], datetime]) -> tuple[_Plan, _Ledger]:
+    rng = person.rng
+    plan = _plan(rng, rules, today)
+    start = max(plan.enrolled, _month(today, -_history_months(rules)))
+    ledger = _Ledger(rules, person, plan.enrolled, start, posted_at)
+    # (day, order within the day, what)
+    activities: list[tuple[date, int, Any]] = [(f[0], 0, f) for f in _flights(rng, rules, plan.periods)]
+    for n in range(plan.partner_credits):
+        code = rng.choice(PARTNERS)[0]
+        activities.append((_day_between(rng, start, today), 1, (code, rng.randint(4, 60) * 50, f"{code}-{person.card_number}-{n + 1}")))
+    for _ in range(plan.redemptions):
+        activities.append((_day_between(rng, start + timedelta(days=60), today), 2, rng.choice(_REDEMPTIONS)))
+    activities.sort(key=lambda a: (a[0], a[1]))
+    refs: set[str] = set()
+    for day, order, what in activities:
+        ledger.run_jobs(day)
+        if order == 0:
+            _, flight, earning = what
+            ref = f"{flight.carrier}{flight.flight_number}-{day:%Y%m%d}-{person.card_number}"
+            while ref in refs:  # the same flight twice on a day: a second booking
+                ref += "+"
+            refs.add(ref)
+            ledger.flight(flight, earning, ref)
+        elif order == 1:
+            ledger.partner(day, *what)
+        else:
+            ledger.redeem(day, what[1], what[0])
+    ledger.run_jobs(today)
+    return plan, ledger
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+_MEMBER_COLUMNS = (
+    "id", "card_number", "family_name", "given_name", "status", "birth_date", "phone", "email", "phone_key",
+    "email_key", "address_country", "address_province", "address_city", "address_line", "address_postal_code",
+    "office_id", "branch_id", "enrolled_at", "tier", "tier_since", "tier_valid_until", "redeemable_miles",
+)
+_ASSIGNMENT_COLUMNS = ("member_id", "office_id", "assigned_at", "reason", "actor")
+_ENTRY_COLUMNS = (
+    "id", "member_id", "kind", "activity_date", "posted_at", "qualifying_miles", "qualifying_segments",
+    "redeemable_miles", "source", "external_ref", "description", "carrier", "flight_number", "origin",
+    "destination", "distance_km", "fare_class", "fingerprint", "bonus_for_id", "reverses_id",
+)
+_LOT_COLUMNS = ("entry_id", "member_id", "expires_on", "remaining")
+_EVENT_COLUMNS = (
+    "member_id", "card_number", "from_tier", "to_tier", "reason", "effective_at", "since", "valid_until",
+    "office_id", "branch_id", "office_code", "branch_code", "cause_id", "actor", "note",
+)
+
+
+def _defaults(model: type, columns: Sequence[str]) -> tuple[list[str], tuple]:
+    """The columns `columns` leaves out that need a value, with their model default
+    (Tortoise keeps defaults in Python, not in the database schema)."""
+    names, values = [], []
+    meta = model._meta
+    for name, column in meta.fields_db_projection.items():
+        field_ = meta.fields_map[name]
+        if column in columns or field_.pk or field_.generated:
+            continue
+        if field_.default is not None:
+            value = field_.default() if callable(field_.default) else field_.default
+        elif getattr(field_, "auto_now", False) or getattr(field_, "auto_now_add", False):
+            value = datetime.now(timezone.utc)
+        else:
+            continue  # nullable: NULL
+        names.append(column)
+        values.append(field_.to_db_value(value, None))
+    return names, tuple(values)
+
+
+async def _insert(connection: BaseDBAsyncClient, model: type, columns: Sequence[str], rows: list[tuple]) -> None:
+    """One parameterised INSERT executed for every row (executemany), in the caller's
+    transaction. Columns the rows leave out get their model default."""
+    if not rows:
+        return
+    extra_columns, extra_values = _defaults(model, columns)
+    if extra_columns:
+        columns = [*columns, *extra_columns]
+        rows = [row + extra_values for row in rows]
+    executor = connection.executor_class(model=model, db=connection)
+    query = connection.query_class.into(model._meta.basetable).columns(*columns).insert(
+        *(executor.parameter(i) for i in range(len(columns)))
+    )
+    await connection.execute_many(str(query), rows)
+
+
+@dataclass
+class _Batch:
+    """Rows of a chunk of members, ready to write."""
+
+    members: list[tuple] = field(default_factory=list)
+    assignments: list[tuple] = field(default_factory=list)
+    entries: list[tuple] = field(default_factory=list)
+    lots: list[tuple] = field(default_factory=list)
+
+
+def _rows(batch: _Batch, events: list[tuple], person: _Person, plan: _Plan, ledger: _Ledger, member_id: int,
+          first_entry_id: int, contacts_taken: set[str], posted_at: Callable[[date], datetime]) -> None:
+    office = person.office
+    # A phone or email some other member holds already is left out (DUPLICATE otherwise).
+    phone, phone_k = person.phone, phone_key(person.phone)
+    if phone_k in contacts_taken:
+        phone = phone_k = None
+    mail, mail_k = person.email, email_key(person.email)
+    if mail_k in contacts_taken:
+        mail = mail_k = None
+    enrolled_at = posted_at(plan.enrolled) - timedelta(hours=2)
+    address = person.address
+    batch.members.append((
+        member_id, person.card_number, person.family_name, person.given_name, MemberStatus.ACTIVE.value,
+        person.birth_date, phone, mail, phone_k, mail_k, address.country, address.province, address.city,
+        address.line, address.postal_code, office.id, office.branch_id, enrolled_at, Tier[ledger.tier].value,
+        ledger.since, ledger.valid_until, ledger.balance,
+    ))
+    batch.assignments.append((member_id, office.id, enrolled_at, "enrolment", DEMO_ACTOR))
+    for index, (kind, day, qualifying, segments, redeemable, source, ref, description, flight, print_, bonus_for) in enumerate(ledger.entries):
+        flight_columns = (
+            (flight.carrier, flight.flight_number, flight.origin, flight.destination, flight.distance_km, flight.fare_class)
+            if flight is not None else (None,) * 6
+        )
+        batch.entries.append((
+            first_entry_id + index, member_id, kind.value, day, posted_at(day), qualifying, segments, redeemable,
+            source, ref, description, *flight_columns, print_,
+            None if bonus_for is None else first_entry_id + bonus_for, None,
+        ))
+    batch.lots.extend((first_entry_id + index, member_id, expires_on, remaining) for index, expires_on, remaining in ledger.lots)
+    for effective_at, from_tier, to_tier, reason, since, valid_until, cause, actor, note in ledger.events:
+        events.append((
+            member_id, person.card_number, Tier[from_tier].value, Tier[to_tier].value, reason.value, effective_at,
+            since, valid_until, office.id, office.branch_id, office.code, office.branch_code,
+            None if cause is None else first_entry_id + cause, actor, note,
+        ))
+
+
+async def _write(connection: BaseDBAsyncClient, batch: _Batch) -> int:
+    """Write a chunk's rows; the number of members written."""
+    await _insert(connection, Member, _MEMBER_COLUMNS, batch.members)
+    await _insert(connection, RegionAssignment, _ASSIGNMENT_COLUMNS, batch.assignments)
+    await _insert(connection, LedgerEntry, _ENTRY_COLUMNS, batch.entries)
+    await _insert(connection, CreditLot, _LOT_COLUMNS, batch.lots)
+    return len(batch.members)
+
+
+async def _next_id(model: type, connection: BaseDBAsyncClient) -> int:
+    row = await model.all().using_db(connection).annotate(top=Max("id")).first().values("top")
+    return int((row or {}).get("top") or 0) + 1
+
+
+async def _advance_sequences(connection: BaseDBAsyncClient) -> None:
+    """PostgreSQL: move the id sequences past the ids given here, so later inserts
+    (enrolments, postings) do not collide with them. SQLite needs nothing."""
+    if connection.capabilities.dialect != "postgres":
+        return
+    for model in (Member, LedgerEntry):
+        table = model._meta.db_table
+        await connection.execute_query(
+            f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), (SELECT MAX(id) FROM \"{table}\"))"
+        )
+
+
+async def _existing(column: str, values: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(values), CHUNK):
+        found.update(await Member.filter(**{f"{column}__in": values[start:start + CHUNK]}).values_list(column, flat=True))
+    return found
+
+
+# ---- the demo ------------------------------------------------------------------------------
+
+
+async def build_demo(
+    settings: Settings, members: int, *, rules: Rules, today: date, progress: Callable[[int, int], None]
+) -> dict[str, Any]:
+    """Create the demo members 0..members-1 that are missing (see the module docstring),
+    register the demo partners, and return {"summary": text, "tokens": {role: token}}.
+    Needs an initialised, migrated ORM with the region data loaded."""
+    if members < 0:
+        from api.cli import OperatorError
+
+        raise OperatorError("--members must be 0 or more")
+    for code, name in PARTNERS:
+        try:
+            await partners.add_partner(code, name)
+        except DomainError:
+            pass  # registered under another name by an operator: keep theirs
+    offices = await _offices()
+    weights = _office_weights(offices)
+    cards = [demo_card_number(i) for i in range(members)]
+    present = await _existing("card_number", cards)
+    missing = [i for i, card in enumerate(cards) if card not in present]
+    done = members - len(missing)
+    progress(done, members)
+    if missing:
+        people = [_person(i, offices, weights) for i in missing]
+        taken = await _existing("phone_key", [phone_key(p.phone) for p in people])
+        taken |= await _existing("email_key", [email_key(p.email) for p in people])
+        tz, noon = settings.tz, time(12)
+        stamps: dict[date, datetime] = {}
+
+        def posted_at(day: date) -> datetime:
+            if (stamp := stamps.get(day)) is None:
+                stamp = stamps[day] = datetime.combine(day, noon, tzinfo=tz).astimezone(timezone.utc)
+            return stamp
+
+        events: list[tuple] = []
+
+        def simulate(chunk: list[_Person], member_id: int, entry_id: int) -> tuple[_Batch, int, int]:
+            batch = _Batch()
+            for person in chunk:
+                plan, ledger = _simulate(person, rules, today, posted_at)
+                _rows(batch, events, person, plan, ledger, member_id, entry_id, taken, posted_at)
+                member_id += 1
+                entry_id += len(ledger.entries)
+            return batch, member_id, entry_id
+
+        async with in_transaction() as connection:
+            if connection.capabilities.dialect == "sqlite":
+                # The ledger's indexes outgrow SQLite's default 2 MB page cache.
+                await connection.execute_query("PRAGMA cache_size = -131072")
+            member_id, entry_id = await _next_id(Member, connection), await _next_id(LedgerEntry, connection)
+            for start in range(0, len(people), CHUNK):
+                batch, member_id, entry_id = simulate(people[start:start + CHUNK], member_id, entry_id)
+                done += await _write(connection, batch)
+                progress(done, members)
+            # The event log in time order: positions increase with effective_at.
+            events.sort(key=lambda row: (row[5], row[0]))
+            for start in range(0, len(events), 5 * CHUNK):
+                await _insert(connection, TierEvent, _EVENT_COLUMNS, events[start:start + 5 * CHUNK])
+            await _advance_sequences(connection)
+    return {"summary": await _summary(rules, today, created=len(missing)), "tokens": await _tokens(settings, cards)}
+
+
+async def _summary(rules: Rules, today: date, *, created: int) -> str:
+    counts = (await tier_counts(Member.all())).get(None, {tier: 0 for tier in Tier})
+    total = sum(counts.values())
+    offices = len(await Member.all().distinct().values_list("office_id", flat=True))
+    at_risk = len(await at_risk_member_ids(Member.all(), rules=rules, today=today))
+    until = today + timedelta(days=rules.expiring_soon_days)
+    expiring = len(await CreditLot.filter(remaining__gt=0, expires_on__gte=today, expires_on__lte=until)
+                   .distinct().values_list("member_id", flat=True))
+    tiers = ", ".join(f"{tier.name} {counts.get(tier, 0):,}" for tier in Tier)
+    return "\n".join([
+        f"demo data: {total:,} members ({created:,} created now) in {offices} of {await Office.all().count()} offices: {tiers}",
+        f"  {at_risk:,} at risk of downgrade (validUntil within {rules.at_risk_months} months), "
+        f"{expiring:,} with miles expiring within {rules.expiring_soon_days} days (today {today})",
+        "  GraphiQL: http://127.0.0.1:8000/graphql (or your --host/--port); "
+        'set the header {"Authorization": "Bearer <token>"} with a token below',
+    ])
+
+
+async def _tokens(settings: Settings, cards: list[str]) -> dict[str, str]:
+    """One token per role, valid 24 h: a GOLD demo member (else the highest tier), the
+    HOTEL1 partner, the office with most VIPs (PEK01 on a tie) and its branch."""
+    member = None
+    for start in range(0, len(cards), CHUNK):
+        candidates = Member.filter(card_number__in=cards[start:start + CHUNK])
+        member = await candidates.filter(tier=Tier.GOLD).order_by("id").first()
+        member = member or await candidates.order_by("-tier", "id").first()
+        if member is not None and member.tier is Tier.GOLD:
+            break
+    vips = {
+        office_id: sum(n for tier, n in counts.items() if tier.is_vip)
+        for office_id, counts in (await tier_counts(Member.all(), "office_id")).items()
+    }
+    offices = await Office.all().select_related("branch")
+    office = max(offices, key=lambda o: (vips.get(o.id, 0), o.code == "PEK01", [-ord(c) for c in o.code]))
+    ttl = TOKEN_TTL_SECONDS
+    tokens = {}
+    if member is not None:
+        tokens["member"] = mint_token(settings, Role.MEMBER, str(member.id), None, ttl)
+    tokens["partner"] = mint_token(settings, Role.PARTNER, "hotel1-desk", PARTNERS[0][0], ttl)
+    tokens["office"] = mint_token(settings, Role.OFFICE, f"desk-{office.code.lower()}", office.code, ttl)
+    tokens["branch"] = mint_token(settings, Role.BRANCH, f"manager-{office.branch.code.lower()}", office.branch.code, ttl)
+    tokens["airline"] = mint_token(settings, Role.AIRLINE, "airline-demo", None, ttl)
+    tokens["admin"] = mint_token(settings, Role.ADMIN, "admin-demo", None, ttl)
+    return tokens
