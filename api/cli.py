@@ -177,7 +177,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
         try:
             await migrate(settings, progress=lambda line: print(line, file=sys.stderr))
-            return await build_demo(settings, args.members, rules=_rules(settings), today=_today(settings), progress=Progress("demo members"))
+            return await build_demo(settings, args.members, rules=_rules(settings), today=_today(settings), progress=Progress("demo members"),
+                                    care_progress=Progress("care refresh (offices)"))
         finally:
             await Tortoise.close_connections()
 

@@ -45,6 +45,7 @@ from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from api.auth import mint_token
+from api.demo_care import build_demo_care
 from api.settings import Settings
 from loyalty import calendar as cal
 from loyalty import engine
@@ -727,7 +728,8 @@ async def _existing(column: str, values: list[str]) -> set[str]:
 
 
 async def build_demo(
-    settings: Settings, members: int, *, rules: Rules, today: date, progress: Callable[[int, int], None]
+    settings: Settings, members: int, *, rules: Rules, today: date, progress: Callable[[int, int], None],
+    care_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Create the demo members 0..members-1 that are missing (see the module docstring),
     register the demo partners, and return {"summary": text, "tokens": {role: token}}.
@@ -785,7 +787,9 @@ async def build_demo(
             for start in range(0, len(events), 5 * CHUNK):
                 await _insert(connection, TierEvent, _EVENT_COLUMNS, events[start:start + 5 * CHUNK])
             await _advance_sequences(connection)
-    return {"summary": await _summary(rules, today, created=len(missing)), "tokens": await _tokens(settings, cards)}
+    care = await build_demo_care(rules, today, settings.tz, care_progress or (lambda done, total: None))
+    summary = await _summary(rules, today, created=len(missing))
+    return {"summary": summary + "\n" + care, "tokens": await _tokens(settings, cards)}
 
 
 async def _summary(rules: Rules, today: date, *, created: int) -> str:
@@ -803,6 +807,7 @@ async def _summary(rules: Rules, today: date, *, created: int) -> str:
         f"{expiring:,} with miles expiring within {rules.expiring_soon_days} days (today {today})",
         "  GraphiQL: http://127.0.0.1:8000/graphql (or your --host/--port); "
         'set the header {"Authorization": "Bearer <token>"} with a token below',
+        "  VIP board: http://127.0.0.1:8000/board (sign in with the office or branch token)",
     ])
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from api.auth import decode_token
 from api.demo import build_demo, demo_card_number
+from care.models import CareCall, Feedback, FeedbackChange
 from loyalty.jobs import expire_miles, miles_expiring_soon, reconcile
 from loyalty.ledger import FlightDetails, flight_accrue
 from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
@@ -57,10 +58,12 @@ async def check_summary_progress_and_one_token_per_role(settings, result, calls)
     assert calls[0] == (0, N) and calls[-1] == (N, N)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
     lines = result["summary"].splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 5
     assert lines[0].startswith("demo data: 300 members (300 created now) in 142 of 142 offices: STANDARD ")
     assert "at risk of downgrade" in lines[1] and "expiring within 90 days" in lines[1]
     assert "http://127.0.0.1:8000/graphql" in lines[2]
+    assert "http://127.0.0.1:8000/board" in lines[3]
+    assert lines[4].startswith("  care: ") and "lifecycle stages NEW" in lines[4]
 
     tokens = result["tokens"]
     assert list(tokens) == ["member", "partner", "office", "branch", "airline", "admin"]
@@ -209,7 +212,7 @@ async def test_same_seed_same_people_whatever_the_day(db):
     assert all(is_valid_card_number(card) for card in cards)
     assert len({demo_card_number(i) for i in range(100_000)}) == 100_000
 
-    for model in (TierEvent, CreditLot):
+    for model in (FeedbackChange, Feedback, CareCall, TierEvent, CreditLot):
         await model.all().delete()
     await LedgerEntry.filter(bonus_for_id__not_isnull=True).delete()
     await LedgerEntry.all().delete()
