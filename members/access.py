@@ -58,6 +58,11 @@ class Caller:
         return f"{self.role.value}:{self.subject}" + (f"@{self.scope}" if self.scope else "")
 
 
+def nothing(queryset: QuerySet) -> QuerySet:
+    """An always-empty queryset (Tortoise has no QuerySet.none())."""
+    return queryset.filter(pk__in=[])
+
+
 def restrict_by_member_region(queryset: QuerySet, caller: Caller, member_column: str = "member_id") -> QuerySet:
     """Rows that carry a member's office_id and branch_id (members themselves, tier
     events) restricted to what the caller may see. `member_column` names the member
@@ -70,7 +75,7 @@ def restrict_by_member_region(queryset: QuerySet, caller: Caller, member_column:
         return queryset.filter(office_id=caller.office_id)
     if caller.role is Role.MEMBER:
         return queryset.filter(**{member_column: caller.member_id})
-    return queryset.none()
+    return nothing(queryset)
 
 
 def restrict_members(queryset: QuerySet[Member], caller: Caller) -> QuerySet[Member]:
@@ -85,7 +90,7 @@ def restrict_offices(queryset: QuerySet[Office], caller: Caller) -> QuerySet[Off
         return queryset.filter(branch_id=caller.branch_id)
     if caller.role is Role.OFFICE:
         return queryset.filter(id=caller.office_id)
-    return queryset.none()
+    return nothing(queryset)
 
 
 def restrict_branches(queryset: QuerySet[Branch], caller: Caller) -> QuerySet[Branch]:
@@ -93,7 +98,7 @@ def restrict_branches(queryset: QuerySet[Branch], caller: Caller) -> QuerySet[Br
         return queryset
     if caller.role in (Role.BRANCH, Role.OFFICE):
         return queryset.filter(id=caller.branch_id)
-    return queryset.none()
+    return nothing(queryset)
 
 
 def can_see_member(caller: Caller, member: Member, member_column: str = "id") -> bool:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from members.access import Caller, restrict_members
+from members.access import Caller, nothing, restrict_members
 from loyalty.models import LedgerEntry
 from members.models import Branch, Member, Office
 
@@ -50,7 +50,7 @@ class Loaders:
     def member(self) -> DataLoader:
         # Members reached through other objects are scoped like any member read.
         caller = self.caller
-        return _by_column_loader(Member, restrict=(lambda q: restrict_members(q, caller)) if caller else (lambda q: q.none()))
+        return _by_column_loader(Member, restrict=(lambda q: restrict_members(q, caller)) if caller else nothing)
 
     # Ledger entries are only reached through a member the caller may see.
     @cached_property
