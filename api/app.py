@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
+import weakref
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,6 +27,11 @@ from loyalty.rules import Rules, load_rules
 from members.access import resolve_caller
 from schema.build import build_schema
 from schema.context import Context
+
+# Close code for a WebSocket whose token expired while it was open (graphql-transport-ws
+# uses 4401 for "unauthorized").
+TOKEN_EXPIRED_CLOSE_CODE = 4401
+_closing: set[asyncio.Task] = set()
 
 
 class BodyLimit:
@@ -84,17 +92,18 @@ class LoyaltyGraphQL(GraphQL):
         self.feed = feed
 
     async def _context(self, authorization: str | None) -> Context:
-        caller, auth_error = None, None
+        caller, auth_error, refused_after = None, None, None
         try:
             token = bearer_token(authorization)
             if token is not None:
                 claims = decode_token(token, self.settings)
                 caller = await resolve_caller(claims.role, claims.subject, claims.scope)
+                refused_after = claims.refused_after
         except AuthError as error:
             auth_error = str(error)
         return Context(
             caller=caller, auth_error=auth_error, timezone=self.settings.tz, settings=self.settings,
-            rules=self.rules, extra={"event_feed": self.feed},
+            rules=self.rules, extra={"event_feed": self.feed, "token_refused_after": refused_after},
         )
 
     async def get_context(self, request: Any, response: Any) -> Context:
@@ -115,6 +124,31 @@ class LoyaltyGraphQL(GraphQL):
             raise ConnectionRejectionError({"message": authenticated.auth_error or "token refused"})
         context.caller = authenticated.caller
         context.loaders = authenticated.loaders
+        self._close_when_token_expires(context, authenticated.extra["token_refused_after"])
+
+    @staticmethod
+    def _close_when_token_expires(context: Context, refused_after: float | None) -> None:
+        """A connection lives as long as its token: when the token would be refused, the
+        connection is closed (4401); the client reconnects with a fresh token and resumes
+        its subscriptions with after:, losing nothing. The timer holds the context weakly,
+        so a connection that ended long before its token expired is not kept alive."""
+        if context.extra.get("close_connection") is None or refused_after in (None, float("inf")):
+            return
+        connection = weakref.ref(context)
+
+        async def close_expired() -> None:
+            live = connection()
+            if live is None:
+                return
+            with contextlib.suppress(Exception):  # already closed: nothing to do
+                await live.extra["close_connection"](TOKEN_EXPIRED_CLOSE_CODE, "token expired: reconnect with a fresh token and resume with after:")
+
+        def start_closing() -> None:
+            task = asyncio.get_running_loop().create_task(close_expired())
+            _closing.add(task)  # the loop keeps tasks only weakly
+            task.add_done_callback(_closing.discard)
+
+        asyncio.get_running_loop().call_later(max(0.0, refused_after - time.time()), start_closing)
 
 
 async def healthz(request: Request) -> PlainTextResponse:

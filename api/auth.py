@@ -25,6 +25,8 @@ class Claims:
     role: Role
     subject: str
     scope: str | None
+    # Unix time after which the token is refused (its exp plus the clock leeway).
+    refused_after: float = float("inf")
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -62,7 +64,10 @@ def decode_token(token: str, settings: Settings) -> Claims:
     subject = payload["sub"]
     if not isinstance(subject, str) or not subject:
         raise AuthError("sub must be a non-empty string")
-    return Claims(role=role, subject=subject, scope=scope if role in SCOPED_ROLES else None)
+    return Claims(
+        role=role, subject=subject, scope=scope if role in SCOPED_ROLES else None,
+        refused_after=float(payload["exp"]) + LEEWAY_SECONDS,
+    )
 
 
 def mint_token(settings: Settings, role: Role, subject: str, scope: str | None = None, ttl_seconds: int = 3600) -> str:

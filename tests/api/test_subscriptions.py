@@ -380,3 +380,33 @@ def test_the_feed_settings_are_read_and_checked():
                         ("LOYALTY_FEED_POLL_SECONDS", "nan"), ("LOYALTY_FEED_QUEUE_SIZE", "0"), ("LOYALTY_FEED_QUEUE_SIZE", "1.5")]:
         with pytest.raises(SettingsError, match=name):
             load_settings(environ={name: value}, dotenv=None)
+
+
+async def test_a_connection_is_closed_when_its_token_expires_and_resumes_with_a_fresh_one(live):
+    """A token is accepted until exp + 30 s of clock leeway. One that has 3 s of that left
+    is accepted at connection_init; the connection is then closed with 4401 when it
+    runs out, and a fresh token resumes with after: without losing the change between."""
+    from api.app import TOKEN_EXPIRED_CLOSE_CODE
+    from api.auth import LEEWAY_SECONDS
+
+    member = await enroll(live, "PEK01")
+    expiring = await live.ws(token=live.token("admin", ttl=3 - LEEWAY_SECONDS))
+    await subscribe(expiring)
+    first = await live.change(member, "SILVER")
+    assert [c["cursor"] for c in await changes(expiring, 1)] == [first["cursor"]]
+    with pytest.raises(WsClosed) as closed:
+        await expiring.message("s", timeout=TIMEOUT)
+    assert closed.value.code == TOKEN_EXPIRED_CLOSE_CODE
+    missed = await live.change(member, "GOLD")
+    resumed = await _subscribed(live, ("admin",), STAFF_FIELDS, after=first["cursor"])
+    assert [c["cursor"] for c in await changes(resumed, 1)] == [missed["cursor"]]
+
+
+async def test_a_long_lived_token_keeps_its_connection(live):
+    """The expiry timer does not close a connection whose token is still good."""
+    member = await enroll(live, "PEK01")
+    client = await live.ws(("admin",))
+    await subscribe(client)
+    cursors = [(await live.change(member, tier))["cursor"] for tier in ("SILVER", "GOLD")]
+    assert [c["cursor"] for c in await changes(client, 2)] == cursors
+    assert client.closed is None
