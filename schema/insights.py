@@ -135,7 +135,8 @@ class InsightsQuery:
         context = info.context
         try:
             stats = await region_stats(
-                context.caller, context.rules, context.today(), office_code, branch_code, timezone=context.timezone
+                context.caller, context.rules, context.today(), office_code, branch_code,
+                timezone=context.timezone, now=context.now(),
             )
         except (ForbiddenError, DomainError) as error:
             raise _refused(error) from None
@@ -148,7 +149,9 @@ class InsightsQuery:
     async def office_stats(self, info: Info, branch_code: str | None = None) -> list[RegionStats]:
         context = info.context
         try:
-            rows = await office_stats(context.caller, context.rules, context.today(), branch_code, timezone=context.timezone)
+            rows = await office_stats(
+                context.caller, context.rules, context.today(), branch_code, timezone=context.timezone, now=context.now()
+            )
         except (ForbiddenError, DomainError) as error:
             raise _refused(error) from None
         return [RegionStats.from_domain(row) for row in rows]

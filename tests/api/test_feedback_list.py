@@ -173,3 +173,21 @@ async def test_members_read_neither_the_list_nor_an_item(clocked_api):
     item = await submitted(api, member, as_member(member))
     assert error_codes(await api.gql(LIST, {}, as_=as_member(member))) == ["FORBIDDEN"]
     assert error_codes(await api.gql(ITEM, {"id": item["id"]}, as_=as_member(member))) == ["FORBIDDEN"]
+
+
+async def test_region_statistics_count_overdue_complaints_on_the_same_clock(clocked_api):
+    """regionStats / officeStats use the server's now, as the overdue field and filter do."""
+    api = clocked_api
+    await build(api)
+    query = "{ regionStats { overdueComplaints } officeStats { officeCode overdueComplaints } }"
+
+    async def overdue() -> tuple[int, int]:
+        result = data(await api.gql(query, as_=ADMIN))
+        return result["regionStats"]["overdueComplaints"], sum(row["overdueComplaints"] for row in result["officeStats"])
+
+    api.clock.now = T0 + HOURS_48
+    assert await overdue() == (0, 0)
+    api.clock.now = T0 + HOURS_48 + timedelta(seconds=1)
+    assert await overdue() == (1, 1)
+    api.clock.now = T0 + timedelta(days=10)
+    assert await overdue() == (4, 4)
