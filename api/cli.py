@@ -288,6 +288,48 @@ def cmd_care_refresh(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_command(kind: str):
+    def command(settings: Settings, args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from api import bulk
+
+        path = Path(args.file)
+        rejects = Path(args.rejects) if args.rejects else bulk.rejects_path_for(path)
+        today = _today(settings)
+        progress = Progress(f"import {kind}")
+        if kind == "members":
+            work = lambda: bulk.import_members(path, rejects, today=today, progress=progress)  # noqa: E731
+        else:
+            rules = _rules(settings)
+            work = lambda: bulk.import_activities(path, rejects, rules=rules, today=today, progress=progress)  # noqa: E731
+        try:
+            bulk.read_header(path, bulk.MEMBER_REQUIRED if kind == "members" else bulk.ACTIVITY_REQUIRED)
+            summary = asyncio.run(_with_orm(settings, work))
+        except bulk.CsvFileError as error:
+            raise OperatorError(str(error)) from None
+        except OSError as error:
+            if error.filename is None or str(error.filename) != str(rejects):
+                raise
+            raise OperatorError(f"cannot write the rejected rows to {rejects}: {error.strerror}") from None
+        line = f"import {kind}: {summary.taken} taken, {summary.present} already present, {summary.rejected} rejected"
+        print(line + (f" (see {rejects})" if summary.rejected else ""))
+        return 0
+
+    return command
+
+
+def cmd_export_members(settings: Settings, args: argparse.Namespace) -> int:
+    from api import bulk
+
+    try:
+        count = asyncio.run(_with_orm(settings, lambda: bulk.export_members(sys.stdout, args.office, Progress("export members"))))
+    except bulk.CsvFileError as error:
+        raise OperatorError(str(error)) from None
+    print(f"export members: {count} members", file=sys.stderr)
+    return 0
+
+
 # ---- parser ----------------------------------------------------------------------
 
 
@@ -354,6 +396,21 @@ def build_parser() -> argparse.ArgumentParser:
     refresh = care_sub.add_parser("refresh", help="write every member's lifecycle stage and value segment as of --as-of")
     refresh.add_argument("--as-of", type=_date, dest="as_of")
     refresh.set_defaults(func=cmd_care_refresh)
+
+    imports = sub.add_parser("import", help="bulk load from CSV (see the README for the columns)")
+    imports_sub = imports.add_subparsers(dest="import_command", required=True, metavar="WHAT")
+    for kind, text in (("members", "enrol members, idempotent by card number"),
+                       ("activities", "post flights and partner activities, idempotent by externalRef")):
+        action = imports_sub.add_parser(kind, help=text)
+        action.add_argument("file", metavar="FILE", help="UTF-8 CSV with a header row")
+        action.add_argument("--rejects", metavar="PATH", help="where the rejected rows go (default FILE's name .rejected.csv)")
+        action.set_defaults(func=_import_command(kind))
+
+    export = sub.add_parser("export", help="CSV to stdout")
+    export_sub = export.add_subparsers(dest="export_command", required=True, metavar="WHAT")
+    export_members = export_sub.add_parser("members", help="every member (or one office's) as CSV")
+    export_members.add_argument("--office", metavar="CODE")
+    export_members.set_defaults(func=cmd_export_members)
     return parser
 
 

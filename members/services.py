@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from members.access import Caller, Role, can_see_member
 from members.addresses import Address, office_for_address, validate_address
-from members.cards import random_card_number
+from members.cards import is_valid_card_number, random_card_number
 from members.enums import MemberStatus
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.idempotency import run_once
@@ -157,6 +157,38 @@ async def enroll(
         # Lost a race with a concurrent enrolment of the same phone or email.
         await _check_unique_contacts(phone_k, email_k)
         raise
+
+
+async def enroll_imported(
+    caller: Caller, enrolment: Enrolment, card_number: str | None, *, today: date
+) -> tuple[Member, bool]:
+    """Enrol one member of a bulk import (`loyalty import members`); (member, created).
+
+    The same validation and office assignment as `enroll`. A given card number is kept: it
+    must pass the check digit (INVALID); when a member already holds it with the same
+    family and given names the row is already present (created False), with other names
+    it is DUPLICATE. Without a card number one is assigned as at enrolment, and a member
+    holding the row's phone or email under the same names counts as already present."""
+    card = (card_number or "").strip().upper() or None
+    if card is not None and not is_valid_card_number(card):
+        raise invalid("cardNumber must be CA followed by 9 digits with a valid check digit", "input", "cardNumber")
+    names = (_name(enrolment.family_name, "input", "familyName"), _name(enrolment.given_name, "input", "givenName"))
+    if card is not None:
+        existing = await Member.get_or_none(card_number=card)
+        if existing is not None:
+            if (existing.family_name, existing.given_name) == names:
+                return existing, False
+            raise DomainError("DUPLICATE", "this card number belongs to another member", ("input", "cardNumber"))
+    else:
+        phone, email = _contact(enrolment.phone), _contact(enrolment.email)
+        keys = {"phone_key": phone_key(phone, "input", "phone") if phone else None,
+                "email_key": email_key(email, "input", "email") if email else None}
+        for column, value in keys.items():
+            holder = await Member.get_or_none(**{column: value}) if value else None
+            if holder is not None and (holder.family_name, holder.given_name) == names:
+                return holder, False
+    member = await enroll(caller, enrolment, today=today, new_card_number=(lambda: card) if card else random_card_number)
+    return member, True
 
 
 async def visible_member(caller: Caller, member_id: str | int, *field: str) -> Member:

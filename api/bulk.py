@@ -1,0 +1,268 @@
+"""Bulk CSV for the operator: `loyalty import members|activities FILE` and `loyalty export
+members` (OPERATIONS.md). Every row goes through the programme's own services, each in its
+own transaction, so a row is taken whole or not at all and a re-run is idempotent (by card
+number for members, by externalRef for activities)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+
+from members.access import Caller, Role, resolve_caller
+from members.errors import DomainError, ForbiddenError, invalid
+
+MEMBER_COLUMNS = [
+    "card_number", "family_name", "given_name", "birth_date", "phone", "email",
+    "country", "province", "city", "line", "postal_code",
+]
+MEMBER_REQUIRED = ["family_name", "given_name", "country", "city"]
+EXPORT_COLUMNS = MEMBER_COLUMNS + ["tier", "tier_valid_until", "redeemable_miles", "office_code", "status"]
+ACTIVITY_COLUMNS = [
+    "kind", "card_number", "family_name", "external_ref", "activity_date",
+    "carrier", "flight_number", "origin", "destination", "distance_km", "fare_class",
+    "partner_code", "miles", "description",
+]
+ACTIVITY_REQUIRED = ["kind", "card_number", "external_ref", "activity_date"]
+EXPORT_PAGE = 500
+IMPORT_ACTOR = "import"
+
+
+class CsvFileError(Exception):
+    """The file cannot be imported at all (missing, not UTF-8, not CSV, missing columns)."""
+
+
+@dataclass(frozen=True)
+class SystemCaller(Caller):
+    """A caller acting for an operator job: audited as `system:<subject>`."""
+
+    @property
+    def actor(self) -> str:
+        return f"system:{self.subject}"
+
+
+@dataclass
+class ImportSummary:
+    taken: int = 0
+    present: int = 0
+    rejected: int = 0
+    rejects_path: Path | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def rejects_path_for(path: Path) -> Path:
+    """members.csv -> members.rejected.csv, next to the input."""
+    return path.with_name(f"{path.stem}.rejected.csv")
+
+
+def _rows(path: Path) -> Iterator[dict[str | None, Any]]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        yield from csv.DictReader(handle)
+
+
+def read_header(path: Path, required: list[str]) -> tuple[list[str], int]:
+    """The header and the number of data rows, reading the whole file once so that an
+    encoding or CSV error is found before anything is written."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise CsvFileError(f"{path} is empty: a header row is needed")
+            count = sum(1 for row in reader if row)
+    except FileNotFoundError:
+        raise CsvFileError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise CsvFileError(f"{path} is a directory, not a CSV file") from None
+    except PermissionError:
+        raise CsvFileError(f"cannot read {path}: permission denied") from None
+    except UnicodeDecodeError as error:
+        raise CsvFileError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8 CSV") from None
+    except csv.Error as error:
+        raise CsvFileError(f"{path} is not a readable CSV file: {error}") from None
+    header = [name.strip() for name in header]
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise CsvFileError(f"{path} lacks the required column(s) {', '.join(missing)} (header: {','.join(header)})")
+    return header, count
+
+
+def _value(row: dict, name: str) -> str:
+    return (row.get(name) or "").strip()
+
+
+def _optional(row: dict, name: str) -> str | None:
+    return _value(row, name) or None
+
+
+def _parse_date(row: dict, name: str, required: bool) -> date | None:
+    text = _value(row, name)
+    if not text:
+        if required:
+            raise invalid(f"{name} is required")
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise invalid(f"{name} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _parse_int(row: dict, name: str) -> int:
+    text = _value(row, name)
+    try:
+        return int(text)
+    except ValueError:
+        raise invalid(f"{name} {text!r} is not a whole number") from None
+
+
+async def import_rows(
+    path: Path,
+    rejects: Path,
+    required: list[str],
+    take: Callable[[dict], Awaitable[bool]],
+    progress: Callable[[int, int], None],
+) -> ImportSummary:
+    """Run `take(row)` (True: written, False: already present; DomainError or ForbiddenError:
+    rejected) for every row, and write the rejected rows with a `reason` column."""
+    header, total = read_header(path, required)
+    summary = ImportSummary(rejects_path=rejects)
+    fieldnames = header + (["reason"] if "reason" not in header else [])
+    with rejects.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=fieldnames, extrasaction="ignore", restval="")
+        writer.writeheader()
+        done = 0
+        progress(done, total)
+        for raw in _rows(path):
+            if not any((value or "").strip() for key, value in raw.items() if key is not None and isinstance(value, str)):
+                continue  # a blank line
+            row = {(key or "").strip(): value for key, value in raw.items() if key is not None}
+            try:
+                if None in raw:
+                    raise invalid(f"the row has more fields than the header's {len(header)}")
+                if await take(row):
+                    summary.taken += 1
+                else:
+                    summary.present += 1
+            except DomainError as error:
+                reason = f"{error.code}: {error.message}"
+                summary.rejected += 1
+                writer.writerow({**row, "reason": reason})
+                out.flush()
+            except ForbiddenError as error:
+                summary.rejected += 1
+                writer.writerow({**row, "reason": f"FORBIDDEN: {error}"})
+                out.flush()
+            done += 1
+            progress(done, total)
+    return summary
+
+
+# ---- members ----------------------------------------------------------------------------
+
+
+async def import_members(path: Path, rejects: Path, *, today: date, progress) -> ImportSummary:
+    from members.addresses import Address
+    from members.services import Enrolment, enroll_imported
+
+    caller = SystemCaller(Role.ADMIN, IMPORT_ACTOR)
+
+    async def take(row: dict) -> bool:
+        enrolment = Enrolment(
+            family_name=_value(row, "family_name"),
+            given_name=_value(row, "given_name"),
+            address=Address(
+                country=_value(row, "country"), city=_value(row, "city"), province=_optional(row, "province"),
+                line=_optional(row, "line"), postal_code=_optional(row, "postal_code"),
+            ),
+            birth_date=_parse_date(row, "birth_date", required=False),
+            phone=_optional(row, "phone"),
+            email=_optional(row, "email"),
+        )
+        _member, created = await enroll_imported(caller, enrolment, _optional(row, "card_number"), today=today)
+        return created
+
+    return await import_rows(path, rejects, MEMBER_REQUIRED, take, progress)
+
+
+# ---- activities -------------------------------------------------------------------------
+
+
+async def import_activities(path: Path, rejects: Path, *, rules, today: date, progress) -> ImportSummary:
+    from loyalty.ledger import FlightDetails, flight_accrue, partner_accrue
+
+    airline = SystemCaller(Role.AIRLINE, IMPORT_ACTOR)
+    partners: dict[str, Caller] = {}
+
+    async def partner_caller(code: str) -> Caller:
+        if not code:
+            raise invalid("partner_code is required for a PARTNER row")
+        if code not in partners:
+            resolved = await resolve_caller(Role.PARTNER, IMPORT_ACTOR, code)
+            partners[code] = SystemCaller(resolved.role, resolved.subject, resolved.scope, blocked=resolved.blocked)
+        if partners[code].blocked:
+            raise DomainError("FORBIDDEN", f"partner {code} is not registered or not active")
+        return partners[code]
+
+    async def take(row: dict) -> bool:
+        kind = _value(row, "kind").upper()
+        activity_date = _parse_date(row, "activity_date", required=True)
+        if kind == "FLIGHT":
+            flight = FlightDetails(
+                carrier=_value(row, "carrier"), flight_number=_value(row, "flight_number"), date=activity_date,
+                origin=_value(row, "origin"), destination=_value(row, "destination"),
+                distance_km=_parse_int(row, "distance_km"), fare_class=_value(row, "fare_class"),
+            )
+            result = await flight_accrue(
+                airline, _value(row, "card_number"), flight, _value(row, "external_ref"), rules=rules, today=today
+            )
+        elif kind == "PARTNER":
+            caller = await partner_caller(_value(row, "partner_code"))
+            result = await partner_accrue(
+                caller, _value(row, "card_number"), _value(row, "family_name"), _parse_int(row, "miles"),
+                activity_date, _optional(row, "description"), _value(row, "external_ref"), rules=rules, today=today,
+            )
+        else:
+            raise invalid(f"kind {kind!r} must be FLIGHT or PARTNER")
+        return not result.replayed
+
+    return await import_rows(path, rejects, ACTIVITY_REQUIRED, take, progress)
+
+
+# ---- export -----------------------------------------------------------------------------
+
+
+async def export_members(out: TextIO, office_code: str | None, progress) -> int:
+    """Members as CSV (EXPORT_COLUMNS), by id in keyset pages of EXPORT_PAGE; the count."""
+    from members.models import Member, Office
+
+    codes = dict(await Office.all().values_list("id", "code"))
+    filters: dict[str, Any] = {}
+    if office_code is not None:
+        office = await Office.get_or_none(code=office_code.strip().upper())
+        if office is None:
+            raise CsvFileError(f"no office {office_code}")
+        filters["office_id"] = office.id
+    total = await Member.filter(**filters).count()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EXPORT_COLUMNS)
+    done, last_id = 0, 0
+    progress(done, total)
+    while True:
+        page = await Member.filter(**filters, id__gt=last_id).order_by("id").limit(EXPORT_PAGE)
+        if not page:
+            break
+        for m in page:
+            writer.writerow([
+                m.card_number, m.family_name, m.given_name, m.birth_date or "", m.phone or "", m.email or "",
+                m.address_country, m.address_province or "", m.address_city, m.address_line or "",
+                m.address_postal_code or "", m.tier.name, m.tier_valid_until or "", m.redeemable_miles,
+                codes.get(m.office_id, ""), m.status.value,
+            ])
+        done += len(page)
+        last_id = page[-1].id
+        out.flush()
+        progress(done, max(total, done))  # members enrolled meanwhile are exported too
+    return done
