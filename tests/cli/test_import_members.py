@@ -90,3 +90,33 @@ async def test_operator_errors_are_one_line(db, tmp_path):
     empty.write_text("")
     assert refused(empty) == f"loyalty: {empty} is empty: a header row is needed"
     assert await Member.all().count() == 0
+
+
+async def test_a_crash_mid_file_leaves_whole_rows_and_a_rerun_continues(db, tmp_path, monkeypatch):
+    from datetime import date
+
+    import pytest
+
+    from api import bulk
+
+    source = write_csv(tmp_path / "members.csv", HEADER, ROWS[:3])
+    real = RegionAssignment.create
+    calls = 0
+
+    async def crashing(**kwargs):  # the 2nd row fails after its member row was inserted
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("the database went away")
+        return await real(**kwargs)
+
+    monkeypatch.setattr(RegionAssignment, "create", crashing)
+    with pytest.raises(RuntimeError):
+        await bulk.import_members(source, tmp_path / "r.csv", today=date(2026, 11, 20), progress=lambda *_: None)
+    assert [m.family_name for m in await Member.all().order_by("id")] == ["王"]  # Li's member row rolled back
+    assert await RegionAssignment.all().count() == 1
+
+    monkeypatch.setattr(RegionAssignment, "create", real)
+    summary = await bulk.import_members(source, tmp_path / "r.csv", today=date(2026, 11, 20), progress=lambda *_: None)
+    assert (summary.taken, summary.present, summary.rejected) == (2, 1, 0)
+    assert await Member.all().count() == 3
