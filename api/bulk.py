@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
@@ -50,7 +50,6 @@ class ImportSummary:
     present: int = 0
     rejected: int = 0
     rejects_path: Path | None = None
-    reasons: list[str] = field(default_factory=list)
 
 
 def rejects_path_for(path: Path) -> Path:
