@@ -333,6 +333,15 @@ def cmd_export_members(settings: Settings, args: argparse.Namespace) -> int:
 # ---- parser ----------------------------------------------------------------------
 
 
+def _dated_job(sub, group: str, group_help: str, action: str, action_help: str, func) -> None:
+    """`loyalty GROUP ACTION [--as-of DATE]`: a daily job that can be run for any day."""
+    parser = sub.add_parser(group, help=group_help)
+    actions = parser.add_subparsers(dest=f"{group}_command", required=True, metavar="ACTION")
+    job = actions.add_parser(action, help=action_help)
+    job.add_argument("--as-of", type=_date, dest="as_of")
+    job.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="loyalty", description="Operate the loyalty programme service.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -375,27 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     disable.add_argument("code")
     partner.set_defaults(func=cmd_partner)
 
-    tiers = sub.add_parser("tiers", help="tier jobs")
-    tiers_sub = tiers.add_subparsers(dest="tiers_command", required=True, metavar="ACTION")
-    review = tiers_sub.add_parser("review", help="retention / downgrade for every tier ending before --as-of")
-    review.add_argument("--as-of", type=_date, dest="as_of")
-    review.set_defaults(func=cmd_tiers_review)
-
-    miles = sub.add_parser("miles", help="miles jobs")
-    miles_sub = miles.add_subparsers(dest="miles_command", required=True, metavar="ACTION")
-    expire = miles_sub.add_parser("expire", help="post EXPIRY entries for credits expired before --as-of")
-    expire.add_argument("--as-of", type=_date, dest="as_of")
-    expire.set_defaults(func=cmd_miles_expire)
+    _dated_job(sub, "tiers", "tier jobs", "review", "retention / downgrade for every tier ending before --as-of", cmd_tiers_review)
+    _dated_job(sub, "miles", "miles jobs", "expire", "post EXPIRY entries for credits expired before --as-of", cmd_miles_expire)
 
     ledger = sub.add_parser("ledger", help="ledger jobs")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     ledger_sub.add_parser("reconcile", help="prove every balance equals the sum of its ledger").set_defaults(func=cmd_ledger_reconcile)
 
-    care = sub.add_parser("care", help="VIP care jobs")
-    care_sub = care.add_subparsers(dest="care_command", required=True, metavar="ACTION")
-    refresh = care_sub.add_parser("refresh", help="write every member's lifecycle stage and value segment as of --as-of")
-    refresh.add_argument("--as-of", type=_date, dest="as_of")
-    refresh.set_defaults(func=cmd_care_refresh)
+    _dated_job(sub, "care", "VIP care jobs", "refresh", "write every member's lifecycle stage and value segment as of --as-of", cmd_care_refresh)
 
     imports = sub.add_parser("import", help="bulk load from CSV (see the README for the columns)")
     imports_sub = imports.add_subparsers(dest="import_command", required=True, metavar="WHAT")
