@@ -49,9 +49,9 @@ from loyalty import calendar as cal
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
 from loyalty.tiers import at_risk_member_ids
-from members.access import STAFF_ROLES, Caller, region_filter, restrict_by_member_region, restrict_members
+from members.access import STAFF_ROLES, Caller, region_filter, require_role, restrict_by_member_region, restrict_members
 from members.enums import MemberStatus, Tier
-from members.errors import DomainError, ForbiddenError, invalid
+from members.errors import DomainError, invalid
 from members.idempotency import run_once
 from members.models import Member
 from members.paging import Page, decode_cursor, encode_cursor, page_size
@@ -177,8 +177,7 @@ def _after_key(after: str) -> tuple[int, int, date, int]:
 
 
 def _check_staff(caller: Caller, what: str) -> None:
-    if caller.blocked or caller.role not in STAFF_ROLES:
-        raise ForbiddenError(f"{what} are for office, branch and admin staff")
+    require_role(caller, STAFF_ROLES, f"{what} are for office, branch and admin staff")
 
 
 def _candidates(rules: Rules, today: date) -> Q:

@@ -26,8 +26,8 @@ from care.models import Feedback, FeedbackChange, FeedbackChannel, FeedbackKind,
 from care.paging import newest_first
 from care.stats import OPEN_STATUSES, overdue_complaint
 from loyalty.rules import Rules
-from members.access import STAFF_ROLES, Caller, Role, region_filter, restrict_by_member_region
-from members.errors import DomainError, ForbiddenError, invalid, not_found
+from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_by_member_region
+from members.errors import DomainError, invalid, not_found
 from members.idempotency import run_once
 from members.paging import Page
 from members.services import visible_member
@@ -78,8 +78,7 @@ class FeedbackFilter:
 
 
 def _check_staff(caller: Caller) -> None:
-    if caller.blocked or caller.role not in STAFF_ROLES:
-        raise ForbiddenError("feedback is handled by office, branch and admin staff")
+    require_role(caller, STAFF_ROLES, "feedback is handled by office, branch and admin staff")
 
 
 def _text(value: str | None, limit: int, name: str, *, required: bool = True) -> str | None:
@@ -113,8 +112,7 @@ async def submit_feedback(
 ) -> Feedback:
     """Record feedback from a member (members: their own; staff: a member in scope),
     routed to the member's current office. Returned with its history loaded."""
-    if caller.blocked or caller.role not in STAFF_ROLES | {Role.MEMBER}:
-        raise ForbiddenError("feedback is submitted by members and by office, branch and admin staff")
+    require_role(caller, STAFF_ROLES | {Role.MEMBER}, "feedback is submitted by members and by office, branch and admin staff")
     if caller.role is Role.MEMBER:
         member_id = str(caller.member_id) if member_id is None else member_id
     elif member_id is None:

@@ -37,9 +37,8 @@ from care.segments import chunks
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
 from loyalty.tiers import at_risk_member_ids
-from members.access import Caller, Role, region_filter, restrict_by_member_region, restrict_members, restrict_offices
+from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_by_member_region, restrict_members, restrict_offices
 from members.enums import MemberStatus, Tier
-from members.errors import ForbiddenError
 from members.models import Branch, Member, Office
 from members.regions import tier_counts
 
@@ -88,8 +87,7 @@ class RegionStats:
 
 def require_staff(caller: Caller) -> None:
     """Care insights (statistics, greetings) are for office, branch and admin staff."""
-    if caller.blocked or caller.role not in (Role.ADMIN, Role.BRANCH, Role.OFFICE):
-        raise ForbiddenError("VIP care insights are for office, branch and admin staff")
+    require_role(caller, STAFF_ROLES, "VIP care insights are for office, branch and admin staff")
 
 
 def _contacted(rules: Rules, today: date) -> Q:

@@ -48,7 +48,7 @@ from loyalty.events import record_tier_change
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
 from loyalty.rules import Rules
 from loyalty.totals import window_totals
-from members.access import Caller, Role
+from members.access import Caller, Role, require_role
 from members.cards import is_valid_card_number
 from members.enums import MemberStatus, Tier
 from members.errors import DomainError, ForbiddenError, invalid, not_found
@@ -178,8 +178,7 @@ def _not_active(member: Member, *field: str) -> DomainError:
 
 
 def _check_role(caller: Caller, *roles: Role) -> None:
-    if caller.blocked or caller.role not in roles:
-        raise ForbiddenError(f"role {caller.role.value} may not do this")
+    require_role(caller, roles, f"role {caller.role.value} may not do this")
 
 
 # ---- shared posting helpers ---------------------------------------------------------

@@ -7,6 +7,7 @@ never re-implemented in a resolver.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 
@@ -28,6 +29,12 @@ class Role(str, Enum):
 
 STAFF_ROLES = frozenset({Role.OFFICE, Role.BRANCH, Role.ADMIN})
 SCOPED_ROLES = frozenset({Role.PARTNER, Role.OFFICE, Role.BRANCH})
+
+
+def require_role(caller: Caller, roles: Collection[Role], message: str) -> None:
+    """ForbiddenError(message) unless the caller holds one of `roles` with a valid scope."""
+    if caller.blocked or caller.role not in roles:
+        raise ForbiddenError(message)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 
 from members.addresses import address_key
 from members.enums import Tier
-from members.models import AddressRule, Branch, Member, Office
+from members.models import AddressRule, Branch, Office
 
 
 def region_data() -> dict[str, Any]:
