@@ -222,7 +222,7 @@ async def care_calls_due(
     scope), most urgent first, with the total number due. ForbiddenError for a region
     outside the scope or a role other than staff; INVALID for an unknown code or cursor."""
     _check_staff(caller, "care calls")
-    size = DEFAULT_DUE_PAGE if first is None else page_size(first)
+    size = page_size(first, DEFAULT_DUE_PAGE)
     start = _after_key(after) if after else None
     members = restrict_members(Member.filter(status=MemberStatus.ACTIVE, tier__gte=Tier.SILVER), caller)
     columns = await region_filter(caller, office_code, branch_code)

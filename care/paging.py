@@ -31,16 +31,10 @@ async def newest_first(
 ) -> Page:
     """A page of `query` ordered by `column` (a datetime) then id, both descending,
     with the total count of `query`."""
-    size = default if first is None else page_size(first)
+    size = page_size(first, default)
     total = await query.count()
     if after:
         moment, pk = _key(after, ordering)
         query = query.filter(Q(**{f"{column}__lt": moment}) | Q(**{column: moment, "id__lt": pk}))
     rows = await query.order_by(f"-{column}", "-id").limit(size + 1)
-    items = rows[:size]
-    return Page(
-        items=items,
-        cursors=[encode_cursor(ordering, [getattr(row, column).isoformat(), row.id]) for row in items],
-        has_next_page=len(rows) > size,
-        total_count=total,
-    )
+    return Page.of(rows, size, lambda row: encode_cursor(ordering, [getattr(row, column).isoformat(), row.id]), total)

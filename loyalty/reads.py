@@ -39,10 +39,6 @@ DEFAULT_MEMBER_PAGE = 20  # Member.ledger and Member.tierHistory (contract: firs
 DEFAULT_CHANGES_PAGE = 50  # Query.tierChanges (contract: first = 50)
 
 
-def _size(first: int | None, default: int) -> int:
-    return default if first is None else page_size(first)
-
-
 def _key_id(cursor: str, ordering: str) -> int:
     """The id inside a cursor of `ordering` (INVALID on anything else)."""
     (value,) = decode_cursor(cursor, ordering, 1)
@@ -52,16 +48,11 @@ def _key_id(cursor: str, ordering: str) -> int:
 
 
 async def _newest_first(query: QuerySet, ordering: str, first: int | None, after: str | None) -> Page:
-    size = _size(first, DEFAULT_MEMBER_PAGE)
+    size = page_size(first, DEFAULT_MEMBER_PAGE)
     if after:
         query = query.filter(id__lt=_key_id(after, ordering))
     rows = await query.order_by("-id").limit(size + 1)
-    items = rows[:size]
-    return Page(
-        items=items,
-        cursors=[encode_cursor(ordering, [row.id]) for row in items],
-        has_next_page=len(rows) > size,
-    )
+    return Page.of(rows, size, lambda row: encode_cursor(ordering, [row.id]))
 
 
 async def member_ledger(
@@ -137,15 +128,14 @@ async def tier_changes(
     """Events visible to the caller strictly after the cursor's position (from the start
     without one), oldest first. officeCode/branchCode outside the caller's scope is
     FORBIDDEN (members.access.region_filter)."""
-    size = _size(first, DEFAULT_CHANGES_PAGE)
+    size = page_size(first, DEFAULT_CHANGES_PAGE)
     position = position_from_cursor(after) if after else 0
     query = _scoped_events(caller)
     columns = await region_filter(caller, office_code, branch_code)
     if columns:
         query = query.filter(**columns)
     rows = await query.filter(id__gt=position).order_by("id").limit(size + 1)
-    items = rows[:size]
-    return Page(items=items, cursors=[cursor_for(event) for event in items], has_next_page=len(rows) > size)
+    return Page.of(rows, size, cursor_for)
 
 
 # ---- DataLoader batch --------------------------------------------------------------

@@ -11,12 +11,14 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from members.errors import invalid
 
 T = TypeVar("T")
 MAX_PAGE = 100
+DEFAULT_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,13 @@ class Page(Generic[T]):
     cursors: list[str]
     has_next_page: bool
     total_count: int | None = None
+
+    @classmethod
+    def of(cls, rows: Sequence[T], size: int, cursor: Callable[[T], str], total_count: int | None = None) -> Page[T]:
+        """The page of `rows` fetched with one row more than `size` (the limit+1
+        probe): the first `size` rows, and whether there is more."""
+        items = list(rows[:size])
+        return cls(items, [cursor(row) for row in items], len(rows) > size, total_count)
 
     @property
     def end_cursor(self) -> str | None:
@@ -48,9 +57,10 @@ def decode_cursor(cursor: str, ordering: str, size: int) -> list[Any]:
     return key
 
 
-def page_size(first: int | None) -> int:
+def page_size(first: int | None, default: int = DEFAULT_PAGE) -> int:
+    """`first` checked against MAX_PAGE; `default` when the client gave none."""
     if first is None:
-        return 50
+        return default
     if not 0 <= first <= MAX_PAGE:
         raise invalid(f"first must be between 0 and {MAX_PAGE}", "first")
     return first

@@ -137,10 +137,4 @@ async def list_members(
     if after:
         query = query.filter(_after(order, _cursor_key(order, after)))
     rows = await query.order_by(*ORDER_COLUMNS[order]).limit(size + 1)
-    items = rows[:size]
-    return Page(
-        items=items,
-        cursors=[encode_cursor(order.value, _sort_key(order, m)) for m in items],
-        has_next_page=len(rows) > size,
-        total_count=total,
-    )
+    return Page.of(rows, size, lambda m: encode_cursor(order.value, _sort_key(order, m)), total)
