@@ -49,7 +49,7 @@ from loyalty import calendar as cal
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
 from loyalty.tiers import at_risk_member_ids
-from members.access import STAFF_ROLES, Caller, region_filter, require_role, restrict_by_member_region, restrict_members
+from members.access import STAFF_ROLES, Caller, in_region, require_role, restrict_by_member_region, restrict_members
 from members.enums import MemberStatus, Tier
 from members.errors import DomainError, invalid
 from members.idempotency import run_once
@@ -225,8 +225,7 @@ async def care_calls_due(
     size = page_size(first, DEFAULT_DUE_PAGE)
     start = _after_key(after) if after else None
     members = restrict_members(Member.filter(status=MemberStatus.ACTIVE, tier__gte=Tier.SILVER), caller)
-    columns = await region_filter(caller, office_code, branch_code)
-    candidates = members.filter(**columns).filter(_candidates(rules, today))
+    candidates = (await in_region(members, caller, office_code, branch_code)).filter(_candidates(rules, today))
     rows = await candidates.values_list(
         "id", "tier", "tier_since", "tier_valid_until", "care_last_contact_on", "care_follow_up_on"
     )

@@ -26,7 +26,7 @@ from care.models import Feedback, FeedbackChange, FeedbackChannel, FeedbackKind,
 from care.paging import newest_first
 from care.stats import OPEN_STATUSES, overdue_complaint
 from loyalty.rules import Rules
-from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_by_member_region
+from members.access import STAFF_ROLES, Caller, Role, in_region, require_role, restrict_by_member_region
 from members.errors import DomainError, invalid, not_found
 from members.idempotency import run_once
 from members.paging import Page
@@ -223,9 +223,7 @@ async def list_feedback(
     now = now.astimezone(timezone.utc)  # SQLite compares a filter's instant with stored UTC text as text
     f = feedback_filter or FeedbackFilter()
     query = _scoped(caller)
-    columns = await region_filter(caller, f.office_code, f.branch_code)
-    if columns:
-        query = query.filter(**columns)
+    query = await in_region(query, caller, f.office_code, f.branch_code)
     if f.statuses is not None:
         query = query.filter(status__in=[FeedbackStatus(s) for s in f.statuses])
     if f.kinds is not None:

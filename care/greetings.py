@@ -20,7 +20,7 @@ from tortoise import connections
 from tortoise.expressions import RawSQL
 
 from care.stats import require_staff
-from members.access import Caller, region_filter, restrict_members
+from members.access import Caller, in_region, restrict_members
 from members.enums import MemberStatus, Tier
 from members.errors import invalid
 from members.models import Member
@@ -96,9 +96,7 @@ async def greetings_due(
     require_staff(caller)
     check_range(start, end)
     members = restrict_members(Member.filter(status=MemberStatus.ACTIVE), caller)
-    columns = await region_filter(caller, office_code, branch_code)
-    if columns:
-        members = members.filter(**columns)
+    members = await in_region(members, caller, office_code, branch_code)
     greetings: list[Greeting] = []
     in_range = [f for f in festivals() if start <= f.date <= end]
     if in_range:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from tortoise.queryset import QuerySet
 
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierEvent
-from members.access import Caller, can_see_member, region_filter, restrict_by_member_region
+from members.access import Caller, can_see_member, in_region, region_filter, restrict_by_member_region
 from members.errors import ForbiddenError, invalid
 from members.paging import Page, decode_cursor, encode_cursor, page_size
 
@@ -131,9 +131,7 @@ async def tier_changes(
     size = page_size(first, DEFAULT_CHANGES_PAGE)
     position = position_from_cursor(after) if after else 0
     query = _scoped_events(caller)
-    columns = await region_filter(caller, office_code, branch_code)
-    if columns:
-        query = query.filter(**columns)
+    query = await in_region(query, caller, office_code, branch_code)
     rows = await query.filter(id__gt=position).order_by("id").limit(size + 1)
     return Page.of(rows, size, cursor_for)
 

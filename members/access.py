@@ -150,6 +150,12 @@ async def region_filter(caller: Caller, office_code: str | None, branch_code: st
     return filters
 
 
+async def in_region(queryset: QuerySet, caller: Caller, office_code: str | None, branch_code: str | None) -> QuerySet:
+    """`queryset` (rows carrying office_id / branch_id) narrowed to the office or branch
+    asked for, by region_filter's rules."""
+    return queryset.filter(**await region_filter(caller, office_code, branch_code))
+
+
 async def resolve_caller(role: Role, subject: str, scope: str | None) -> Caller:
     """A Caller with its scope resolved against the database. A scope that names no
     current office, branch or active partner leaves the caller `blocked`."""

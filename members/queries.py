@@ -8,7 +8,7 @@ from enum import Enum
 
 from tortoise.expressions import Q
 
-from members.access import Caller, restrict_members, region_filter
+from members.access import Caller, in_region, restrict_members
 from members.cards import CARD_PATTERN, is_valid_card_number
 from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
@@ -114,9 +114,7 @@ async def list_members(
     member_filter = member_filter or MemberFilter()
     size = page_size(first)
     query = restrict_members(Member.all(), caller)
-    columns = await region_filter(caller, member_filter.office_code, member_filter.branch_code)
-    if columns:
-        query = query.filter(**columns)
+    query = await in_region(query, caller, member_filter.office_code, member_filter.branch_code)
     if member_filter.tiers is not None:
         query = query.filter(tier__in=[int(t) for t in member_filter.tiers])
     if member_filter.lifecycle_stages is not None:
