@@ -51,7 +51,7 @@ from loyalty import calendar as cal
 from loyalty import engine
 from loyalty.jobs import SYSTEM_SOURCE
 # The posting services' own content and name keys, so fingerprints match theirs.
-from loyalty.ledger import AIRLINE_SOURCE, MEMBER_SOURCE, FlightDetails, _flight_content, _name_key
+from loyalty.ledger import AIRLINE_SOURCE, MEMBER_SOURCE, FlightDetails, family_name_key, flight_content
 from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
 from loyalty.rules import TIERS, Rules
 from loyalty.tiers import at_risk_member_ids
@@ -513,7 +513,7 @@ class _Ledger:
         """loyalty.ledger._post_flight: the flight, its bonus at the tier held before it,
         and the upgrade its window's totals give."""
         day, tier_before = flight.date, self.tier
-        print_ = fingerprint("flightAccrue", {"cardNumber": self.person.card_number, "flight": _flight_content(flight)})
+        print_ = fingerprint("flightAccrue", {"cardNumber": self.person.card_number, "flight": flight_content(flight)})
         index = self._post(
             LedgerEntryKind.FLIGHT, day, earning.redeemable_miles, AIRLINE_SOURCE, qualifying=earning.qualifying_miles,
             segments=earning.segments_hundredths, ref=ref, flight=flight, print_=print_,
@@ -541,7 +541,7 @@ class _Ledger:
         """loyalty.ledger.partner_accrue: redeemable miles only."""
         text = f"{PARTNER_WHAT[code]} (demo)"
         print_ = fingerprint("partnerAccrue", {
-            "cardNumber": self.person.card_number, "familyName": _name_key(self.person.family_name), "miles": miles,
+            "cardNumber": self.person.card_number, "familyName": family_name_key(self.person.family_name), "miles": miles,
             "activityDate": day.isoformat(), "description": text,
         })
         self._post(LedgerEntryKind.PARTNER, day, miles, code, ref=ref, description=text, print_=print_)

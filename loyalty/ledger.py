@@ -160,7 +160,7 @@ def _flight_format(flight: FlightDetails, rules: Rules) -> tuple[FlightDetails, 
     return clean, earning
 
 
-def _flight_content(flight: FlightDetails) -> dict[str, Any]:
+def flight_content(flight: FlightDetails) -> dict[str, Any]:
     return {
         "carrier": flight.carrier, "flightNumber": flight.flight_number, "date": flight.date.isoformat(),
         "origin": flight.origin, "destination": flight.destination, "distanceKm": flight.distance_km,
@@ -168,7 +168,7 @@ def _flight_content(flight: FlightDetails) -> dict[str, Any]:
     }
 
 
-def _name_key(value: str | None) -> str:
+def family_name_key(value: str | None) -> str:
     """Family names compare case-, width- (NFKC: ＷＡＮＧ is WANG) and space-insensitively."""
     return "".join(unicodedata.normalize("NFKC", value or "").casefold().split())
 
@@ -243,7 +243,7 @@ async def flight_accrue(
     # status apply to new postings only, after the externalRef lookup: a retry of an
     # accepted flight replays even on a later day or after a suspension.
     clean, earning = _flight_format(flight, rules)
-    print_ = fingerprint("flightAccrue", {"cardNumber": card, "flight": _flight_content(clean)})
+    print_ = fingerprint("flightAccrue", {"cardNumber": card, "flight": flight_content(clean)})
 
     async def post() -> PostingResult:
         engine.check_claim_date(rules, clean.date, today, ("input", "flight", "date"))
@@ -346,7 +346,7 @@ async def partner_accrue(
     else:
         source = ADMIN_SOURCE
     card = _card_number(card_number)
-    name_key = _name_key(family_name)
+    name_key = family_name_key(family_name)
     if not name_key:
         raise invalid("familyName is required", "input", "familyName")
     if not _whole(miles) or not 1 <= miles <= MAX_PARTNER_MILES:
@@ -364,7 +364,7 @@ async def partner_accrue(
     async def post() -> PostingResult:
         engine.check_claim_date(rules, activity_date, today, ("input", "activityDate"))
         member = await _member_by_card(card)
-        if _name_key(member.family_name) != name_key:
+        if family_name_key(member.family_name) != name_key:
             raise DomainError("NAME_MISMATCH", "the family name does not match the card", ("input", "familyName"))
         if member.status is not MemberStatus.ACTIVE:
             raise _not_active(member, "input", "cardNumber")
