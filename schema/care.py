@@ -23,7 +23,7 @@ from schema.common import PageInfo
 from schema.context import Info
 from schema.errors import UserError, forbidden, query_error, user_errors
 from schema.insights import _described
-from schema.members import Member
+from schema.members import Member, member_view
 from schema.permissions import STAFF, allow
 from schema.regions import Office
 
@@ -109,13 +109,13 @@ class CareCall:
             notes=row.notes, needs=list(row.needs or []), follow_up_on=row.follow_up_on, actor=row.actor,
         )
 
-    @strawberry.field(description="The member called.")
-    def member(self) -> Member:
-        return Member.from_row(self.member_row)
+    @strawberry.field(description="The member called; null when the member has since moved outside the caller's scope.")
+    def member(self, info: Info) -> Member | None:
+        return member_view(info, self.member_row)
 
     @strawberry.field(description="The member's office when the call was made.")
     async def office(self, info: Info) -> Office:
-        return Office.from_row(await info.context.loaders.office.load(self.row.office_id))
+        return Office.from_row(await info.context.reads.office.load(self.row.office_id))
 
 
 @strawberry.type(description="A care call in a list, with its cursor.")
@@ -214,12 +214,11 @@ class Feedback:
 
     @strawberry.field(description="The member; null when the member has since moved outside the caller's scope.")
     async def member(self, info: Info) -> Member | None:
-        row = await info.context.loaders.member.load(self.row.member_id)
-        return Member.from_row(row) if row is not None else None
+        return member_view(info, await info.context.reads.member.load(self.row.member_id))
 
     @strawberry.field(description="The office it was routed to (the member's office at submission).")
     async def office(self, info: Info) -> Office:
-        return Office.from_row(await info.context.loaders.office.load(self.row.office_id))
+        return Office.from_row(await info.context.reads.office.load(self.row.office_id))
 
     @strawberry.field(description="Every status change, oldest first (the first is the submission, to OPEN).")
     def history(self) -> list[FeedbackChange]:
