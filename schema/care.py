@@ -15,10 +15,11 @@ from care.models import Feedback as FeedbackRow
 from care.models import FeedbackChannel as DomainChannel
 from care.models import FeedbackKind as DomainKind
 from care.models import FeedbackStatus as DomainStatus
+from care.paging import newest_first_cursor
 from members import models
 from members.access import Role
 from members.errors import DomainError, ForbiddenError
-from members.paging import Page
+from members.paging import Page, page_size
 from schema.common import PageInfo
 from schema.context import Info
 from schema.errors import UserError, forbidden, query_error, user_errors
@@ -132,9 +133,20 @@ class CareCallConnection:
 
 
 async def member_care_calls(info: Info, row: models.Member, first: int | None, after: str | None) -> CareCallConnection:
-    """Member.careCalls (the member is already resolved in the caller's scope)."""
+    """Member.careCalls (the member is already resolved in the caller's scope). A first
+    page comes from the read layer's loaders (a page of members costs two statements
+    for all their calls); a later page (after:) from care.calls for the one member."""
+    reads = info.context.reads
     try:
-        page = await call_services.member_care_calls(info.context.caller, row, first, after)
+        if after is None:
+            size = page_size(first, call_services.DEFAULT_CALLS_PAGE)
+            rows = await reads.first_care_calls.load((row.id, size))
+            page = Page.of(
+                rows, size, lambda call: newest_first_cursor(call, "called_at", call_services.CALLS_ORDER),
+                await reads.care_call_count.load(row.id),
+            )
+        else:
+            page = await call_services.member_care_calls(info.context.caller, row, first, after)
     except (ForbiddenError, DomainError) as error:
         raise _refused(error) from None
     return CareCallConnection(

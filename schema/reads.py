@@ -13,7 +13,8 @@ statements whatever N:
   member the caller sees);
 - one-to-many and aggregates: region history per member, tier status per member
   (one grouped query of window totals for the whole page), tier counts per office
-  and per branch (one grouped count), offices per branch.
+  and per branch (one grouped count), offices per branch, and each member's first
+  page of care calls (one windowed query) with their number (one grouped count).
 
 Resolvers read through it instead of restricting by hand, and every member a
 payload returns goes through `visible`, so a member that has since moved out of the
@@ -29,7 +30,11 @@ from functools import cached_property
 from typing import Any
 
 from strawberry.dataloader import DataLoader
+from tortoise.expressions import RawSQL
+from tortoise.functions import Count
 from tortoise.queryset import QuerySet
+
+from care.models import CareCall
 
 from loyalty import tiers
 from loyalty.models import LedgerEntry, TierEvent
@@ -49,6 +54,21 @@ def _by_column_loader(query: Callable[[], QuerySet], column: str = "id") -> Data
         return [rows.get(key) for key in keys]
 
     return DataLoader(load_fn=load)
+
+
+# Each call's place among the member's calls, newest first (care.paging.newest_first's order).
+_CALL_RANK = 'ROW_NUMBER() OVER (PARTITION BY "member_id" ORDER BY "called_at" DESC, "id" DESC)'
+
+
+async def _newest_calls_of_each_member(query: QuerySet[CareCall], limit: int) -> list[CareCall]:
+    """The `limit` newest calls of each member in `query`, in ONE statement (a window
+    function: SQLite 3.25+ and PostgreSQL), ordered by member, then newest first. The
+    query's filters are inlined by Tortoise (ids and scope columns: integers)."""
+    ranked = query.annotate(call_rank=RawSQL(_CALL_RANK)).sql(params_inline=True)
+    return await CareCall.raw(
+        f'SELECT * FROM ({ranked}) AS ranked WHERE ranked."call_rank" <= {int(limit)} '
+        'ORDER BY ranked."member_id", ranked."called_at" DESC, ranked."id" DESC'
+    )
 
 
 def _grouped_loader(rows: Callable[[list[Any]], Awaitable[Iterable[Any]]], group: Callable[[Any], Hashable]) -> DataLoader:
@@ -93,6 +113,10 @@ class Reads:
     def tier_events(self) -> QuerySet[TierEvent]:
         """Tier events the caller may see, by the office and branch of their time."""
         return self._restricted(TierEvent.all(), restrict_by_member_region)
+
+    def care_calls(self) -> QuerySet[CareCall]:
+        """Care calls the caller may see, by the office and branch of their time."""
+        return self._restricted(CareCall.all(), restrict_by_member_region)
 
     def visible(self, member: Member) -> bool:
         """Whether the caller may see this member row: the rule of `members()`."""
@@ -168,3 +192,36 @@ class Reads:
     def tier_counts_of_branch(self) -> DataLoader:
         """Branch id -> members per tier the caller may see (one grouped count per page)."""
         return self._tier_counts("branch_id")
+
+    @cached_property
+    def first_care_calls(self) -> DataLoader:
+        """(member id, page size) -> the member's size + 1 newest care calls the caller
+        may see (a page and the limit+1 probe of the next): one windowed query per page
+        size asked for, whatever the number of members."""
+
+        async def load(keys: list[tuple[int, int]]) -> list[list[CareCall]]:
+            members_by_size: dict[int, set[int]] = defaultdict(set)
+            for member_id, size in keys:
+                members_by_size[size].add(member_id)
+            found: dict[tuple[int, int], list[CareCall]] = defaultdict(list)
+            for size, member_ids in members_by_size.items():
+                query = self.care_calls().filter(member_id__in=sorted(member_ids))
+                for call in await _newest_calls_of_each_member(query, size + 1):
+                    found[(call.member_id, size)].append(call)
+            return [found.get(key, []) for key in keys]
+
+        return DataLoader(load_fn=load)
+
+    @cached_property
+    def care_call_count(self) -> DataLoader:
+        """Member id -> the number of its care calls the caller may see (one grouped count)."""
+
+        async def load(member_ids: list[int]) -> list[int]:
+            rows = await (
+                self.care_calls().filter(member_id__in=member_ids)
+                .annotate(n=Count("id")).group_by("member_id").values("member_id", "n")
+            )
+            counts = {row["member_id"]: row["n"] for row in rows}
+            return [counts.get(member_id, 0) for member_id in member_ids]
+
+        return DataLoader(load_fn=load)

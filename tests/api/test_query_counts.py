@@ -4,17 +4,19 @@ costs the same statements as a page of 5.
 
 The world: 55 members of PEK01, enrolled and raised to GOLD through the services (one
 tier event each), every other one with a validUntil close enough to be tested for the
-risk of downgrade, each with a flight in the window; all are due a care call (just
-upgraded, never reached). Requests run through the schema with a caller resolved
+risk of downgrade, every fifth with a flight in the window and two unanswered care
+calls; all are due a care call (just upgraded, never reached). Requests run through the schema with a caller resolved
 beforehand, so the statements counted are the request's own (tests/statements.py).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from care.calls import log_care_call
+from care.models import CallOutcome, CareCall
 from loyalty.rules import load_rules
 from loyalty.tiers import override_tier
 from members.access import Caller, Role, resolve_caller
@@ -37,6 +39,8 @@ MEMBER_PAGE = """query($n: Int) { members(first: $n) { edges { node {
   tierStatus { tier qualifyingMiles nextTier atRiskOfDowngrade } } } } }"""
 DUE_PAGE = """query($n: Int) { careCallsDue(first: $n) { edges { node {
   reason dueSince member { id office { code } tierStatus { atRiskOfDowngrade } } } } } }"""
+CALLS_PAGE = """query($n: Int) { members(first: $n, orderBy: CARD_NUMBER) { edges { node {
+  id careCalls(first: 1) { totalCount pageInfo { hasNextPage } edges { node { notes } } } } } } }"""
 CHANGES_PAGE = """query($n: Int) { tierChanges(first: $n) { edges { node {
   cardNumber toTier member { id office { code } } } } } }"""
 BRANCHES = "{ branches { code tierCounts { gold } offices { code tierCounts { standard silver gold platinum } } } }"
@@ -57,6 +61,12 @@ async def world(api):
         )
         if n % 5 == 0:
             await loyalty_fly(api, {"id": str(member.id), "cardNumber": member.card_number}, f"QC-{n}")
+            later = datetime.now(timezone.utc) + timedelta(hours=1)  # calls after the enrolment, in order
+            for minutes in (30, 10):
+                await log_care_call(
+                    ADMIN, str(member.id), CallOutcome.NO_ANSWER, notes=f"call {minutes}",
+                    called_at=later - timedelta(minutes=minutes), now=later,
+                )
     return api
 
 
@@ -89,6 +99,19 @@ async def test_a_member_page_with_tier_status_region_history_and_office(world):
     assert small == large
     # The page (with its count), region history, offices, window totals, at-risk (2).
     assert large <= 7
+
+
+async def test_a_member_page_with_each_member_s_first_care_calls(world):
+    small, large = await _counts(world, CALLS_PAGE, "members", await _office("PEK01"))
+    assert small == large
+    assert large <= 4  # the page (with its count), the calls (one windowed query), their counts
+    page, _ = await _run(world, CALLS_PAGE, await _office("PEK01"), {"n": LARGE})
+    called = {"totalCount": 2, "pageInfo": {"hasNextPage": True}, "edges": [{"node": {"notes": "call 10"}}]}
+    never = {"totalCount": 0, "pageInfo": {"hasNextPage": False}, "edges": []}
+    calls_made = set(await CareCall.all().values_list("member_id", flat=True))
+    expected = [called if int(edge["node"]["id"]) in calls_made else never for edge in page["members"]["edges"]]
+    assert [edge["node"]["careCalls"] for edge in page["members"]["edges"]] == expected
+    assert called in expected and never in expected
 
 
 async def test_a_care_calls_due_page(world):
