@@ -34,6 +34,7 @@ Tier = strawberry.enum(DomainTier, name="Tier", description="Membership tiers, l
 MemberStatus = strawberry.enum(DomainStatus, name="MemberStatus", description="Whether a member may earn and redeem.")
 MemberOrder = strawberry.enum(DomainOrder, name="MemberOrder", description="Orderings of member lists.")
 
+
 class InScope(BasePermission):
     """Refuses the fields beyond the card view (id, cardNumber, names, tier) of a member
     shown outside the caller's scope: memberEnroll's member, which the address put in
