@@ -123,7 +123,7 @@ class LoyaltyGraphQL(GraphQL):
         if authenticated.caller is None or authenticated.caller.blocked:
             raise ConnectionRejectionError({"message": authenticated.auth_error or "token refused"})
         context.caller = authenticated.caller
-        context.loaders = authenticated.loaders
+        context.reads = authenticated.reads
         self._close_when_token_expires(context, authenticated.extra["token_refused_after"])
 
     @staticmethod

@@ -37,4 +37,9 @@ async def newest_first(
         moment, pk = _key(after, ordering)
         query = query.filter(Q(**{f"{column}__lt": moment}) | Q(**{column: moment, "id__lt": pk}))
     rows = await query.order_by(f"-{column}", "-id").limit(size + 1)
-    return Page.of(rows, size, lambda row: encode_cursor(ordering, [getattr(row, column).isoformat(), row.id]), total)
+    return Page.of(rows, size, lambda row: newest_first_cursor(row, column, ordering), total)
+
+
+def newest_first_cursor(row, column: str, ordering: str) -> str:
+    """The cursor of a row in a newest_first page (its instant and id)."""
+    return encode_cursor(ordering, [getattr(row, column).isoformat(), row.id])

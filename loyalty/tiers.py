@@ -19,7 +19,7 @@ Dates (RULES.md "Retention", "Dates"):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 
@@ -33,7 +33,7 @@ from loyalty import engine, lots
 from loyalty.events import record_tier_change
 from loyalty.models import LedgerEntry, TierChangeReason, TierEvent
 from loyalty.rules import Rules
-from loyalty.totals import window_totals
+from loyalty.totals import window_totals, window_totals_by_member
 from members.access import Caller, Role
 from members.enums import Tier
 from members.errors import ForbiddenError, invalid
@@ -47,6 +47,7 @@ __all__ = [
     "override_tier",
     "review_tiers",
     "tier_status",
+    "tier_statuses",
 ]
 
 MAX_REASON = 280  # kept on the event's note (300)
@@ -68,37 +69,43 @@ class TierStatusView:
     at_risk_of_downgrade: bool
 
 
-async def _at_risk(member: Member, rules: Rules, today: date) -> bool:
-    """engine.is_at_risk with the totals of the retention window (read only when the
-    date condition holds, so a member far from review costs no query)."""
-    if member.tier is Tier.STANDARD or member.tier_valid_until is None:
-        return False
-    if member.tier_valid_until > cal.add_months(today, rules.at_risk_months):
-        return False
-    start, end = cal.retention_window(member.tier_valid_until, rules.window_months)
-    miles, segments = await window_totals(member.id, start, end)
-    return engine.is_at_risk(rules, member.tier.name, member.tier_valid_until, today, miles, segments)
-
-
 async def tier_status(member: Member, *, rules: Rules, today: date) -> TierStatusView:
     """The member's tier, the qualifying totals of the window_months ending with today's
     month, what is missing for the next tier (on the miles route and on the segments
     route, each alone) and whether the tier is at risk at its validUntil."""
-    tier = Tier(member.tier)
+    (view,) = await tier_statuses([member], rules=rules, today=today)
+    return view
+
+
+async def tier_statuses(members: Sequence[Member], *, rules: Rules, today: date) -> list[TierStatusView]:
+    """tier_status of each member, in order, in at most three queries whatever their
+    number: ONE grouped sum of the current window's totals, and at_risk_member_ids' two
+    (only when one of them is close enough to review to be at risk)."""
     start, end = cal.window(today, rules.window_months)
-    miles, segments = await window_totals(member.id, start, end)
-    next_name, miles_missing, segments_missing = engine.next_tier_gap(rules, tier.name, miles, segments)
-    return TierStatusView(
-        tier=tier,
-        since=member.tier_since,
-        valid_until=member.tier_valid_until,
-        qualifying_miles=miles,
-        qualifying_segments=segments,
-        next_tier=Tier[next_name] if next_name is not None else None,
-        miles_to_next_tier=miles_missing,
-        segments_to_next_tier=segments_missing,
-        at_risk_of_downgrade=await _at_risk(member, rules, today),
-    )
+    totals = await window_totals_by_member({member.id for member in members}, start, end)
+    horizon = cal.add_months(today, rules.at_risk_months)
+    near_review = [
+        member.id for member in members
+        if member.tier is not Tier.STANDARD and member.tier_valid_until is not None and member.tier_valid_until <= horizon
+    ]
+    at_risk = await at_risk_member_ids(Member.filter(id__in=near_review), rules=rules, today=today) if near_review else set()
+    views = []
+    for member in members:
+        tier = Tier(member.tier)
+        miles, segments = totals.get(member.id, (0, 0))
+        next_name, miles_missing, segments_missing = engine.next_tier_gap(rules, tier.name, miles, segments)
+        views.append(TierStatusView(
+            tier=tier,
+            since=member.tier_since,
+            valid_until=member.tier_valid_until,
+            qualifying_miles=miles,
+            qualifying_segments=segments,
+            next_tier=Tier[next_name] if next_name is not None else None,
+            miles_to_next_tier=miles_missing,
+            segments_to_next_tier=segments_missing,
+            at_risk_of_downgrade=member.id in at_risk,
+        ))
+    return views
 
 
 # ---- override ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -30,3 +31,18 @@ async def window_totals(
         miles=Coalesce(Sum("qualifying_miles"), 0), segments=Coalesce(Sum("qualifying_segments"), 0)
     ).first().values("miles", "segments")
     return int(row["miles"] or 0), int(row["segments"] or 0)
+
+
+async def window_totals_by_member(member_ids: Collection[int], start: date, end: date) -> dict[int, tuple[int, int]]:
+    """window_totals of many members over the same window, in ONE grouped query: member
+    id -> (qualifying miles, qualifying segments in hundredths); a member without
+    entries in the window is absent (its totals are (0, 0))."""
+    if not member_ids:
+        return {}
+    rows = await (
+        LedgerEntry.filter(member_id__in=list(member_ids), activity_date__gte=start, activity_date__lte=end)
+        .annotate(miles=Coalesce(Sum("qualifying_miles"), 0), segments=Coalesce(Sum("qualifying_segments"), 0))
+        .group_by("member_id")
+        .values("member_id", "miles", "segments")
+    )
+    return {row["member_id"]: (int(row["miles"] or 0), int(row["segments"] or 0)) for row in rows}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from tortoise.queryset import QuerySet
 
@@ -70,19 +71,65 @@ def nothing(queryset: QuerySet) -> QuerySet:
     return queryset.filter(pk__in=[])
 
 
+def member_scope(caller: Caller, member_column: str = "member_id") -> dict[str, int] | None:
+    """THE scope rule: the column values a row carrying a member's office_id and
+    branch_id (a member, a tier event, a care call, a feedback item) must have for the
+    caller to see it; {} for every row, None for none. `member_column` names the member
+    id column: "id" on the member table. Querysets (restrict_by_member_region) and rows
+    already loaded (can_see_member) are both judged by it."""
+    if caller.blocked:
+        return None
+    if caller.role in (Role.ADMIN, Role.AIRLINE, Role.PARTNER):
+        return {}
+    if caller.role is Role.BRANCH:
+        return {"branch_id": caller.branch_id}
+    if caller.role is Role.OFFICE:
+        return {"office_id": caller.office_id}
+    if caller.role is Role.MEMBER:
+        return {member_column: caller.member_id}
+    return None
+
+
+def office_scope(caller: Caller) -> dict[str, int] | None:
+    """The same for offices (columns of the office table): staff see the offices of
+    their scope; other roles list none (they reach an office through a member)."""
+    if caller.blocked:
+        return None
+    if caller.role is Role.ADMIN:
+        return {}
+    if caller.role is Role.BRANCH:
+        return {"branch_id": caller.branch_id}
+    if caller.role is Role.OFFICE:
+        return {"id": caller.office_id}
+    return None
+
+
+def branch_scope(caller: Caller) -> dict[str, int] | None:
+    """The same for branches (columns of the branch table)."""
+    if caller.blocked:
+        return None
+    if caller.role is Role.ADMIN:
+        return {}
+    if caller.role in (Role.BRANCH, Role.OFFICE):
+        return {"id": caller.branch_id}
+    return None
+
+
+def restrict(queryset: QuerySet, scope: dict[str, int] | None) -> QuerySet:
+    """`queryset` narrowed to a scope of the *_scope rules."""
+    return nothing(queryset) if scope is None else queryset.filter(**scope)
+
+
+def in_scope(row: Any, scope: dict[str, int] | None) -> bool:
+    """Whether a loaded row is inside a scope of the *_scope rules: the same rule as
+    `restrict` on a queryset."""
+    return scope is not None and all(getattr(row, column) == value for column, value in scope.items())
+
+
 def restrict_by_member_region(queryset: QuerySet, caller: Caller, member_column: str = "member_id") -> QuerySet:
     """Rows that carry a member's office_id and branch_id (members themselves, tier
-    events) restricted to what the caller may see. `member_column` names the member
-    id column: "id" on the member table."""
-    if caller.role in (Role.ADMIN, Role.AIRLINE, Role.PARTNER):
-        return queryset
-    if caller.role is Role.BRANCH:
-        return queryset.filter(branch_id=caller.branch_id)
-    if caller.role is Role.OFFICE:
-        return queryset.filter(office_id=caller.office_id)
-    if caller.role is Role.MEMBER:
-        return queryset.filter(**{member_column: caller.member_id})
-    return nothing(queryset)
+    events) restricted to what the caller may see (member_scope)."""
+    return restrict(queryset, member_scope(caller, member_column))
 
 
 def restrict_members(queryset: QuerySet[Member], caller: Caller) -> QuerySet[Member]:
@@ -91,36 +138,18 @@ def restrict_members(queryset: QuerySet[Member], caller: Caller) -> QuerySet[Mem
 
 
 def restrict_offices(queryset: QuerySet[Office], caller: Caller) -> QuerySet[Office]:
-    if caller.role is Role.ADMIN:
-        return queryset
-    if caller.role is Role.BRANCH:
-        return queryset.filter(branch_id=caller.branch_id)
-    if caller.role is Role.OFFICE:
-        return queryset.filter(id=caller.office_id)
-    return nothing(queryset)
+    return restrict(queryset, office_scope(caller))
 
 
 def restrict_branches(queryset: QuerySet[Branch], caller: Caller) -> QuerySet[Branch]:
-    if caller.role is Role.ADMIN:
-        return queryset
-    if caller.role in (Role.BRANCH, Role.OFFICE):
-        return queryset.filter(id=caller.branch_id)
-    return nothing(queryset)
+    return restrict(queryset, branch_scope(caller))
 
 
-def can_see_member(caller: Caller, member: Member, member_column: str = "id") -> bool:
+def can_see_member(caller: Caller, member: Any, member_column: str = "id") -> bool:
     """The same rule as restrict_by_member_region, for a row already loaded: a member,
     or (member_column="member_id") a row carrying a member's office_id and branch_id,
     such as a tier event."""
-    if caller.role in (Role.ADMIN, Role.AIRLINE, Role.PARTNER):
-        return True
-    if caller.role is Role.BRANCH:
-        return member.branch_id == caller.branch_id
-    if caller.role is Role.OFFICE:
-        return member.office_id == caller.office_id
-    if caller.role is Role.MEMBER:
-        return getattr(member, member_column) == caller.member_id
-    return False
+    return in_scope(member, member_scope(caller, member_column))
 
 
 async def region_filter(caller: Caller, office_code: str | None, branch_code: str | None) -> dict[str, int]:
@@ -137,12 +166,7 @@ async def region_filter(caller: Caller, office_code: str | None, branch_code: st
         filters["branch_id"] = branch.id
     if office_code is not None:
         office = await Office.get_or_none(code=office_code)
-        visible = office is not None and (
-            caller.role is Role.ADMIN
-            or (caller.role is Role.BRANCH and office.branch_id == caller.branch_id)
-            or (caller.role is Role.OFFICE and office.id == caller.office_id)
-        )
-        if not visible:
+        if office is None or not in_scope(office, office_scope(caller)):
             if caller.role is not Role.ADMIN:
                 raise ForbiddenError(f"office {office_code} is outside your scope")
             raise invalid(f"unknown office code {office_code}", "filter", "officeCode")

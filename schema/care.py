@@ -15,15 +15,16 @@ from care.models import Feedback as FeedbackRow
 from care.models import FeedbackChannel as DomainChannel
 from care.models import FeedbackKind as DomainKind
 from care.models import FeedbackStatus as DomainStatus
+from care.paging import newest_first_cursor
 from members import models
 from members.access import Role
 from members.errors import DomainError, ForbiddenError
-from members.paging import Page
+from members.paging import Page, page_size
 from schema.common import PageInfo
 from schema.context import Info
 from schema.errors import UserError, forbidden, query_error, user_errors
 from schema.insights import _described
-from schema.members import Member
+from schema.members import Member, member_view
 from schema.permissions import STAFF, allow
 from schema.regions import Office
 
@@ -109,13 +110,13 @@ class CareCall:
             notes=row.notes, needs=list(row.needs or []), follow_up_on=row.follow_up_on, actor=row.actor,
         )
 
-    @strawberry.field(description="The member called.")
-    def member(self) -> Member:
-        return Member.from_row(self.member_row)
+    @strawberry.field(description="The member called; null when the member has since moved outside the caller's scope.")
+    def member(self, info: Info) -> Member | None:
+        return member_view(info, self.member_row)
 
     @strawberry.field(description="The member's office when the call was made.")
     async def office(self, info: Info) -> Office:
-        return Office.from_row(await info.context.loaders.office.load(self.row.office_id))
+        return Office.from_row(await info.context.reads.office.load(self.row.office_id))
 
 
 @strawberry.type(description="A care call in a list, with its cursor.")
@@ -132,9 +133,20 @@ class CareCallConnection:
 
 
 async def member_care_calls(info: Info, row: models.Member, first: int | None, after: str | None) -> CareCallConnection:
-    """Member.careCalls (the member is already resolved in the caller's scope)."""
+    """Member.careCalls (the member is already resolved in the caller's scope). A first
+    page comes from the read layer's loaders (a page of members costs two statements
+    for all their calls); a later page (after:) from care.calls for the one member."""
+    reads = info.context.reads
     try:
-        page = await call_services.member_care_calls(info.context.caller, row, first, after)
+        if after is None:
+            size = page_size(first, call_services.DEFAULT_CALLS_PAGE)
+            rows = await reads.first_care_calls.load((row.id, size))
+            page = Page.of(
+                rows, size, lambda call: newest_first_cursor(call, "called_at", call_services.CALLS_ORDER),
+                await reads.care_call_count.load(row.id),
+            )
+        else:
+            page = await call_services.member_care_calls(info.context.caller, row, first, after)
     except (ForbiddenError, DomainError) as error:
         raise _refused(error) from None
     return CareCallConnection(
@@ -214,12 +226,11 @@ class Feedback:
 
     @strawberry.field(description="The member; null when the member has since moved outside the caller's scope.")
     async def member(self, info: Info) -> Member | None:
-        row = await info.context.loaders.member.load(self.row.member_id)
-        return Member.from_row(row) if row is not None else None
+        return member_view(info, await info.context.reads.member.load(self.row.member_id))
 
     @strawberry.field(description="The office it was routed to (the member's office at submission).")
     async def office(self, info: Info) -> Office:
-        return Office.from_row(await info.context.loaders.office.load(self.row.office_id))
+        return Office.from_row(await info.context.reads.office.load(self.row.office_id))
 
     @strawberry.field(description="Every status change, oldest first (the first is the submission, to OPEN).")
     def history(self) -> list[FeedbackChange]:

@@ -35,10 +35,10 @@ def _segments(hundredths: int) -> float:
     return hundredths / 100
 
 
-def _member(row: models.Member):
-    from schema.members import Member
+def _member(info: Info, row: models.Member | None):
+    from schema.members import member_view
 
-    return Member.from_row(row)
+    return member_view(info, row)
 
 
 @strawberry.type(description="A member's tier, its validity and progress in the rolling window.")
@@ -55,7 +55,7 @@ class TierStatus:
 
 
 async def tier_status(info: Info, row: models.Member) -> TierStatus:
-    view = await tiers.tier_status(row, rules=info.context.rules, today=info.context.today())
+    view = await info.context.reads.tier_status.load(row)
     return TierStatus(
         tier=view.tier, since=view.since, valid_until=view.valid_until,
         qualifying_miles=view.qualifying_miles, qualifying_segments=_segments(view.qualifying_segments),
@@ -107,7 +107,7 @@ class LedgerEntry:
 
     @strawberry.field(description="The member the entry belongs to.")
     async def member(self, info: Info) -> MemberType:
-        return _member(await info.context.loaders.member.load(self.row.member_id))
+        return _member(info, await info.context.reads.member.load(self.row.member_id))
 
     @strawberry.field(description="The flight, on FLIGHT entries.")
     def flight(self) -> Flight | None:
@@ -121,7 +121,7 @@ class LedgerEntry:
 
     @strawberry.field(description="On a flight entry: the TIER_BONUS entry posted with it, if any.")
     async def bonus(self, info: Info) -> LedgerEntry | None:
-        return _entry(await info.context.loaders.bonus_of.load(self.row.id))
+        return _entry(await info.context.reads.bonus_of.load(self.row.id))
 
     @strawberry.field(description="On a TIER_BONUS entry: the flight it was earned on.")
     async def bonus_for(self, info: Info) -> LedgerEntry | None:
@@ -129,7 +129,7 @@ class LedgerEntry:
 
     @strawberry.field(description="The REVERSAL entry that undid this entry, if any.")
     async def reversed_by(self, info: Info) -> LedgerEntry | None:
-        return _entry(await info.context.loaders.reversal_of.load(self.row.id))
+        return _entry(await info.context.reads.reversal_of.load(self.row.id))
 
     @strawberry.field(description="On a REVERSAL entry: the entry it undoes.")
     async def reverses(self, info: Info) -> LedgerEntry | None:
@@ -141,7 +141,7 @@ def _entry(row: EntryRow | None) -> LedgerEntry | None:
 
 
 async def _entry_by_id(info: Info, entry_id: int | None) -> LedgerEntry | None:
-    return _entry(await info.context.loaders.entry.load(entry_id)) if entry_id is not None else None
+    return _entry(await info.context.reads.entry.load(entry_id)) if entry_id is not None else None
 
 
 @strawberry.type(description="A tier change from the durable event log.")
@@ -167,9 +167,13 @@ class TierChange:
     def reason(self) -> TierChangeReason:
         return self.event.reason
 
-    @strawberry.field(description="The member whose tier changed.", permission_classes=[allow(*FULL_MEMBER_VIEW)])
-    async def member(self, info: Info) -> MemberType:
-        return _member(await info.context.loaders.member.load(self.event.member_id))
+    @strawberry.field(
+        description="The member whose tier changed; null when the member has since moved outside the caller's scope "
+        "(the change itself stays visible to the office and branch of its time).",
+        permission_classes=[allow(*FULL_MEMBER_VIEW)],
+    )
+    async def member(self, info: Info) -> MemberType | None:
+        return _member(info, await info.context.reads.member.load(self.event.member_id))
 
     @strawberry.field(description="Office of the member at the time of the change.", permission_classes=[allow(*FULL_MEMBER_VIEW)])
     def office_code(self) -> str:
@@ -403,7 +407,7 @@ class LoyaltyMutation:
             return FlightAccruePayload(entry=None, member=None, tier_change=None, user_errors=user_errors(error))
         await _announce(info, result.tier_event)
         return FlightAccruePayload(
-            entry=LedgerEntry.from_row(result.entry), member=_member(result.member),
+            entry=LedgerEntry.from_row(result.entry), member=_member(info, result.member),
             tier_change=_change(result.tier_event), user_errors=[],
         )
 
@@ -429,7 +433,7 @@ class LoyaltyMutation:
             )
         except DomainError as error:
             return MilesRedeemPayload(entry=None, member=None, user_errors=user_errors(error))
-        return MilesRedeemPayload(entry=LedgerEntry.from_row(result.entry), member=_member(result.member), user_errors=[])
+        return MilesRedeemPayload(entry=LedgerEntry.from_row(result.entry), member=_member(info, result.member), user_errors=[])
 
     @strawberry.mutation(description="Reverse an entry at most once (airline: its flight entries; admin: any entry).",
                          permission_classes=[allow(Role.AIRLINE, Role.ADMIN)])
@@ -445,7 +449,7 @@ class LoyaltyMutation:
             return LedgerEntryReversePayload(entry=None, member=None, tier_change=None, user_errors=user_errors(error))
         await _announce(info, result.tier_event)
         return LedgerEntryReversePayload(
-            entry=LedgerEntry.from_row(result.entry), member=_member(result.member),
+            entry=LedgerEntry.from_row(result.entry), member=_member(info, result.member),
             tier_change=_change(result.tier_event), user_errors=[],
         )
 
@@ -460,4 +464,4 @@ class LoyaltyMutation:
         except DomainError as error:
             return TierOverridePayload(member=None, tier_change=None, user_errors=user_errors(error))
         await _announce(info, event)
-        return TierOverridePayload(member=_member(row), tier_change=_change(event), user_errors=[])
+        return TierOverridePayload(member=_member(info, row), tier_change=_change(event), user_errors=[])

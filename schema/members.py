@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
+from strawberry.permission import BasePermission
 from tortoise.expressions import Q
 
 from members import models
 from members import services as member_services
-from members.access import Role, restrict_members
+from members.access import Role
 from members.addresses import Address as DomainAddress
 from members.enums import MemberStatus as DomainStatus
 from members.enums import Tier as DomainTier
@@ -33,7 +34,19 @@ Tier = strawberry.enum(DomainTier, name="Tier", description="Membership tiers, l
 MemberStatus = strawberry.enum(DomainStatus, name="MemberStatus", description="Whether a member may earn and redeem.")
 MemberOrder = strawberry.enum(DomainOrder, name="MemberOrder", description="Orderings of member lists.")
 
-full_view = [allow(*FULL_MEMBER_VIEW)]
+
+class InScope(BasePermission):
+    """Refuses the fields beyond the card view (id, cardNumber, names, tier) of a member
+    shown outside the caller's scope: memberEnroll's member, which the address put in
+    another office than the enroller's (or which has moved away since)."""
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        if not source.in_scope:
+            raise forbidden("the member is outside your scope: only its card number, names and tier are shown")
+        return True
+
+
+full_view = [allow(*FULL_MEMBER_VIEW), InScope]
 LoyaltyModule = "schema.loyalty"
 InsightsModule = "schema.insights"
 CareModule = "schema.care"
@@ -56,7 +69,7 @@ class RegionAssignment:
 
     @strawberry.field(description="The office assigned.")
     async def office(self, info: Info) -> Office:
-        return Office.from_row(await info.context.loaders.office.load(self.office_id))
+        return Office.from_row(await info.context.reads.office.load(self.office_id))
 
 
 @strawberry.type(description="A programme member (知音卡 holder).")
@@ -67,12 +80,14 @@ class Member:
     family_name: str = strawberry.field(description="Family name as given (Chinese or Latin).")
     given_name: str = strawberry.field(description="Given name as given.")
     tier: Tier = strawberry.field(description="Current tier.")
+    # False: the card view of a member outside the caller's scope (InScope).
+    in_scope: strawberry.Private[bool] = True
 
     @classmethod
-    def from_row(cls, row: models.Member) -> Member:
+    def from_row(cls, row: models.Member, in_scope: bool = True) -> Member:
         return cls(
             row=row, id=strawberry.ID(str(row.id)), card_number=row.card_number,
-            family_name=row.family_name, given_name=row.given_name, tier=row.tier,
+            family_name=row.family_name, given_name=row.given_name, tier=row.tier, in_scope=in_scope,
         )
 
     @strawberry.field(description="ACTIVE, SUSPENDED or CLOSED.", permission_classes=full_view)
@@ -109,15 +124,15 @@ class Member:
 
     @strawberry.field(description="The sales office the member is assigned to.", permission_classes=full_view)
     async def office(self, info: Info) -> Office:
-        return Office.from_row(await info.context.loaders.office.load(self.row.office_id))
+        return Office.from_row(await info.context.reads.office.load(self.row.office_id))
 
     @strawberry.field(description="The branch of the member's office.", permission_classes=full_view)
     async def branch(self, info: Info) -> Branch:
-        return Branch.from_row(await info.context.loaders.branch.load(self.row.branch_id))
+        return Branch.from_row(await info.context.reads.branch.load(self.row.branch_id))
 
     @strawberry.field(description="Every office assignment, oldest first.", permission_classes=full_view)
-    async def region_history(self) -> list[RegionAssignment]:
-        rows = await models.RegionAssignment.filter(member_id=self.row.id).order_by("id")
+    async def region_history(self, info: Info) -> list[RegionAssignment]:
+        rows = await info.context.reads.region_history.load(self.row.id)
         return [RegionAssignment(office_id=r.office_id, assigned_at=r.assigned_at, reason=r.reason) for r in rows]
 
     @strawberry.field(description="Tier, validity, qualifying totals of the rolling window and what the next tier needs.", permission_classes=full_view)
@@ -177,7 +192,7 @@ class Member:
 
     @strawberry.field(
         description="Care calls made to the member, newest first (staff only: calls are staff notes).",
-        permission_classes=[allow(*STAFF)],
+        permission_classes=[allow(*STAFF), InScope],
     )
     async def care_calls(
         self, info: Info, first: int | None = 20, after: str | None = None
@@ -218,23 +233,25 @@ class MemberFilter:
 async def _at_risk_condition(info: Info, at_risk: bool) -> Q:
     from loyalty.tiers import at_risk_member_ids
 
-    ids = list(await at_risk_member_ids(
-        restrict_members(models.Member.all(), info.context.caller), rules=info.context.rules, today=info.context.today()
-    ))
+    ids = list(await at_risk_member_ids(info.context.reads.members(), rules=info.context.rules, today=info.context.today()))
     if at_risk:
         return Q(id__in=ids) if ids else Q(id__lt=0)
     return ~Q(id__in=ids) if ids else Q()
 
 
-def _member_or_none(row: models.Member | None) -> Member | None:
-    return Member.from_row(row) if row is not None else None
+def member_view(info: Info, row: models.Member | None) -> Member | None:
+    """A member row as the caller may see it through the read layer (schema.reads):
+    null when there is none or it is outside the caller's scope, e.g. a payload's
+    member that moved to another office since the first response of a replayed
+    request."""
+    return Member.from_row(row) if row is not None and info.context.reads.visible(row) else None
 
 
 @strawberry.type
 class MemberQuery:
     @strawberry.field(description="The member behind a member token.", permission_classes=[allow(Role.MEMBER)])
     async def me(self, info: Info) -> Member | None:
-        return _member_or_none(await models.Member.get_or_none(id=info.context.caller.member_id))
+        return member_view(info, await info.context.reads.member.load(info.context.caller.member_id))
 
     @strawberry.field(
         description="One of id or cardNumber. Null when unknown or outside the caller's scope.",
@@ -246,7 +263,7 @@ class MemberQuery:
             # Ids are sequential, card numbers unguessable: by id they could list every member.
             raise forbidden(f"role {caller.role.value} looks members up by cardNumber")
         try:
-            return _member_or_none(await find_member(caller, member_id=id, card_number=card_number))
+            return member_view(info, await find_member(caller, member_id=id, card_number=card_number))
         except DomainError as error:
             raise query_error(error) from None
 
@@ -315,7 +332,9 @@ class MemberEnrollInput:
 
 @strawberry.type(description="Result of memberEnroll.")
 class MemberEnrollPayload:
-    member: Member | None = strawberry.field(description="The enrolled member.")
+    member: Member | None = strawberry.field(
+        description="The enrolled member; outside the caller's scope (the address decides the office), only its id, card number, names and tier."
+    )
     user_errors: list[UserError] = strawberry.field(description="Why the enrolment was refused.")
 
 
@@ -380,7 +399,10 @@ class MemberMutation:
             )
         except DomainError as error:
             return MemberEnrollPayload(member=None, user_errors=user_errors(error))
-        return MemberEnrollPayload(member=Member.from_row(row), user_errors=[])
+        # The enroller is shown the card (id, card number, names, tier) of a member the
+        # address put in another office, and of one that has moved away since a
+        # replayed first response; the rest only in scope.
+        return MemberEnrollPayload(member=Member.from_row(row, in_scope=info.context.reads.visible(row)), user_errors=[])
 
     @strawberry.mutation(description="Change a member's phone, email or address (the member themself, or an admin).",
                          permission_classes=[allow(Role.MEMBER, Role.ADMIN)])
@@ -394,7 +416,7 @@ class MemberMutation:
             row = await member_services.update(info.context.caller, input.id, changes)
         except DomainError as error:
             return MemberUpdatePayload(member=None, user_errors=user_errors(error))
-        return MemberUpdatePayload(member=Member.from_row(row), user_errors=[])
+        return MemberUpdatePayload(member=member_view(info, row), user_errors=[])
 
     @strawberry.mutation(description="Assign a member to an office by hand, with a reason (branch staff within their branch, or admin).",
                          permission_classes=[allow(Role.BRANCH, Role.ADMIN)])
@@ -405,7 +427,7 @@ class MemberMutation:
             raise forbidden(str(error)) from None
         except DomainError as error:
             return MemberRegionAssignPayload(member=None, user_errors=user_errors(error))
-        return MemberRegionAssignPayload(member=Member.from_row(row), user_errors=[])
+        return MemberRegionAssignPayload(member=member_view(info, row), user_errors=[])
 
     @strawberry.mutation(description="Admin: suspend, close or re-activate a member; the ledger is kept.",
                          permission_classes=[allow(Role.ADMIN)])
@@ -414,4 +436,4 @@ class MemberMutation:
             row = await member_services.set_status(info.context.caller, input.member_id, input.status, input.reason)
         except DomainError as error:
             return MemberStatusSetPayload(member=None, user_errors=user_errors(error))
-        return MemberStatusSetPayload(member=Member.from_row(row), user_errors=[])
+        return MemberStatusSetPayload(member=member_view(info, row), user_errors=[])

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 
 from members import models
-from members.access import region_filter, restrict_branches, restrict_members, restrict_offices
+from members.access import region_filter
 from members.enums import Tier
 from members.errors import DomainError, ForbiddenError
 from members.regions import tier_counts
@@ -34,11 +32,6 @@ class TierCounts:
         )
 
 
-async def _scoped_counts(info: Info, **columns: Any) -> TierCounts:
-    query = restrict_members(models.Member.filter(**columns), info.context.caller)
-    return TierCounts.from_counts((await tier_counts(query)).get(None))
-
-
 @strawberry.type(description="A branch (分公司): a group of sales offices.")
 class Branch:
     id: strawberry.Private[int]
@@ -49,17 +42,13 @@ class Branch:
     def from_row(cls, row: models.Branch) -> Branch:
         return cls(id=row.id, code=row.code, name=row.name)
 
-    @strawberry.field(description="The branch's offices visible to the caller, by code.")
+    @strawberry.field(description="The branch's offices visible to the caller (staff: those of their scope), by code.")
     async def offices(self, info: Info) -> list[Office]:
-        query = models.Office.filter(branch_id=self.id)
-        caller = info.context.caller
-        if caller is not None and caller.role in STAFF:
-            query = restrict_offices(query, caller)
-        return [Office.from_row(row) for row in await query.order_by("code")]
+        return [Office.from_row(row) for row in await info.context.reads.offices_of_branch.load(self.id)]
 
     @strawberry.field(description="Members of each tier in the branch (that the caller may see).", permission_classes=[allow(*STAFF)])
     async def tier_counts(self, info: Info) -> TierCounts:
-        return await _scoped_counts(info, branch_id=self.id)
+        return TierCounts.from_counts(await info.context.reads.tier_counts_of_branch.load(self.id))
 
 
 @strawberry.type(description="A sales office (营业部): VIPs are assigned to one by their contact address.")
@@ -81,23 +70,23 @@ class Office:
 
     @strawberry.field(description="The branch the office belongs to.")
     async def branch(self, info: Info) -> Branch:
-        return Branch.from_row(await info.context.loaders.branch.load(self.branch_id))
+        return Branch.from_row(await info.context.reads.branch.load(self.branch_id))
 
-    @strawberry.field(description="Members of each tier assigned to the office.", permission_classes=[allow(*STAFF)])
+    @strawberry.field(description="Members of each tier assigned to the office (that the caller may see).", permission_classes=[allow(*STAFF)])
     async def tier_counts(self, info: Info) -> TierCounts:
-        return await _scoped_counts(info, office_id=self.id)
+        return TierCounts.from_counts(await info.context.reads.tier_counts_of_office.load(self.id))
 
 
 @strawberry.type
 class RegionQuery:
     @strawberry.field(description="Branches visible to the caller (admin: all six; branch and office staff: their own).", permission_classes=[allow(*STAFF)])
     async def branches(self, info: Info) -> list[Branch]:
-        rows = await restrict_branches(models.Branch.all(), info.context.caller).order_by("code")
+        rows = await info.context.reads.branches().order_by("code")
         return [Branch.from_row(row) for row in rows]
 
     @strawberry.field(description="One office by code; null when unknown or outside the caller's scope.", permission_classes=[allow(*STAFF)])
     async def office(self, info: Info, code: str) -> Office | None:
-        row = await restrict_offices(models.Office.filter(code=code.strip().upper()), info.context.caller).first()
+        row = await info.context.reads.offices().filter(code=code.strip().upper()).first()
         return Office.from_row(row) if row else None
 
     @strawberry.field(
@@ -111,6 +100,6 @@ class RegionQuery:
             raise forbidden(str(error)) from None
         except DomainError as error:
             raise query_error(error) from None
-        return await _scoped_counts(info, **columns)
+        return TierCounts.from_counts((await tier_counts(info.context.reads.members().filter(**columns))).get(None))
 
 

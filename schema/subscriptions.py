@@ -9,7 +9,7 @@ import strawberry
 
 from loyalty.feed import SubscriberTooSlow
 from members.errors import DomainError, ForbiddenError
-from schema.context import Info, Loaders
+from schema.context import Info
 from schema.errors import CodedError, forbidden, query_error
 from schema.loyalty import TierChange
 from schema.permissions import ALL_ROLES, allow
@@ -55,7 +55,7 @@ class Subscription:
             )
             async for event in stream:
                 # The connection lives for hours: read the member afresh for every change.
-                context.loaders = Loaders(caller)
+                context.reads = context.fresh_reads()
                 yield TierChange.from_event(event)
         except ForbiddenError as error:
             raise forbidden(str(error)) from None

@@ -13,6 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = ROOT.parent / "shared" / "spec" / "contract.graphql"
 
 
+# Output fields served nullable where the contract says non-null: the object may have
+# moved outside the caller's scope since (an office's old tier change of a member now in
+# another office). Null there, instead of failing the whole page (schema.reads).
+SCOPED_NULLABLE = {"TierChange.member"}
+
+
 @pytest.fixture(scope="module")
 def served():
     return build_schema()._schema
@@ -42,7 +48,8 @@ def test_every_contract_type_field_and_argument_is_served(served):
                 if got is None:
                     missing.append(f"field {name}.{field_name}")
                     continue
-                if str(got.type) != str(field.type):
+                served_type = str(got.type) + ("!" if f"{name}.{field_name}" in SCOPED_NULLABLE else "")
+                if served_type != str(field.type):
                     missing.append(f"type of {name}.{field_name}: {got.type} != {field.type}")
                 for arg_name, arg in getattr(field, "args", {}).items():
                     got_arg = got.args.get(arg_name)
