@@ -78,12 +78,75 @@ class _TooLarge(Exception):
     pass
 
 
+# Close codes: 1009 is the WebSocket standard's "message too big"; 4408 is what
+# graphql-transport-ws sends when connection_init does not come in time.
+MESSAGE_TOO_BIG_CLOSE_CODE = 1009
+INIT_TIMEOUT_CLOSE_CODE = 4408
+
+
+class WebSocketLimits:
+    """The HTTP limits for WebSocket connections, on both protocols (graphql-transport-ws
+    and the older graphql-ws, whose handler has no init timeout of its own): a message
+    over `max_message_bytes` closes the connection (1009) before it is parsed, and a
+    connection that has sent no message `init_timeout` seconds after it opened (the
+    first message of both protocols is connection_init) is closed (4408). uvicorn's
+    ws_max_size (api.cli.UVICORN_OPTIONS) refuses large frames earlier still."""
+
+    def __init__(self, app: ASGIApp, max_message_bytes: int, init_timeout: float) -> None:
+        self.app = app
+        self.max_message_bytes = max_message_bytes
+        self.init_timeout = init_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        accepted = False
+        first_message_seen = False
+        closed = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal accepted, closed
+            if closed:
+                return  # we closed it: the app's late messages go nowhere
+            if message["type"] == "websocket.accept":
+                accepted = True
+            elif message["type"] == "websocket.close":
+                closed = True
+            await send(message)
+
+        async def close(code: int, reason: str) -> Message:
+            nonlocal closed
+            if not closed:
+                closed = True
+                await send({"type": "websocket.close", "code": code, "reason": reason})
+            return {"type": "websocket.disconnect", "code": code}
+
+        async def guarded_receive() -> Message:
+            nonlocal first_message_seen
+            if accepted and not first_message_seen:
+                try:
+                    message = await asyncio.wait_for(receive(), self.init_timeout)
+                except asyncio.TimeoutError:
+                    return await close(INIT_TIMEOUT_CLOSE_CODE, "connection_init not received in time")
+            else:
+                message = await receive()
+            if message["type"] == "websocket.receive":
+                first_message_seen = True
+                size = len(message.get("text") or "") if message.get("text") is not None else len(message.get("bytes") or b"")
+                if size > self.max_message_bytes:
+                    return await close(MESSAGE_TOO_BIG_CLOSE_CODE, f"message is over {self.max_message_bytes} bytes")
+            return message
+
+        await self.app(scope, guarded_receive, guarded_send)
+
+
 class LoyaltyGraphQL(GraphQL):
     """The GraphQL endpoint: builds the typed context and checks tokens."""
 
     def __init__(self, settings: Settings, rules: Rules, feed: EventFeed) -> None:
         super().__init__(
-            build_schema(introspection=settings.introspection, max_depth=settings.max_depth, max_cost=settings.max_cost),
+            build_schema(introspection=settings.introspection, limits=settings.limits),
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=False,
         )
@@ -193,7 +256,10 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
             *board_routes(),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(BodyLimit, limit=settings.max_body_bytes)],
+        middleware=[
+            Middleware(BodyLimit, limit=settings.max_body_bytes),
+            Middleware(WebSocketLimits, max_message_bytes=settings.max_body_bytes, init_timeout=settings.ws_init_timeout),
+        ],
     )
     app.state.settings = settings
     app.state.rules = rules

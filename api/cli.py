@@ -140,7 +140,8 @@ def _check_database(settings: Settings) -> None:
 # How `serve` runs uvicorn (tests/live.py serves the same way). Tier-change messages are a
 # few hundred bytes: per-message compression would cost CPU for every subscriber of
 # every event and save little, so it is off.
-UVICORN_OPTIONS = {"lifespan": "on", "ws_per_message_deflate": False}
+# ws_max_size: WebSocket frames over the request body limit are refused by uvicorn itself.
+UVICORN_OPTIONS = {"lifespan": "on", "ws_per_message_deflate": False, "ws_max_size": Settings.max_body_bytes}
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
