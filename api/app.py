@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import weakref
 from typing import Any
@@ -154,6 +155,17 @@ class LoyaltyGraphQL(GraphQL):
         self.rules = rules
         self.feed = feed
 
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON of an HTTP body or a WebSocket message. Nesting too deep for the parser
+        and bytes that are not UTF-8 are malformed JSON (400, or the WebSocket's own
+        refusal), not internal errors."""
+        try:
+            return super().decode_json(data)
+        except RecursionError:
+            raise json.JSONDecodeError("JSON is nested too deeply", "", 0) from None
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("JSON must be UTF-8", "", 0) from None
+
     async def _context(self, authorization: str | None) -> Context:
         caller, auth_error, refused_after = None, None, None
         try:
@@ -180,8 +192,8 @@ class LoyaltyGraphQL(GraphQL):
     async def on_ws_connect(self, context: Context) -> None:
         params = getattr(context, "connection_params", None) or {}
         header = params.get("Authorization") or params.get("authorization") if isinstance(params, dict) else None
-        if not header:
-            raise ConnectionRejectionError({"message": "connection_init must carry Authorization: Bearer <token>"})
+        if not header or not isinstance(header, str):
+            raise ConnectionRejectionError({"message": "connection_init must carry Authorization: Bearer <token> (a string)"})
         authenticated = await self._context(header)
         if authenticated.caller is None or authenticated.caller.blocked:
             raise ConnectionRejectionError({"message": authenticated.auth_error or "token refused"})

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
 
+from api.auth import MAX_LIFETIME_SECONDS
 from api.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
@@ -41,7 +42,10 @@ def _ttl(value: str) -> int:
     match = re.fullmatch(r"(\d+)([smhd]?)", value.strip())
     if not match or int(match.group(1)) <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 90s, 15m, 1h or 7d")
-    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    seconds = int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if seconds > MAX_LIFETIME_SECONDS:
+        raise argparse.ArgumentTypeError(f"{value!r} is longer than a token may live ({MAX_LIFETIME_SECONDS // 86400}d)")
+    return seconds
 
 
 def _today(settings: Settings) -> date:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import strawberry
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLimiter, ParserCache
 
 from schema.care import CareMutation, CareQuery
@@ -14,6 +19,8 @@ from schema.members import MemberMutation, MemberQuery
 from schema.regions import RegionQuery
 from schema.subscriptions import Subscription
 
+logger = logging.getLogger("loyalty.graphql")
+
 
 @strawberry.type(description="Reads: members, regions, tiers and the tier event log.")
 class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery):
@@ -23,6 +30,19 @@ class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery):
 @strawberry.type(description="Writes: every mutation takes one input and returns a payload with userErrors.")
 class Mutation(MemberMutation, LoyaltyMutation, CareMutation):
     pass
+
+
+class LoyaltySchema(strawberry.Schema):
+    """The schema, logging a refused request (a client's error) in one line and only
+    an unexpected error with its traceback."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            if should_mask_error(error):
+                logger.error("internal error: %s", error.message, exc_info=error.original_error)
+            else:
+                code = (error.extensions or {}).get("code") or "GRAPHQL_VALIDATION"
+                logger.info("refused (%s): %s", code, error.message[:300])
 
 
 def list_prices() -> dict[str, int]:
@@ -55,6 +75,8 @@ def build_schema(*, introspection: bool = True, limits: Limits = Limits()) -> st
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
+    # Without introspection (production) validation messages suggest no field names either.
+    config = StrawberryConfig(disable_field_suggestions=not introspection)
+    schema = LoyaltySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions, config=config)
     query_limits = QueryLimits(schema._schema, limits, list_prices(), introspection)
     return schema

@@ -17,7 +17,8 @@ of them) and multiplies the cost of its selection by the most it can return:
   page (100) for a list with no known bound;
 - greetingsDue: the days of its range times GREETINGS_PER_DAY (the whole 366-day range
   when the dates come from variables);
-- the edges of a connection: 1 (the connection's `first` has priced them).
+- the edges of a connection: 1 (the connection's `first` has priced them);
+- a payload's userErrors: USER_ERRORS_PRICE.
 
 Aliases count as the separate fields they are. Introspection (`__schema`, `__type`) is
 priced by the real size of the schema (types, fields, arguments, enum values) against a
@@ -64,11 +65,13 @@ from graphql.type.introspection import introspection_types
 from strawberry.extensions import ValidationCache
 
 from members.paging import MAX_PAGE
+from schema.inputs import unstorable_text_error
 
 MEASURE_CACHE_SIZE = 256
 MAX_NESTING = 64  # levels, introspection included: far beyond any real query, far below recursion limits
 GREETINGS_PER_DAY = 5  # greetingsDue: price of one day of the range
 GREETINGS_MAX_DAYS = 366  # care.greetings.MAX_RANGE_DAYS
+USER_ERRORS_PRICE = 5  # a payload's userErrors: services refuse with one error at a time
 TOO_COMPLEX = "QUERY_TOO_COMPLEX"
 ROOT_INTROSPECTION = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
 
@@ -212,7 +215,7 @@ class DocumentMeasurer:
             return Measure(0, 0, 1 + times * (inner.cost + inner.introspection), max(level + 1, inner.nesting))
         # A field that returns many objects loads them whatever is selected of them: it
         # costs one per object on top of what is selected.
-        loaded = times if times > 1 else 0
+        loaded = times if times > 1 and node.selection_set else 0
         return Measure(
             max(level + 1, inner.depth), 1 + loaded + times * inner.cost, times * inner.introspection,
             max(level + 1, inner.nesting),
@@ -237,6 +240,8 @@ class DocumentMeasurer:
             return 1
         if parent is not None and parent.name.endswith("Connection") and node.name.value == "edges":
             return 1  # the connection field's page size has priced its edges
+        if node.name.value == "userErrors":
+            return USER_ERRORS_PRICE
         return self.list_prices.get(key, MAX_PAGE)
 
 
@@ -295,8 +300,9 @@ class QueryLimits:
 
 
 class ValidationWithLimits(ValidationCache):
-    """The cached validation, preceded by the limits: a document over them is refused
-    before any validation rule walks it."""
+    """The cached validation, preceded by the checks that must come before it: text no
+    database can store (schema.inputs) and the limits, so that a document over them is
+    refused before any validation rule walks it."""
 
     def __init__(self, limits: QueryLimits, maxsize: int = 256) -> None:
         super().__init__(maxsize=maxsize)
@@ -305,7 +311,12 @@ class ValidationWithLimits(ValidationCache):
     def on_validate(self) -> Iterator[None]:
         execution_context = self.execution_context
         caller = getattr(execution_context.context, "caller", None)
-        refused = self.limits.errors(execution_context.query or "", execution_context.graphql_document, caller is not None)
+        unstorable = unstorable_text_error(
+            execution_context.query, execution_context.graphql_document, execution_context.variables
+        )
+        refused = [unstorable] if unstorable else self.limits.errors(
+            execution_context.query or "", execution_context.graphql_document, caller is not None
+        )
         if refused:
             execution_context.pre_execution_errors = refused
             yield

@@ -8,6 +8,7 @@ import strawberry
 
 from members import models
 from members.access import region_filter, restrict_branches, restrict_members, restrict_offices
+from members.codes import fits
 from members.enums import Tier
 from members.errors import DomainError, ForbiddenError
 from members.regions import tier_counts
@@ -97,7 +98,10 @@ class RegionQuery:
 
     @strawberry.field(description="One office by code; null when unknown or outside the caller's scope.", permission_classes=[allow(*STAFF)])
     async def office(self, info: Info, code: str) -> Office | None:
-        row = await restrict_offices(models.Office.filter(code=code.strip().upper()), info.context.caller).first()
+        code = code.strip().upper()
+        if not fits(models.Office, code):
+            return None
+        row = await restrict_offices(models.Office.filter(code=code), info.context.caller).first()
         return Office.from_row(row) if row else None
 
     @strawberry.field(

@@ -162,3 +162,22 @@ async def test_websocket_message_over_one_mib_is_refused(guarded_server):
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(connection.recv(), 30)
         assert connection.close_code == 1009
+
+
+@pytest.mark.parametrize("payload", [{"Authorization": 12345}, {"Authorization": ["Bearer", "x"]}, {"Authorization": {"a": 1}}])
+async def test_non_string_authorization_in_connection_init_is_refused(guarded_server, payload):
+    async with connect(guarded_server.ws_url, subprotocols=["graphql-transport-ws"]) as connection:
+        await connection.send(json.dumps({"type": "connection_init", "payload": payload}))
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(connection.recv(), 30)
+        assert connection.close_code == 4403
+
+
+async def test_member_token_naming_no_member_is_refused_on_the_websocket(guarded_server, db):
+    from api.auth import mint_token
+    from members.access import Role
+    from tests.live import WsClient, WsClosed
+
+    with pytest.raises(WsClosed) as closed:
+        await WsClient.open(guarded_server.ws_url, mint_token(db, Role.MEMBER, "999999"))
+    assert closed.value.code == 4403
