@@ -37,11 +37,14 @@ _closing: set[asyncio.Task] = set()
 
 class BodyLimit:
     """Refuse request bodies over `limit` bytes with 413, whether announced by
-    Content-Length or streamed, before the GraphQL layer reads them."""
+    Content-Length or streamed, before the GraphQL layer reads them; and a body whose
+    next part does not come within `read_timeout` seconds with 408 (a client that
+    promises a body and never sends it would otherwise hold the request open)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, read_timeout: float = 10.0) -> None:
         self.app = app
         self.limit = limit
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,7 +58,10 @@ class BodyLimit:
 
         async def limited_receive() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except asyncio.TimeoutError:
+                raise _TooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
@@ -66,6 +72,12 @@ class BodyLimit:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
             await self._refuse(scope, receive, send)
+        except _TooSlow:
+            response = JSONResponse(
+                {"errors": [{"message": f"request body not received within {self.read_timeout:g} s", "extensions": {"code": "REQUEST_TIMEOUT"}}]},
+                status_code=408, headers={"connection": "close"},
+            )
+            await response(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
@@ -76,6 +88,10 @@ class BodyLimit:
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _TooSlow(Exception):
     pass
 
 
@@ -269,7 +285,7 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
         ],
         lifespan=lifespan,
         middleware=[
-            Middleware(BodyLimit, limit=settings.max_body_bytes),
+            Middleware(BodyLimit, limit=settings.max_body_bytes, read_timeout=settings.body_timeout),
             Middleware(WebSocketLimits, max_message_bytes=settings.max_body_bytes, init_timeout=settings.ws_init_timeout),
         ],
     )

@@ -40,6 +40,7 @@ class Settings:
     # without sending connection_init.
     max_body_bytes: int = 1024 * 1024
     ws_init_timeout: float = 10.0
+    body_timeout: float = 10.0  # seconds between the parts of an HTTP request body
     # Query limits (schema.limits): depth, cost with and without a token, lexical tokens.
     limits: Limits = Limits()
     # The tierChanged feed: how often each process reads the log when no hint came,
@@ -125,6 +126,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         feed_poll_seconds=_positive(env, "LOYALTY_FEED_POLL_SECONDS", Settings.feed_poll_seconds),
         feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
         ws_init_timeout=_positive(env, "LOYALTY_WS_INIT_TIMEOUT_SECONDS", Settings.ws_init_timeout),
+        body_timeout=_positive(env, "LOYALTY_BODY_TIMEOUT_SECONDS", Settings.body_timeout),
         limits=Limits(
             max_depth=_positive(env, "LOYALTY_MAX_DEPTH", Limits.max_depth, int),
             max_cost=_positive(env, "LOYALTY_MAX_COST", Limits.max_cost, int),

@@ -181,3 +181,18 @@ async def test_member_token_naming_no_member_is_refused_on_the_websocket(guarded
     with pytest.raises(WsClosed) as closed:
         await WsClient.open(guarded_server.ws_url, mint_token(db, Role.MEMBER, "999999"))
     assert closed.value.code == 4403
+
+
+async def test_a_promised_body_that_never_comes_is_408_after_the_timeout(db):
+    from tests.live import start_server
+
+    server = start_server({**live_server_environment(db), "LOYALTY_BODY_TIMEOUT_SECONDS": "1"})
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"POST /graphql HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+        await writer.drain()
+        status = await asyncio.wait_for(reader.readline(), 30)
+        assert status.startswith(b"HTTP/1.1 408"), status
+        writer.close()
+    finally:
+        server.stop()
