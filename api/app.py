@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import weakref
 from typing import Any
@@ -36,11 +37,14 @@ _closing: set[asyncio.Task] = set()
 
 class BodyLimit:
     """Refuse request bodies over `limit` bytes with 413, whether announced by
-    Content-Length or streamed, before the GraphQL layer reads them."""
+    Content-Length or streamed, before the GraphQL layer reads them; and a body whose
+    next part does not come within `read_timeout` seconds with 408 (a client that
+    promises a body and never sends it would otherwise hold the request open)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, read_timeout: float = 10.0) -> None:
         self.app = app
         self.limit = limit
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,7 +58,10 @@ class BodyLimit:
 
         async def limited_receive() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout)
+            except asyncio.TimeoutError:
+                raise _TooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
@@ -65,6 +72,12 @@ class BodyLimit:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
             await self._refuse(scope, receive, send)
+        except _TooSlow:
+            response = JSONResponse(
+                {"errors": [{"message": f"request body not received within {self.read_timeout:g} s", "extensions": {"code": "REQUEST_TIMEOUT"}}]},
+                status_code=408, headers={"connection": "close"},
+            )
+            await response(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
@@ -78,18 +91,96 @@ class _TooLarge(Exception):
     pass
 
 
+class _TooSlow(Exception):
+    pass
+
+
+# Close codes: 1009 is the WebSocket standard's "message too big"; 4408 is what
+# graphql-transport-ws sends when connection_init does not come in time.
+MESSAGE_TOO_BIG_CLOSE_CODE = 1009
+INIT_TIMEOUT_CLOSE_CODE = 4408
+
+
+class WebSocketLimits:
+    """The HTTP limits for WebSocket connections, on both protocols (graphql-transport-ws
+    and the older graphql-ws, whose handler has no init timeout of its own): a message
+    over `max_message_bytes` closes the connection (1009) before it is parsed, and a
+    connection that has sent no message `init_timeout` seconds after it opened (the
+    first message of both protocols is connection_init) is closed (4408). uvicorn's
+    ws_max_size (api.cli.UVICORN_OPTIONS) refuses large frames earlier still."""
+
+    def __init__(self, app: ASGIApp, max_message_bytes: int, init_timeout: float) -> None:
+        self.app = app
+        self.max_message_bytes = max_message_bytes
+        self.init_timeout = init_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        accepted = False
+        first_message_seen = False
+        closed = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal accepted, closed
+            if closed:
+                return  # we closed it: the app's late messages go nowhere
+            if message["type"] == "websocket.accept":
+                accepted = True
+            elif message["type"] == "websocket.close":
+                closed = True
+            await send(message)
+
+        async def close(code: int, reason: str) -> Message:
+            nonlocal closed
+            if not closed:
+                closed = True
+                await send({"type": "websocket.close", "code": code, "reason": reason})
+            return {"type": "websocket.disconnect", "code": code}
+
+        async def guarded_receive() -> Message:
+            nonlocal first_message_seen
+            if accepted and not first_message_seen:
+                try:
+                    message = await asyncio.wait_for(receive(), self.init_timeout)
+                except asyncio.TimeoutError:
+                    return await close(INIT_TIMEOUT_CLOSE_CODE, "connection_init not received in time")
+            else:
+                message = await receive()
+            if message["type"] == "websocket.receive":
+                first_message_seen = True
+                size = len(message.get("text") or "") if message.get("text") is not None else len(message.get("bytes") or b"")
+                if size > self.max_message_bytes:
+                    return await close(MESSAGE_TOO_BIG_CLOSE_CODE, f"message is over {self.max_message_bytes} bytes")
+            return message
+
+        await self.app(scope, guarded_receive, guarded_send)
+
+
 class LoyaltyGraphQL(GraphQL):
     """The GraphQL endpoint: builds the typed context and checks tokens."""
 
     def __init__(self, settings: Settings, rules: Rules, feed: EventFeed) -> None:
         super().__init__(
-            build_schema(introspection=settings.introspection, max_depth=settings.max_depth, max_cost=settings.max_cost),
+            build_schema(introspection=settings.introspection, limits=settings.limits),
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=False,
         )
         self.settings = settings
         self.rules = rules
         self.feed = feed
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON of an HTTP body or a WebSocket message. Nesting too deep for the parser
+        and bytes that are not UTF-8 are malformed JSON (400, or the WebSocket's own
+        refusal), not internal errors."""
+        try:
+            return super().decode_json(data)
+        except RecursionError:
+            raise json.JSONDecodeError("JSON is nested too deeply", "", 0) from None
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("JSON must be UTF-8", "", 0) from None
 
     async def _context(self, authorization: str | None) -> Context:
         caller, auth_error, refused_after = None, None, None
@@ -117,8 +208,8 @@ class LoyaltyGraphQL(GraphQL):
     async def on_ws_connect(self, context: Context) -> None:
         params = getattr(context, "connection_params", None) or {}
         header = params.get("Authorization") or params.get("authorization") if isinstance(params, dict) else None
-        if not header:
-            raise ConnectionRejectionError({"message": "connection_init must carry Authorization: Bearer <token>"})
+        if not header or not isinstance(header, str):
+            raise ConnectionRejectionError({"message": "connection_init must carry Authorization: Bearer <token> (a string)"})
         authenticated = await self._context(header)
         if authenticated.caller is None or authenticated.caller.blocked:
             raise ConnectionRejectionError({"message": authenticated.auth_error or "token refused"})
@@ -193,7 +284,10 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
             *board_routes(),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(BodyLimit, limit=settings.max_body_bytes)],
+        middleware=[
+            Middleware(BodyLimit, limit=settings.max_body_bytes, read_timeout=settings.body_timeout),
+            Middleware(WebSocketLimits, max_message_bytes=settings.max_body_bytes, init_timeout=settings.ws_init_timeout),
+        ],
     )
     app.state.settings = settings
     app.state.rules = rules

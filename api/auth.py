@@ -14,6 +14,10 @@ from members.access import SCOPED_ROLES, Role
 ALGORITHMS = ["HS256"]  # fixed by the server; the token's header never chooses
 LEEWAY_SECONDS = 30
 REQUIRED_CLAIMS = ["sub", "role", "exp", "iat", "iss", "aud"]
+# The longest a token may live (exp - iat): a token that never expires is refused.
+MAX_LIFETIME_SECONDS = 30 * 86400
+MAX_SUBJECT_LENGTH = 100  # kept in audit trails (actor columns of 100)
+MAX_SCOPE_LENGTH = 12  # the longest code: partner codes (offices and branches have 8)
 
 
 class AuthError(Exception):
@@ -54,20 +58,34 @@ def decode_token(token: str, settings: Settings) -> Claims:
         raise AuthError("token has expired") from None
     except jwt.PyJWTError as exc:
         raise AuthError(f"invalid token: {exc}") from None
+    _check_times(payload)
     try:
         role = Role(payload["role"])
-    except ValueError:
-        raise AuthError(f"unknown role {payload['role']!r}") from None
+    except (ValueError, TypeError):
+        raise AuthError(f"unknown role {str(payload['role'])[:20]!r}") from None
     scope = payload.get("scope")
-    if role in SCOPED_ROLES and not (isinstance(scope, str) and scope):
-        raise AuthError(f"a {role.value} token needs a scope claim")
+    if role in SCOPED_ROLES and not (isinstance(scope, str) and 0 < len(scope) <= MAX_SCOPE_LENGTH and scope.isascii() and scope.isalnum()):
+        raise AuthError(f"a {role.value} token needs a scope claim: a code of 1 to {MAX_SCOPE_LENGTH} letters or digits")
     subject = payload["sub"]
-    if not isinstance(subject, str) or not subject:
-        raise AuthError("sub must be a non-empty string")
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH or not subject.isprintable():
+        raise AuthError(f"sub must be a string of 1 to {MAX_SUBJECT_LENGTH} printable characters")
     return Claims(
         role=role, subject=subject, scope=scope if role in SCOPED_ROLES else None,
         refused_after=float(payload["exp"]) + LEEWAY_SECONDS,
     )
+
+
+def _check_times(payload: dict) -> None:
+    """exp and iat are whole numbers (PyJWT also takes numeric strings), and the token
+    lives at most MAX_LIFETIME_SECONDS."""
+    for claim in ("exp", "iat"):
+        value = payload[claim]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise AuthError(f"{claim} must be a whole number of seconds")
+    if payload["exp"] - payload["iat"] > MAX_LIFETIME_SECONDS:
+        raise AuthError(f"token lives longer than {MAX_LIFETIME_SECONDS // 86400} days (exp - iat)")
+    if payload["iat"] > time.time() + LEEWAY_SECONDS:
+        raise AuthError("token is issued in the future (iat)")
 
 
 def mint_token(settings: Settings, role: Role, subject: str, scope: str | None = None, ttl_seconds: int = 3600) -> str:

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
+from members.codes import by_code
 from members.access import Caller, Role, resolve_caller
 from members.errors import DomainError, ForbiddenError, invalid
 
@@ -240,7 +241,7 @@ async def export_members(out: TextIO, office_code: str | None, progress) -> int:
     codes = dict(await Office.all().values_list("id", "code"))
     filters: dict[str, Any] = {}
     if office_code is not None:
-        office = await Office.get_or_none(code=office_code.strip().upper())
+        office = await by_code(Office, office_code.strip().upper())
         if office is None:
             raise CsvFileError(f"no office {office_code}")
         filters["office_id"] = office.id

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
 
+from api.auth import MAX_LIFETIME_SECONDS
 from api.settings import Settings, SettingsError, load_settings
 
 EXIT_USAGE = 2
@@ -41,7 +42,10 @@ def _ttl(value: str) -> int:
     match = re.fullmatch(r"(\d+)([smhd]?)", value.strip())
     if not match or int(match.group(1)) <= 0:
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 90s, 15m, 1h or 7d")
-    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    seconds = int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if seconds > MAX_LIFETIME_SECONDS:
+        raise argparse.ArgumentTypeError(f"{value!r} is longer than a token may live ({MAX_LIFETIME_SECONDS // 86400}d)")
+    return seconds
 
 
 def _today(settings: Settings) -> date:
@@ -140,7 +144,8 @@ def _check_database(settings: Settings) -> None:
 # How `serve` runs uvicorn (tests/live.py serves the same way). Tier-change messages are a
 # few hundred bytes: per-message compression would cost CPU for every subscriber of
 # every event and save little, so it is off.
-UVICORN_OPTIONS = {"lifespan": "on", "ws_per_message_deflate": False}
+# ws_max_size: WebSocket frames over the request body limit are refused by uvicorn itself.
+UVICORN_OPTIONS = {"lifespan": "on", "ws_per_message_deflate": False, "ws_max_size": Settings.max_body_bytes}
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:

@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from schema.limits import Limits
+
 DEFAULT_DATABASE_URL = "sqlite://./loyalty.db"
 # Used only by `serve --demo` / `demo`, never in production: tokens signed with it
 # are worthless outside a demo database.
@@ -34,9 +36,13 @@ class Settings:
     # Production switches: both on by default for a laptop, off behind LOYALTY_PRODUCTION=1.
     introspection: bool = True
     graphiql: bool = True
+    # The largest HTTP body and WebSocket message; seconds a WebSocket may stay open
+    # without sending connection_init.
     max_body_bytes: int = 1024 * 1024
-    max_depth: int = 12
-    max_cost: int = 5000
+    ws_init_timeout: float = 10.0
+    body_timeout: float = 10.0  # seconds between the parts of an HTTP request body
+    # Query limits (schema.limits): depth, cost with and without a token, lexical tokens.
+    limits: Limits = Limits()
     # The tierChanged feed: how often each process reads the log when no hint came,
     # and how many live events may wait for one subscriber before it is dropped.
     feed_poll_seconds: float = 0.25
@@ -119,4 +125,12 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         graphiql=not production and not _flag(env.get("LOYALTY_DISABLE_GRAPHIQL")),
         feed_poll_seconds=_positive(env, "LOYALTY_FEED_POLL_SECONDS", Settings.feed_poll_seconds),
         feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
+        ws_init_timeout=_positive(env, "LOYALTY_WS_INIT_TIMEOUT_SECONDS", Settings.ws_init_timeout),
+        body_timeout=_positive(env, "LOYALTY_BODY_TIMEOUT_SECONDS", Settings.body_timeout),
+        limits=Limits(
+            max_depth=_positive(env, "LOYALTY_MAX_DEPTH", Limits.max_depth, int),
+            max_cost=_positive(env, "LOYALTY_MAX_COST", Limits.max_cost, int),
+            anonymous_max_cost=_positive(env, "LOYALTY_ANONYMOUS_MAX_COST", Limits.anonymous_max_cost, int),
+            max_tokens=_positive(env, "LOYALTY_MAX_TOKENS", Limits.max_tokens, int),
+        ),
     )

@@ -28,6 +28,7 @@ from care.stats import OPEN_STATUSES, overdue_complaint
 from loyalty.rules import Rules
 from members.access import STAFF_ROLES, Caller, Role, in_region, require_role, restrict_by_member_region
 from members.errors import DomainError, invalid, not_found
+from members.ids import BIGINT_IDS, database_id
 from members.idempotency import run_once
 from members.paging import Page
 from members.services import visible_member
@@ -145,15 +146,6 @@ async def submit_feedback(
     return await _load(item.id)
 
 
-def _id(value: str | int | None, limit: int = 2**63) -> int | None:
-    """An id as the database stores it (below `limit`), or None for anything that cannot be one."""
-    try:
-        pk = int(value)
-    except (TypeError, ValueError):
-        return None
-    return pk if 0 < pk < limit else None
-
-
 def _scoped(caller: Caller) -> QuerySet[Feedback]:
     return restrict_by_member_region(Feedback.all(), caller)
 
@@ -178,7 +170,7 @@ async def update_feedback(
         resolution = _text(resolution, MAX_TEXT, "resolution")
     elif resolution is not None:
         raise invalid("resolution is given only with status RESOLVED", "input", "resolution")
-    pk = _id(feedback_id)
+    pk = database_id(feedback_id, BIGINT_IDS)
     item = await _scoped(caller).get_or_none(id=pk) if pk is not None else None
     if item is None:
         raise not_found("no such feedback", "input", "id")
@@ -207,7 +199,7 @@ async def update_feedback(
 async def feedback_item(caller: Caller, feedback_id: str) -> Feedback | None:
     """One item with its history; None when unknown or outside the caller's scope."""
     _check_staff(caller)
-    pk = _id(feedback_id)
+    pk = database_id(feedback_id, BIGINT_IDS)
     if pk is None:
         return None
     return await _with_history(_scoped(caller).filter(id=pk)).first()
@@ -229,7 +221,7 @@ async def list_feedback(
     if f.kinds is not None:
         query = query.filter(kind__in=[FeedbackKind(k) for k in f.kinds])
     if f.member_id is not None:
-        pk = _id(f.member_id, 2**31)  # member ids are 32-bit
+        pk = database_id(f.member_id)
         query = query.filter(member_id__in=[pk] if pk is not None else [])
     if f.overdue is not None:
         overdue = overdue_complaint(now)

@@ -34,11 +34,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
+from tortoise.functions import Coalesce, Sum
 from tortoise.transactions import in_transaction
 
 from loyalty import calendar as cal
@@ -52,6 +53,7 @@ from members.access import Caller, Role, require_role
 from members.cards import is_valid_card_number
 from members.enums import MemberStatus, Tier
 from members.errors import DomainError, ForbiddenError, invalid, not_found
+from members.ids import BIGINT_IDS, database_id
 from members.idempotency import fingerprint, run_once
 from members.models import Member
 from members.services import visible_member
@@ -324,6 +326,25 @@ async def _post_flight(
 # ---- partnerAccrue ------------------------------------------------------------------
 
 
+async def _check_partner_cap(source: str, miles: int, rules: Rules) -> None:
+    """LIMIT_EXCEEDED when the partner's credits of the last 24 hours and these miles
+    together pass rules.partner_daily_miles_cap. A velocity limit (concurrent postings
+    may pass it by one posting each), read from the (source, posted_at) index."""
+    if source == ADMIN_SOURCE:
+        return
+    since = datetime.now(timezone.utc) - timedelta(hours=24)
+    credited = await (
+        LedgerEntry.filter(source=source, posted_at__gte=since, kind=LedgerEntryKind.PARTNER)
+        .annotate(total=Coalesce(Sum("redeemable_miles"), 0)).first().values_list("total", flat=True)
+    )
+    if int(credited or 0) + miles > rules.partner_daily_miles_cap:
+        raise DomainError(
+            "LIMIT_EXCEEDED",
+            f"partner {source} may credit at most {rules.partner_daily_miles_cap:,} miles in 24 hours",
+            ("input", "miles"),
+        )
+
+
 async def partner_accrue(
     caller: Caller,
     card_number: str,
@@ -369,6 +390,7 @@ async def partner_accrue(
         if member.status is not MemberStatus.ACTIVE:
             raise _not_active(member, "input", "cardNumber")
         expires_on = cal.credit_expiry(activity_date, rules.credit_validity_months)
+        await _check_partner_cap(source, miles, rules)
         async with in_transaction() as connection:
             balance = await lots.change_balance(connection, member.id, miles, require_active=True)
             if balance is None:
@@ -442,10 +464,9 @@ async def reverse(
     result's entry is the reversal of the original (the flight's)."""
     _check_role(caller, Role.AIRLINE, Role.ADMIN)
     text = _text(reason, MAX_REASON, "input", "reason", required=True)
-    try:
-        pk = int(str(entry_id).strip())
-    except (TypeError, ValueError):
-        raise not_found("no such ledger entry", "input", "entryId") from None
+    pk = database_id(entry_id, BIGINT_IDS)
+    if pk is None:
+        raise not_found("no such ledger entry", "input", "entryId")
     original = await LedgerEntry.get_or_none(id=pk)
     if original is None:
         raise not_found("no such ledger entry", "input", "entryId")
@@ -454,6 +475,8 @@ async def reverse(
     ):
         raise ForbiddenError("the airline may reverse only its own flight entries")
     if original.kind is LedgerEntryKind.TIER_BONUS:
+        if await LedgerEntry.filter(reverses_id=original.id).exists():
+            raise _already_reversed()
         raise invalid("a tier bonus is reversed only with its flight: reverse the flight", "input", "entryId")
     if original.kind is LedgerEntryKind.REVERSAL:
         raise invalid("a reversal cannot be reversed", "input", "entryId")

@@ -35,10 +35,11 @@ class LedgerEntry(Model):
     kind = fields.CharEnumField(LedgerEntryKind, max_length=12)
     activity_date = fields.DateField()
     posted_at = fields.DatetimeField(auto_now_add=True)
-    qualifying_miles = fields.IntField(default=0)
+    # Miles are 64-bit: a 32-bit column would make an accrual past 2^31 a database error.
+    qualifying_miles = fields.BigIntField(default=0)
     # Hundredths of a segment: an H ticket is 75, a J ticket 300.
     qualifying_segments = fields.IntField(default=0)
-    redeemable_miles = fields.IntField(default=0)
+    redeemable_miles = fields.BigIntField(default=0)
     source = fields.CharField(max_length=16)
     external_ref = fields.CharField(max_length=100, null=True)
     description = fields.CharField(max_length=300, null=True)
@@ -63,7 +64,8 @@ class LedgerEntry(Model):
     class Meta:
         table = "ledger_entry"
         unique_together = (("source", "external_ref"),)
-        indexes = (("member_id", "activity_date"), ("member_id", "id"))
+        # (source, posted_at): a partner's credits of the last 24 hours (the velocity cap).
+        indexes = (("member_id", "activity_date"), ("member_id", "id"), ("source", "posted_at"))
 
 
 class CreditLot(Model):
@@ -77,7 +79,7 @@ class CreditLot(Model):
     member = fields.ForeignKeyField("models.Member", related_name="lots", on_delete=fields.RESTRICT)
     member_id: int
     expires_on = fields.DateField()
-    remaining = fields.IntField()
+    remaining = fields.BigIntField()
 
     class Meta:
         table = "credit_lot"

@@ -19,6 +19,7 @@ from tortoise.queryset import QuerySet
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierEvent
 from members.access import Caller, can_see_member, in_region, region_filter, restrict_by_member_region
 from members.errors import ForbiddenError, invalid
+from members.ids import BIGINT_IDS
 from members.paging import Page, decode_cursor, encode_cursor, page_size
 
 __all__ = [
@@ -42,7 +43,7 @@ DEFAULT_CHANGES_PAGE = 50  # Query.tierChanges (contract: first = 50)
 def _key_id(cursor: str, ordering: str) -> int:
     """The id inside a cursor of `ordering` (INVALID on anything else)."""
     (value,) = decode_cursor(cursor, ordering, 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < BIGINT_IDS:
         raise invalid("after is not a valid cursor", "after")
     return value
 

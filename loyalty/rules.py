@@ -42,6 +42,7 @@ _SETTINGS: dict[str, int] = {
     "renewal_months": 1,
     "at_risk_months": 0,
     "expiring_soon_days": 0,
+    "partner_daily_miles_cap": 1,
 }
 _TIER_KEYS = (
     "upgrade_miles",
@@ -116,6 +117,8 @@ class Rules:
     renewal_months: int
     at_risk_months: int
     expiring_soon_days: int
+    # The most redeemable miles one partner may credit in any 24 hours (all members).
+    partner_daily_miles_cap: int
     tiers: tuple[TierRule, ...]
     # Read-only view; excluded from hashing because mappings are unhashable.
     fare_classes: Mapping[str, int] = field(hash=False)

@@ -14,7 +14,9 @@ from typing import Any
 
 from tortoise.queryset import QuerySet
 
+from members.codes import by_code
 from members.errors import ForbiddenError, invalid
+from members.ids import database_id
 from members.models import Branch, Member, Office
 from members.partners import is_active_partner
 
@@ -158,14 +160,14 @@ async def region_filter(caller: Caller, office_code: str | None, branch_code: st
     callers who may see every region (DomainError INVALID)."""
     filters: dict[str, int] = {}
     if branch_code is not None:
-        branch = await Branch.get_or_none(code=branch_code)
+        branch = await by_code(Branch, branch_code)
         if caller.role is Role.OFFICE or (caller.role is not Role.ADMIN and (branch is None or branch.id != caller.branch_id)):
             raise ForbiddenError(f"branch {branch_code} is outside your scope")
         if branch is None:
             raise invalid(f"unknown branch code {branch_code}", "filter", "branchCode")
         filters["branch_id"] = branch.id
     if office_code is not None:
-        office = await Office.get_or_none(code=office_code)
+        office = await by_code(Office, office_code)
         if office is None or not in_scope(office, office_scope(caller)):
             if caller.role is not Role.ADMIN:
                 raise ForbiddenError(f"office {office_code} is outside your scope")
@@ -182,23 +184,25 @@ async def in_region(queryset: QuerySet, caller: Caller, office_code: str | None,
 
 async def resolve_caller(role: Role, subject: str, scope: str | None) -> Caller:
     """A Caller with its scope resolved against the database. A scope that names no
-    current office, branch or active partner leaves the caller `blocked`."""
+    current office, branch or active partner, or a member token whose sub names no
+    member, leaves the caller `blocked`."""
     if role is Role.OFFICE:
-        office = await Office.get_or_none(code=scope or "")
+        office = await by_code(Office, scope)
         if office is None:
             return Caller(role, subject, scope, blocked=True)
         return Caller(role, subject, scope, office_id=office.id, branch_id=office.branch_id)
     if role is Role.BRANCH:
-        branch = await Branch.get_or_none(code=scope or "")
+        branch = await by_code(Branch, scope)
         if branch is None:
             return Caller(role, subject, scope, blocked=True)
         return Caller(role, subject, scope, branch_id=branch.id)
     if role is Role.PARTNER:
         return Caller(role, subject, scope, blocked=not await is_active_partner(scope))
     if role is Role.MEMBER:
-        try:
-            member_id = int(subject)
-        except ValueError:
+        # The token names a member who exists: a well-signed token for no member (or
+        # one deleted from a test database) is refused, on HTTP and on the WebSocket.
+        member_id = database_id(subject)
+        if member_id is None or not await Member.filter(id=member_id).exists():
             return Caller(role, subject, scope, blocked=True)
         return Caller(role, subject, scope, member_id=member_id)
     return Caller(role, subject, scope)

@@ -92,7 +92,7 @@ class Member(Model):
     tier_since = fields.DateField()
     tier_valid_until = fields.DateField(null=True, db_index=True)
     # Running total of redeemable miles; `loyalty ledger reconcile` proves it.
-    redeemable_miles = fields.IntField(default=0)
+    redeemable_miles = fields.BigIntField(default=0)
     # VIP care, kept on the row so that worklists and filters are plain indexed reads:
     # the day of the last care call that reached the member (REACHED or DECLINED), the
     # follow-up date the last call asked for, and the stage and value segment written

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from members.codes import fits
 from members.errors import DomainError, invalid
 from members.models import Partner
 
@@ -48,4 +49,4 @@ async def list_partners() -> list[Partner]:
 
 
 async def is_active_partner(code: str | None) -> bool:
-    return bool(code) and await Partner.filter(code=code, active=True).exists()
+    return fits(Partner, code) and await Partner.filter(code=code, active=True).exists()

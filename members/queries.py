@@ -12,6 +12,7 @@ from members.access import Caller, in_region, restrict_members
 from members.cards import CARD_PATTERN, is_valid_card_number
 from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
+from members.ids import database_id
 from members.models import Member
 from members.paging import Page, decode_cursor, encode_cursor, page_size
 
@@ -43,9 +44,8 @@ async def find_member(caller: Caller, *, member_id: str | None = None, card_numb
         if not is_valid_card_number(card_number):
             raise invalid("cardNumber is not a valid card number (CA + 9 digits with a check digit)", "cardNumber")
         return await query.get_or_none(card_number=card_number)
-    try:
-        pk = int(member_id)
-    except (TypeError, ValueError):
+    pk = database_id(member_id)
+    if pk is None:
         return None
     return await query.get_or_none(id=pk)
 

@@ -21,7 +21,9 @@ from members.access import Caller, Role, can_see_member
 from members.addresses import Address, office_for_address, validate_address
 from members.cards import is_valid_card_number, random_card_number
 from members.enums import MemberStatus
+from members.codes import by_code
 from members.errors import DomainError, ForbiddenError, invalid, not_found
+from members.ids import database_id
 from members.idempotency import run_once
 from members.models import Member, MemberStatusChange, Office, RegionAssignment
 
@@ -193,10 +195,9 @@ async def enroll_imported(
 
 async def visible_member(caller: Caller, member_id: str | int, *field: str) -> Member:
     """The member with this id if the caller may see it, else NOT_FOUND."""
-    try:
-        pk = int(member_id)
-    except (TypeError, ValueError):
-        raise not_found("no such member", *field) from None
+    pk = database_id(member_id)
+    if pk is None:
+        raise not_found("no such member", *field)
     member = await Member.get_or_none(id=pk)
     if member is None or not can_see_member(caller, member):
         raise not_found("no such member", *field)
@@ -251,7 +252,7 @@ async def assign_region(caller: Caller, member_id: str, office_code: str, reason
     if len(reason) > 280:
         raise invalid("reason is longer than 280 characters", "input", "reason")
     member = await visible_member(caller, member_id, "input", "memberId")
-    office = await Office.get_or_none(code=(office_code or "").strip().upper())
+    office = await by_code(Office, (office_code or "").strip().upper())
     if caller.role is Role.BRANCH and (office is None or office.branch_id != caller.branch_id):
         raise ForbiddenError(f"office {office_code} is outside your branch")
     if office is None:

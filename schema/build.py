@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+
 import strawberry
-from strawberry.extensions import AddValidationRules, DisableIntrospection, MaskErrors, ParserCache, ValidationCache
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLimiter, ParserCache
 
 from schema.care import CareMutation, CareQuery
 from schema.errors import should_mask_error
 from schema.insights import InsightsQuery
-from schema.limits import limits_rule
+from schema.limits import Limits, QueryLimits, ValidationWithLimits
 from schema.loyalty import LoyaltyMutation, LoyaltyQuery
 from schema.members import MemberMutation, MemberQuery
 from schema.regions import RegionQuery
 from schema.subscriptions import Subscription
+
+logger = logging.getLogger("loyalty.graphql")
 
 
 @strawberry.type(description="Reads: members, regions, tiers and the tier event log.")
@@ -25,17 +32,51 @@ class Mutation(MemberMutation, LoyaltyMutation, CareMutation):
     pass
 
 
-def build_schema(
-    *, introspection: bool = True, max_depth: int = 12, max_cost: int = 25_000
-) -> strawberry.Schema:
-    limits = limits_rule(max_depth, max_cost, introspection)
-    # Factories, not instances: strawberry builds fresh extensions per request.
+class LoyaltySchema(strawberry.Schema):
+    """The schema, logging a refused request (a client's error) in one line and only
+    an unexpected error with its traceback."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            if should_mask_error(error):
+                logger.error("internal error: %s", error.message, exc_info=error.original_error)
+            else:
+                code = (error.extensions or {}).get("code") or "GRAPHQL_VALIDATION"
+                logger.info("refused (%s): %s", code, error.message[:300])
+
+
+def list_prices() -> dict[str, int]:
+    """The most objects each list field without `first` can return (schema.limits)."""
+    from care.calls import MAX_NEEDS, CareCallReason
+    from members.regions import region_data
+
+    branches = region_data()["branches"]
+    return {
+        "Query.branches": len(branches),
+        "Branch.offices": max(len(branch["offices"]) for branch in branches),
+        "Query.officeStats": sum(len(branch["offices"]) for branch in branches),
+        "CareCallDue.reasons": len(CareCallReason),
+        "CareCall.needs": MAX_NEEDS,
+        "TierRules.rules": 4,
+        # A member's office assignments: one per move. Priced, not capped (see README, limits).
+        "Member.regionHistory": 10,
+    }
+
+
+def build_schema(*, introspection: bool = True, limits: Limits = Limits()) -> strawberry.Schema:
+    query_limits: QueryLimits  # measured over the built schema, below; the factories run per request
+    # Factories, not instances: strawberry builds fresh extensions per request. The token
+    # limit bounds the parser; the limits run before validation (ValidationWithLimits).
     extensions = [
-        lambda: AddValidationRules([limits]),
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        lambda: ValidationWithLimits(query_limits, maxsize=256),
         lambda: MaskErrors(should_mask_error=should_mask_error, error_message="Internal error."),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
-    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
+    # Without introspection (production) validation messages suggest no field names either.
+    config = StrawberryConfig(disable_field_suggestions=not introspection)
+    schema = LoyaltySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions, config=config)
+    query_limits = QueryLimits(schema._schema, limits, list_prices(), introspection)
+    return schema

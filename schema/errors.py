@@ -21,6 +21,9 @@ class ErrorCode(Enum):
     ALREADY_REVERSED = strawberry.enum_value("ALREADY_REVERSED", description="The entry has been reversed already.")
     NAME_MISMATCH = strawberry.enum_value("NAME_MISMATCH", description="Partner accrual: the family name does not match the card.")
     MEMBER_NOT_ACTIVE = strawberry.enum_value("MEMBER_NOT_ACTIVE", description="The member is suspended or closed.")
+    LIMIT_EXCEEDED = strawberry.enum_value(
+        "LIMIT_EXCEEDED", description="A velocity limit of the rules file, e.g. a partner's miles in 24 hours."
+    )
     INVALID_TRANSITION = strawberry.enum_value(
         "INVALID_TRANSITION", description="The object's current status does not allow the requested one (e.g. a CLOSED feedback item)."
     )

@@ -1,101 +1,324 @@
-"""Query depth and cost limits, checked at validation, before anything runs.
+"""Query size, depth and cost limits, checked before validation, in time linear in the document.
 
-Depth: the top field is level 1; a document nested deeper than `max_depth` is refused.
-Cost: every field costs 1 for each object it is resolved on; a field taking `first`
-multiplies the cost of its selection by that page size (or its default, or the
-100 maximum when it comes from a variable). `members(first: 50) { edges { node {
-ledger(first: 20) { ... } } } }` thus costs about 50 × 20 per ledger field.
-The standard introspection query is exempt while introspection is on.
+Every document is measured once per distinct text (the measure is cached by the text,
+like the parser and validation caches), and each fragment of it once: a fragment's
+depth and cost are remembered and reused at every spread, so a document whose fragments
+spread each other twice over costs microseconds to measure however large the number it
+adds up to.
+
+Cost: every field costs 1 for each object it is resolved on. A field that returns many
+objects costs 1 more for each object it can return (it loads them, whatever is selected
+of them) and multiplies the cost of its selection by the most it can return:
+
+- a paged field (one with a `first` argument): the page size asked for, its default when
+  not given, the maximum page (100) when it comes from a variable;
+- a list field: its real maximum (`list_prices`: six branches, the most offices of a
+  branch, all 142 offices for officeStats, five care-call reasons, ...), or the maximum
+  page (100) for a list with no known bound;
+- greetingsDue: the days of its range times GREETINGS_PER_DAY (the whole 366-day range
+  when the dates come from variables);
+- the edges of a connection: 1 (the connection's `first` has priced them);
+- a payload's userErrors: USER_ERRORS_PRICE.
+
+Aliases count as the separate fields they are. Introspection (`__schema`, `__type`) is
+priced by the real size of the schema (types, fields, arguments, enum values) against a
+budget of its own: the fullest standard introspection query, so GraphiQL works and 300
+aliased `__schema` do not; `__typename` costs 1 like any field. Depth counts the levels
+of ordinary fields (the top field is level 1); no document may nest more than
+MAX_NESTING levels in all, introspection included.
+
+Budgets: `max_cost` for an authenticated caller, `anonymous_max_cost` for a request
+without a valid token (no API field is open to it but `tierRules` and introspection).
+Documents over `max_tokens` lexical tokens are refused by the parser before any of this.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from collections import OrderedDict
+
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLList,
+    GraphQLNamedType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    SchemaMetaFieldDef,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValidationRule,
+    StringValueNode,
+    TypeMetaFieldDef,
+    get_introspection_query,
+    get_named_type,
+    parse,
 )
+from graphql.type.introspection import introspection_types
+from strawberry.extensions import ValidationCache
 
 from members.paging import MAX_PAGE
+from schema.inputs import unstorable_text_error
 
-DEFAULT_PAGE = 50
-
-
-class _Measure:
-    def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
-        self.fragments = fragments
-
-    def _fields(self, selection_set: SelectionSetNode | None, seen: frozenset[str] = frozenset()):
-        if selection_set is None:
-            return
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                yield selection
-            elif isinstance(selection, InlineFragmentNode):
-                yield from self._fields(selection.selection_set, seen)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if fragment is not None and name not in seen:  # cycles are refused by another rule
-                    yield from self._fields(fragment.selection_set, seen | {name})
-
-    def depth(self, selection_set: SelectionSetNode | None, level: int = 1) -> int:
-        deepest = level - 1
-        for field in self._fields(selection_set):
-            deepest = max(deepest, self.depth(field.selection_set, level + 1) if field.selection_set else level)
-        return deepest
-
-    def cost(self, selection_set: SelectionSetNode | None, multiplier: int = 1) -> int:
-        total = 0
-        for field in self._fields(selection_set):
-            total += multiplier
-            if field.selection_set:
-                total += self.cost(field.selection_set, multiplier * _page_size(field))
-        return total
-
-    def introspection_only(self, selection_set: SelectionSetNode | None) -> bool:
-        return all(field.name.value.startswith("__") for field in self._fields(selection_set))
+MEASURE_CACHE_SIZE = 256
+MAX_NESTING = 64  # levels, introspection included: far beyond any real query, far below recursion limits
+GREETINGS_PER_DAY = 5  # greetingsDue: price of one day of the range
+GREETINGS_MAX_DAYS = 366  # care.greetings.MAX_RANGE_DAYS
+USER_ERRORS_PRICE = 5  # a payload's userErrors: services refuse with one error at a time
+TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+ROOT_INTROSPECTION = {"__schema": SchemaMetaFieldDef, "__type": TypeMetaFieldDef}
 
 
-def _page_size(field: FieldNode) -> int:
+@dataclass(frozen=True)
+class Limits:
+    """The configured limits (api.settings: LOYALTY_MAX_DEPTH, LOYALTY_MAX_COST,
+    LOYALTY_ANONYMOUS_MAX_COST, LOYALTY_MAX_TOKENS)."""
+
+    max_depth: int = 12
+    max_cost: int = 5000
+    anonymous_max_cost: int = 500
+    max_tokens: int = 5000
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What a selection adds up to, per object it is resolved on."""
+
+    depth: int = 0  # levels of ordinary fields
+    cost: int = 0  # ordinary fields
+    introspection: int = 0  # fields under __schema / __type
+    nesting: int = 0  # levels of every kind
+
+    def __add__(self, other: Measure) -> Measure:
+        return Measure(
+            max(self.depth, other.depth), self.cost + other.cost,
+            self.introspection + other.introspection, max(self.nesting, other.nesting),
+        )
+
+
+NOTHING = Measure()
+
+
+def _page(field: FieldNode, default: int | None) -> int:
     for argument in field.arguments or ():
         if argument.name.value == "first":
             if isinstance(argument.value, IntValueNode):
                 return max(1, min(int(argument.value.value), MAX_PAGE))
-            return MAX_PAGE  # a variable: assume the worst
-    # List fields without `first` (branches, offices, regionHistory) are short.
-    return DEFAULT_PAGE if field.name.value in {"members", "tierChanges", "ledger", "tierHistory"} else 1
+            return MAX_PAGE  # a variable (or a wrong literal, refused by validation): the worst
+    return max(1, min(default if isinstance(default, int) else MAX_PAGE, MAX_PAGE))
 
 
-def limits_rule(max_depth: int, max_cost: int, introspection: bool) -> type[ValidationRule]:
-    class QueryLimits(ValidationRule):
-        def enter_document(self, node, *_args):
-            fragments = {d.name.value: d for d in node.definitions if isinstance(d, FragmentDefinitionNode)}
-            measure = _Measure(fragments)
-            for definition in node.definitions:
-                if not isinstance(definition, OperationDefinitionNode):
-                    continue
-                if introspection and measure.introspection_only(definition.selection_set):
-                    continue
-                depth = measure.depth(definition.selection_set)
-                if depth > max_depth:
-                    self.report_error(GraphQLError(
-                        f"query is nested {depth} levels deep; the limit is {max_depth}",
-                        definition, extensions={"code": "QUERY_TOO_COMPLEX"},
-                    ))
-                    continue
-                cost = measure.cost(definition.selection_set)
-                if cost > max_cost:
-                    self.report_error(GraphQLError(
-                        f"query costs {cost}; the limit is {max_cost} (ask for smaller pages)",
-                        definition, extensions={"code": "QUERY_TOO_COMPLEX"},
-                    ))
-            return self.SKIP
+def _greeting_days(field: FieldNode) -> int:
+    """Days of a greetingsDue range given as literals; the longest range otherwise."""
+    ends: dict[str, date] = {}
+    for argument in field.arguments or ():
+        if argument.name.value in ("from", "to") and isinstance(argument.value, StringValueNode):
+            try:
+                ends[argument.name.value] = date.fromisoformat(argument.value.value)
+            except ValueError:
+                return 1  # refused by validation
+    if len(ends) == 2:
+        return max(1, min((ends["to"] - ends["from"]).days + 1, GREETINGS_MAX_DAYS))
+    return GREETINGS_MAX_DAYS
 
-    return QueryLimits
+
+def introspection_prices(schema: GraphQLSchema) -> dict[str, int]:
+    """The real maximum of each introspection list, from the schema itself."""
+    types = list(schema.type_map.values())
+
+    def most(attribute: str) -> int:
+        return max((len(getattr(t, attribute, None) or {}) for t in types), default=1)
+
+    fields = [f for t in types for f in (getattr(t, "fields", None) or {}).values()]
+    prices = {
+        "__Schema.types": len(types),
+        "__Schema.directives": len(schema.directives),
+        "__Type.fields": most("fields"),
+        "__Type.inputFields": most("fields"),
+        "__Type.enumValues": most("values"),
+        "__Type.interfaces": most("interfaces"),
+        "__Type.possibleTypes": max((len(schema.get_possible_types(t)) for t in types if hasattr(t, "resolve_type")), default=1),
+        "__Field.args": max((len(getattr(f, "args", None) or {}) for f in fields), default=1),
+        "__Directive.args": max((len(d.args) for d in schema.directives), default=1),
+        "__Directive.locations": 1,
+    }
+    return {key: max(1, price) for key, price in prices.items()}
+
+
+class DocumentMeasurer:
+    """Measures one document: each fragment once, each operation from its root type."""
+
+    def __init__(self, schema: GraphQLSchema, list_prices: dict[str, int], document: DocumentNode) -> None:
+        self.schema = schema
+        self.list_prices = list_prices
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self.measured: dict[str, Measure] = {}
+        self.measuring: set[str] = set()
+
+    def operations(self, document: DocumentNode) -> Iterator[tuple[OperationDefinitionNode, Measure]]:
+        for definition in document.definitions:
+            if isinstance(definition, OperationDefinitionNode):
+                root = self.schema.get_root_type(definition.operation)
+                yield definition, self.selection(definition.selection_set, root, 0)
+
+    def selection(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None, level: int) -> Measure:
+        total = NOTHING
+        if selection_set is None:
+            return total
+        if level >= MAX_NESTING:
+            return Measure(nesting=level + 1)
+        for node in selection_set.selections:
+            if isinstance(node, FieldNode):
+                total += self.field(node, parent, level)
+            elif isinstance(node, InlineFragmentNode):
+                condition = self.schema.get_type(node.type_condition.name.value) if node.type_condition else parent
+                total += self.selection(node.selection_set, condition, level)
+            elif isinstance(node, FragmentSpreadNode):
+                total += self.fragment(node.name.value, level)
+        return total
+
+    def fragment(self, name: str, level: int) -> Measure:
+        """A fragment's measure relative to where it is spread (measured once, at level 0)."""
+        if name not in self.measured:
+            definition = self.fragments.get(name)
+            if definition is None or name in self.measuring:
+                return NOTHING  # unknown or cyclic: refused by validation
+            if len(self.measuring) >= MAX_NESTING:
+                return Measure(nesting=MAX_NESTING + 1)  # spreads inside spreads: refused, recursion bounded
+            self.measuring.add(name)
+            condition = self.schema.get_type(definition.type_condition.name.value)
+            self.measured[name] = self.selection(definition.selection_set, condition, 0)
+            self.measuring.discard(name)
+        inner = self.measured[name]
+        if inner == NOTHING:
+            return NOTHING
+        return Measure(inner.depth and inner.depth + level, inner.cost, inner.introspection, inner.nesting + level)
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType | None, level: int) -> Measure:
+        name = node.name.value
+        if name == "__typename":
+            return Measure(depth=level + 1, cost=1, nesting=level + 1)
+        definition = self._definition(parent, name)
+        child_type = get_named_type(definition.type) if definition is not None else None
+        inner = self.selection(node.selection_set, child_type, level + 1) if node.selection_set else NOTHING
+        times = self._multiplier(node, parent, definition)
+        introspective = name.startswith("__") or (parent is not None and parent.name in introspection_types)
+        if introspective:
+            # Under __schema / __type everything is introspection; its depth is bounded by nesting.
+            return Measure(0, 0, 1 + times * (inner.cost + inner.introspection), max(level + 1, inner.nesting))
+        # A field that returns many objects loads them whatever is selected of them: it
+        # costs one per object on top of what is selected.
+        loaded = times if times > 1 and node.selection_set else 0
+        return Measure(
+            max(level + 1, inner.depth), 1 + loaded + times * inner.cost, times * inner.introspection,
+            max(level + 1, inner.nesting),
+        )
+
+    def _definition(self, parent: GraphQLNamedType | None, name: str):
+        if name in ROOT_INTROSPECTION:
+            return ROOT_INTROSPECTION[name]
+        fields = getattr(parent, "fields", None)
+        return fields.get(name) if fields else None
+
+    def _multiplier(self, node: FieldNode, parent: GraphQLNamedType | None, definition) -> int:
+        if definition is None:
+            return 1
+        key = f"{parent.name}.{node.name.value}" if parent is not None else node.name.value
+        if "first" in definition.args:
+            return _page(node, definition.args["first"].default_value)
+        if key == "Query.greetingsDue":
+            return _greeting_days(node) * GREETINGS_PER_DAY
+        field_type = definition.type.of_type if isinstance(definition.type, GraphQLNonNull) else definition.type
+        if not isinstance(field_type, GraphQLList):
+            return 1
+        if parent is not None and parent.name.endswith("Connection") and node.name.value == "edges":
+            return 1  # the connection field's page size has priced its edges
+        if node.name.value == "userErrors":
+            return USER_ERRORS_PRICE
+        return self.list_prices.get(key, MAX_PAGE)
+
+
+def _refusal(message: str, node) -> GraphQLError:
+    return GraphQLError(message, node, extensions={"code": TOO_COMPLEX})
+
+
+class QueryLimits:
+    """The limits of one schema: the measure of each document (cached by its text) and
+    the check of a measure against a caller's budget."""
+
+    def __init__(self, schema: GraphQLSchema, limits: Limits, list_prices: dict[str, int], introspection: bool) -> None:
+        self.schema = schema
+        self.limits = limits
+        self.list_prices = {**introspection_prices(schema), **list_prices}
+        self.introspection = introspection
+        self.measured: OrderedDict[str, list[tuple[OperationDefinitionNode, Measure]]] = OrderedDict()
+        # The fullest standard introspection query (what GraphiQL and code generators send).
+        standard = get_introspection_query(
+            descriptions=True, specified_by_url=True, directive_is_repeatable=True,
+            schema_description=True, input_value_deprecation=True,
+        )
+        self.introspection_budget = max(m.introspection for _, m in self._measure_document(parse(standard))) if introspection else 0
+
+    def _measure_document(self, document: DocumentNode) -> list[tuple[OperationDefinitionNode, Measure]]:
+        return list(DocumentMeasurer(self.schema, self.list_prices, document).operations(document))
+
+    def measure(self, text: str, document: DocumentNode) -> list[tuple[OperationDefinitionNode, Measure]]:
+        """The measure of each operation, cached by the document's text (hashing the
+        text is cheap; hashing a parsed document walks it)."""
+        if text in self.measured:
+            self.measured.move_to_end(text)
+            return self.measured[text]
+        measure = self.measured[text] = self._measure_document(document)
+        if len(self.measured) > MEASURE_CACHE_SIZE:
+            self.measured.popitem(last=False)
+        return measure
+
+    def errors(self, text: str, document: DocumentNode, authenticated: bool) -> list[GraphQLError]:
+        budget = self.limits.max_cost if authenticated else self.limits.anonymous_max_cost
+        errors = []
+        for operation, measure in self.measure(text, document):
+            if measure.nesting > MAX_NESTING:
+                errors.append(_refusal(f"query is nested more than {MAX_NESTING} levels deep", operation))
+            elif measure.depth > self.limits.max_depth:
+                errors.append(_refusal(f"query is nested {measure.depth} levels deep; the limit is {self.limits.max_depth}", operation))
+            elif measure.cost > budget:
+                who = "" if authenticated else " without a token"
+                errors.append(_refusal(f"query costs {measure.cost}; the limit{who} is {budget} (ask for smaller pages)", operation))
+            elif self.introspection and measure.introspection > self.introspection_budget:
+                errors.append(_refusal(
+                    f"introspection costs {measure.introspection}; the limit is {self.introspection_budget} (one schema query at a time)",
+                    operation,
+                ))
+        return errors
+
+
+class ValidationWithLimits(ValidationCache):
+    """The cached validation, preceded by the checks that must come before it: text no
+    database can store (schema.inputs) and the limits, so that a document over them is
+    refused before any validation rule walks it."""
+
+    def __init__(self, limits: QueryLimits, maxsize: int = 256) -> None:
+        super().__init__(maxsize=maxsize)
+        self.limits = limits
+
+    def on_validate(self) -> Iterator[None]:
+        execution_context = self.execution_context
+        caller = getattr(execution_context.context, "caller", None)
+        unstorable = unstorable_text_error(
+            execution_context.query, execution_context.graphql_document, execution_context.variables
+        )
+        refused = [unstorable] if unstorable else self.limits.errors(
+            execution_context.query or "", execution_context.graphql_document, caller is not None
+        )
+        if refused:
+            execution_context.pre_execution_errors = refused
+            yield
+            return
+        yield from super().on_validate()

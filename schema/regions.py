@@ -6,6 +6,7 @@ import strawberry
 
 from members import models
 from members.access import region_filter
+from members.codes import fits
 from members.enums import Tier
 from members.errors import DomainError, ForbiddenError
 from members.regions import tier_counts
@@ -86,7 +87,10 @@ class RegionQuery:
 
     @strawberry.field(description="One office by code; null when unknown or outside the caller's scope.", permission_classes=[allow(*STAFF)])
     async def office(self, info: Info, code: str) -> Office | None:
-        row = await info.context.reads.offices().filter(code=code.strip().upper()).first()
+        code = code.strip().upper()
+        if not fits(models.Office, code):
+            return None
+        row = await info.context.reads.offices().filter(code=code).first()
         return Office.from_row(row) if row else None
 
     @strawberry.field(

@@ -6,11 +6,11 @@ from tests.api.conftest import error_codes
 
 
 def _nested(levels: int) -> str:
-    """A query whose deepest field is at `levels` (the top field is level 1)."""
-    # members(1) edges(2) node(3) office(4) branch(5) offices(6) branch(7) offices(8) branch(9) offices(10) branch(11) ...
-    chain = ["members", "edges", "node", "office"] + ["branch", "offices"] * 10
+    """A cheap query (pages of one) whose deepest field is at `levels` (the top field is level 1)."""
+    # member(1) tierHistory(2) edges(3) node(4) member(5) tierHistory(6) edges(7) node(8) member(9) ...
+    chain = ['member(id: "1")'] + ["tierHistory(first: 1)", "edges", "node", "member"] * 4
     fields = chain[: levels - 1]
-    leaf = "code" if fields[-1] in {"office", "branch", "offices"} else "id"
+    leaf = "id" if fields[-1].startswith("member") else "cursor"
     query = leaf
     for name in reversed(fields):
         query = f"{name} {{ {query} }}"
