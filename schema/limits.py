@@ -10,13 +10,14 @@ Cost: every field costs 1 for each object it is resolved on. A field that return
 objects costs 1 more for each object it can return (it loads them, whatever is selected
 of them) and multiplies the cost of its selection by the most it can return:
 
-- a paged field (one with a `first` argument): the page size asked for, its default when
-  not given, the maximum page (100) when it comes from a variable;
+- a paged field (one with a `first` argument): the page size asked for (a literal, or
+  the value its variable was sent with), its default when not given, the maximum page
+  (100) for a variable that was not sent;
 - a list field: its real maximum (`list_prices`: six branches, the most offices of a
   branch, all 142 offices for officeStats, five care-call reasons, ...), or the maximum
   page (100) for a list with no known bound;
 - greetingsDue: the days of its range times GREETINGS_PER_DAY (the whole 366-day range
-  when the dates come from variables);
+  when an end is not known);
 - the edges of a connection: 1 (the connection's `first` has priced them);
 - a payload's userErrors: USER_ERRORS_PRICE.
 
@@ -34,10 +35,11 @@ Documents over `max_tokens` lexical tokens are refused by the parser before any 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
-from collections import OrderedDict
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -56,6 +58,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
     StringValueNode,
+    VariableNode,
     TypeMetaFieldDef,
     get_introspection_query,
     get_named_type,
@@ -106,22 +109,42 @@ class Measure:
 NOTHING = Measure()
 
 
-def _page(field: FieldNode, default: int | None) -> int:
+Variables = Mapping[str, Any]
+
+
+def _argument(field: FieldNode, name: str, variables: Variables) -> tuple[bool, Any]:
+    """(given, value) of an argument: a literal, or the value its variable was sent with
+    (None when the variable was not sent: priced at the worst)."""
     for argument in field.arguments or ():
-        if argument.name.value == "first":
-            if isinstance(argument.value, IntValueNode):
-                return max(1, min(int(argument.value.value), MAX_PAGE))
-            return MAX_PAGE  # a variable (or a wrong literal, refused by validation): the worst
-    return max(1, min(default if isinstance(default, int) else MAX_PAGE, MAX_PAGE))
+        if argument.name.value == name:
+            value = argument.value
+            if isinstance(value, IntValueNode):
+                return True, int(value.value)
+            if isinstance(value, StringValueNode):
+                return True, value.value
+            if isinstance(value, VariableNode):
+                return True, variables.get(value.name.value)
+            return True, None
+    return False, None
 
 
-def _greeting_days(field: FieldNode) -> int:
-    """Days of a greetingsDue range given as literals; the longest range otherwise."""
+def _page(field: FieldNode, default: int | None, variables: Variables) -> int:
+    given, value = _argument(field, "first", variables)
+    if not given:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int):
+        return MAX_PAGE  # an unsent variable (or a wrong value, refused by validation): the worst
+    return max(1, min(value, MAX_PAGE))
+
+
+def _greeting_days(field: FieldNode, variables: Variables) -> int:
+    """Days of a greetingsDue range; the longest range when an end is not known."""
     ends: dict[str, date] = {}
-    for argument in field.arguments or ():
-        if argument.name.value in ("from", "to") and isinstance(argument.value, StringValueNode):
+    for name in ("from", "to"):
+        _, value = _argument(field, name, variables)
+        if isinstance(value, str):
             try:
-                ends[argument.name.value] = date.fromisoformat(argument.value.value)
+                ends[name] = date.fromisoformat(value)
             except ValueError:
                 return 1  # refused by validation
     if len(ends) == 2:
@@ -155,8 +178,11 @@ def introspection_prices(schema: GraphQLSchema) -> dict[str, int]:
 class DocumentMeasurer:
     """Measures one document: each fragment once, each operation from its root type."""
 
-    def __init__(self, schema: GraphQLSchema, list_prices: dict[str, int], document: DocumentNode) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, list_prices: dict[str, int], document: DocumentNode, variables: Variables | None = None
+    ) -> None:
         self.schema = schema
+        self.variables = variables or {}
         self.list_prices = list_prices
         self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         self.measured: dict[str, Measure] = {}
@@ -232,9 +258,9 @@ class DocumentMeasurer:
             return 1
         key = f"{parent.name}.{node.name.value}" if parent is not None else node.name.value
         if "first" in definition.args:
-            return _page(node, definition.args["first"].default_value)
+            return _page(node, definition.args["first"].default_value, self.variables)
         if key == "Query.greetingsDue":
-            return _greeting_days(node) * GREETINGS_PER_DAY
+            return _greeting_days(node, self.variables) * GREETINGS_PER_DAY
         field_type = definition.type.of_type if isinstance(definition.type, GraphQLNonNull) else definition.type
         if not isinstance(field_type, GraphQLList):
             return 1
@@ -243,6 +269,16 @@ class DocumentMeasurer:
         if node.name.value == "userErrors":
             return USER_ERRORS_PRICE
         return self.list_prices.get(key, MAX_PAGE)
+
+
+def _pricing_key(variables: Variables | None) -> tuple:
+    """The variables that can change a price: whole numbers and short texts."""
+    if not isinstance(variables, Mapping):
+        return ()
+    return tuple(sorted(
+        (name, value) for name, value in variables.items()
+        if (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and len(value) <= 32)
+    ))
 
 
 def _refusal(message: str, node) -> GraphQLError:
@@ -258,7 +294,7 @@ class QueryLimits:
         self.limits = limits
         self.list_prices = {**introspection_prices(schema), **list_prices}
         self.introspection = introspection
-        self.measured: OrderedDict[str, list[tuple[OperationDefinitionNode, Measure]]] = OrderedDict()
+        self.measured: OrderedDict[tuple, list[tuple[OperationDefinitionNode, Measure]]] = OrderedDict()
         # The fullest standard introspection query (what GraphiQL and code generators send).
         standard = get_introspection_query(
             descriptions=True, specified_by_url=True, directive_is_repeatable=True,
@@ -266,24 +302,30 @@ class QueryLimits:
         )
         self.introspection_budget = max(m.introspection for _, m in self._measure_document(parse(standard))) if introspection else 0
 
-    def _measure_document(self, document: DocumentNode) -> list[tuple[OperationDefinitionNode, Measure]]:
-        return list(DocumentMeasurer(self.schema, self.list_prices, document).operations(document))
+    def _measure_document(self, document: DocumentNode, variables: Variables | None = None) -> list[tuple[OperationDefinitionNode, Measure]]:
+        return list(DocumentMeasurer(self.schema, self.list_prices, document, variables).operations(document))
 
-    def measure(self, text: str, document: DocumentNode) -> list[tuple[OperationDefinitionNode, Measure]]:
-        """The measure of each operation, cached by the document's text (hashing the
-        text is cheap; hashing a parsed document walks it)."""
-        if text in self.measured:
-            self.measured.move_to_end(text)
-            return self.measured[text]
-        measure = self.measured[text] = self._measure_document(document)
+    def measure(
+        self, text: str, document: DocumentNode, variables: Variables | None = None
+    ) -> list[tuple[OperationDefinitionNode, Measure]]:
+        """The measure of each operation, cached by the document's text and the short
+        scalar variables that can price it (page sizes, dates): hashing those is cheap,
+        hashing a parsed document walks it."""
+        key = (text, _pricing_key(variables))
+        if key in self.measured:
+            self.measured.move_to_end(key)
+            return self.measured[key]
+        measure = self.measured[key] = self._measure_document(document, variables)
         if len(self.measured) > MEASURE_CACHE_SIZE:
             self.measured.popitem(last=False)
         return measure
 
-    def errors(self, text: str, document: DocumentNode, authenticated: bool) -> list[GraphQLError]:
+    def errors(
+        self, text: str, document: DocumentNode, authenticated: bool, variables: Variables | None = None
+    ) -> list[GraphQLError]:
         budget = self.limits.max_cost if authenticated else self.limits.anonymous_max_cost
         errors = []
-        for operation, measure in self.measure(text, document):
+        for operation, measure in self.measure(text, document, variables):
             if measure.nesting > MAX_NESTING:
                 errors.append(_refusal(f"query is nested more than {MAX_NESTING} levels deep", operation))
             elif measure.depth > self.limits.max_depth:
@@ -315,7 +357,8 @@ class ValidationWithLimits(ValidationCache):
             execution_context.query, execution_context.graphql_document, execution_context.variables
         )
         refused = [unstorable] if unstorable else self.limits.errors(
-            execution_context.query or "", execution_context.graphql_document, caller is not None
+            execution_context.query or "", execution_context.graphql_document, caller is not None,
+            execution_context.variables,
         )
         if refused:
             execution_context.pre_execution_errors = refused

@@ -196,3 +196,16 @@ async def test_a_promised_body_that_never_comes_is_408_after_the_timeout(db):
         writer.close()
     finally:
         server.stop()
+
+
+async def test_a_page_size_sent_as_a_variable_is_priced_by_its_value(api):
+    # Per member: 1 + 20 fields of the tier status and the region history (10 x 3): about 60.
+    query = """query($n: Int) { members(first: $n) { edges { node { id cardNumber
+      tierStatus { tier validUntil qualifyingMiles qualifyingSegments nextTier milesToNextTier atRiskOfDowngrade }
+      regionHistory { office { code } reason } } } } }"""
+    small = await api.gql(query, {"n": 5}, as_=("admin",))
+    assert "QUERY_TOO_COMPLEX" not in error_codes(small)
+    large = await api.gql(query, {"n": 100}, as_=("admin",))
+    assert error_codes(large) == TOO_COMPLEX
+    unsent = await api.gql(query, as_=("admin",))  # not sent: priced at the largest page
+    assert error_codes(unsent) == TOO_COMPLEX
