@@ -146,22 +146,37 @@ def _token(role, subject: str, scope: str | None = None) -> str:
     return mint_token(_settings(), role, subject, scope, 6 * 3600)
 
 
-async def _context(url: str, rng: random.Random, samples: int) -> tuple[Context, dict[str, int]]:
-    """Members, their cards and the offices that have members, read with the ORM."""
+async def _counts(url: str) -> dict[str, int]:
+    """Members, ledger entries and credit lots (the highest ids: dense in a bench data set)."""
     from tortoise import Tortoise
     from tortoise.functions import Max
 
     from api.db import init_orm
     from loyalty.models import CreditLot, LedgerEntry
-    from members.access import Role
-    from members.models import Member, Office
+    from members.models import Member
 
     await init_orm(dataset.settings_for(url))
     try:
         counts = {}
         for label, model in (("members", Member), ("ledger entries", LedgerEntry), ("credit lots", CreditLot)):
             row = await model.all().annotate(top=Max("id")).first().values("top")
-            counts[label] = int((row or {}).get("top") or 0)  # ids are dense in a bench data set
+            counts[label] = int((row or {}).get("top") or 0)
+        return counts
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _context(url: str, rng: random.Random, samples: int) -> tuple[Context, dict[str, int]]:
+    """Members, their cards and the offices that have members, read with the ORM."""
+    from tortoise import Tortoise
+
+    from api.db import init_orm
+    from members.access import Role
+    from members.models import Member, Office
+
+    counts = await _counts(url)
+    await init_orm(dataset.settings_for(url))
+    try:
         top = counts["members"]
         member_ids = [rng.randint(1, top) for _ in range(samples)]
         cards = dict(await Member.filter(id__in=member_ids).values_list("id", "card_number"))
@@ -247,7 +262,8 @@ def _evenly(values: list[int], count: int) -> list[int]:
     return [values[int(i * step)] for i in range(count)]
 
 
-async def _jobs(scratch: str, as_of: date, due: int, progress: Callable[[str], None]) -> tuple[dict[str, float], dict[str, str]]:
+async def _jobs(scratch: str, as_of: date, due: int, care_refresh: bool,
+                progress: Callable[[str], None]) -> tuple[dict[str, float], dict[str, str]]:
     from tortoise import Tortoise
 
     from api.db import init_orm
@@ -292,10 +308,11 @@ async def _jobs(scratch: str, as_of: date, due: int, progress: Callable[[str], N
         expiry = await expire_miles(as_of)
         seconds["miles expire"] = time.perf_counter() - began
         summaries["miles expire"] = f"{expiry.members} members, {expiry.miles:,} miles"
-        began = time.perf_counter()
-        refreshed = await refresh_segments(rules, as_of, timezone=settings.tz)
-        seconds["care refresh"] = time.perf_counter() - began
-        summaries["care refresh"] = f"{refreshed.members:,} members (all)"
+        if care_refresh:
+            began = time.perf_counter()
+            refreshed = await refresh_segments(rules, as_of, timezone=settings.tz)
+            seconds["care refresh"] = time.perf_counter() - began
+            summaries["care refresh"] = f"{refreshed.members:,} members (all)"
         for name in seconds:
             progress(f"  {name}: {seconds[name]:.2f} s ({summaries[name]})")
     finally:
@@ -330,12 +347,12 @@ def report(kind: str, command: str, results: dict[int, SizeResult], due: int) ->
     for size, r in ((ls, s), (ll, l)):
         lines.append(f"| {size} | {r.counts['members']:,} | {r.counts['ledger entries']:,} | {r.counts['credit lots']:,} | "
                      f"{r.info.today} | {r.info.build_seconds:,.0f} |")
-    lines += [
+    lines += [] if not s.reads else [
         "",
         f"| query | p50 {ls} ms | p99 {ls} ms | p50 {ll} ms | p99 {ll} ms | p99 {ll} / {ls} | requests {ls} / {ll} |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for query in QUERIES:
+    for query in QUERIES if s.reads else ():
         a, b = s.reads[query.name], l.reads[query.name]
         lines.append(
             f"| {query.name} | {_ms(a.pct(50))} | {_ms(a.pct(99))} | {_ms(b.pct(50))} | {_ms(b.pct(99))} | "
@@ -383,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=90.0, help="seconds of measured requests per query before stopping early")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--due", type=int, default=1_000, help="members made due for the daily jobs")
+    parser.add_argument("--no-reads", action="store_true", help="skip the reads")
     parser.add_argument("--no-jobs", action="store_true", help="skip the daily jobs")
+    parser.add_argument("--no-care-refresh", action="store_true", help="daily jobs: skip `care refresh` (it reads every member)")
     parser.add_argument("--seed", default="1")
     parser.add_argument("--write", action="store_true", help=f"append the tables to {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args(argv)
@@ -411,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         progress(f"reads on {size_label(n)} ({urls[n]}), {dataset.environment_note()}")
         loads[n][f"reads {size_label(n)}"] = _load()
-        reads, counts = measure_reads(urls[n], args, progress)
+        reads, counts = ({}, asyncio.run(_counts(urls[n]))) if args.no_reads else measure_reads(urls[n], args, progress)
         results[n] = SizeResult(infos[n], counts, reads, {}, {}, loads[n])
     if not args.no_jobs:
         for n in sizes:
@@ -420,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"  copied in {copied:.0f} s")
             results[n].load[f"jobs {size_label(n)}"] = _load()
             results[n].jobs, results[n].job_counts = asyncio.run(
-                _jobs(scratch, date.fromisoformat(infos[n].today), args.due, progress))
+                _jobs(scratch, date.fromisoformat(infos[n].today), args.due, not args.no_care_refresh, progress))
     command = "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:])
     text = report("PostgreSQL" if postgres else "SQLite", command.strip(), results, args.due)
     print(text)
