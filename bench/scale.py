@@ -328,12 +328,12 @@ def _ms(seconds: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-def report(kind: str, command: str, results: dict[int, SizeResult], due: int) -> str:
+def report(kind: str, label: str | None, command: str, results: dict[int, SizeResult], due: int) -> str:
     small, large = sorted(results)
     s, l = results[small], results[large]
     ls, ll = size_label(small), size_label(large)
     lines = [
-        f"## Scale, {kind}: run of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"## Scale, {kind}{f', {label}' if label else ''}: run of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `{command}`",
         "",
@@ -404,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-jobs", action="store_true", help="skip the daily jobs")
     parser.add_argument("--no-care-refresh", action="store_true", help="daily jobs: skip `care refresh` (it reads every member)")
     parser.add_argument("--seed", default="1")
+    parser.add_argument("--label", help="a name for the run in the report's heading, e.g. 'before'")
     parser.add_argument("--write", action="store_true", help=f"append the tables to {RESULTS.relative_to(ROOT)}")
     args = parser.parse_args(argv)
     if "{size}" not in args.database_url:
@@ -441,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
             results[n].jobs, results[n].job_counts = asyncio.run(
                 _jobs(scratch, date.fromisoformat(infos[n].today), args.due, not args.no_care_refresh, progress))
     command = "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report("PostgreSQL" if postgres else "SQLite", command.strip(), results, args.due)
+    text = report("PostgreSQL" if postgres else "SQLite", args.label, command.strip(), results, args.due)
     print(text)
     if args.write:
         with RESULTS.open("a", encoding="utf-8") as out:
