@@ -406,21 +406,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", default="1")
     parser.add_argument("--label", help="a name for the run in the report's heading, e.g. 'before'")
     parser.add_argument("--write", action="store_true", help=f"append the tables to {RESULTS.relative_to(ROOT)}")
+    parser.add_argument("--small-url", help="the small data set's database (instead of --database-url's)")
+    parser.add_argument("--large-url", help="the large data set's database (instead of --database-url's)")
     args = parser.parse_args(argv)
-    if "{size}" not in args.database_url:
+    if "{size}" not in args.database_url and not (args.small_url and args.large_url):
         parser.error("--database-url needs {size} (two data sets)")
-    postgres = is_postgres(args.database_url)
+    sizes = (args.members_small, args.members_large)
+    urls = {n: dataset.url_for(args.database_url, n) for n in sizes}
+    urls[args.members_small] = args.small_url or urls[args.members_small]
+    urls[args.members_large] = args.large_url or urls[args.members_large]
+    postgres = is_postgres(urls[args.members_small])
     scratch = args.scratch_url or (None if postgres else DEFAULT_SCRATCH)
     if scratch is None and not args.no_jobs:
         parser.error("PostgreSQL: give --scratch-url (a database named ..._test) or --no-jobs")
-    for url in [dataset.url_for(args.database_url, n) for n in (args.members_small, args.members_large)] + ([scratch] if scratch else []):
+    for url in [*urls.values()] + ([scratch] if scratch else []):
         dataset.check_disposable(url)
 
     def progress(line: str) -> None:
         print(f"[{datetime.now():%H:%M:%S}] {line}", file=sys.stderr, flush=True)
 
-    sizes = (args.members_small, args.members_large)
-    urls = {n: dataset.url_for(args.database_url, n) for n in sizes}
     results: dict[int, SizeResult] = {}
     infos: dict[int, DatasetInfo] = {}
     loads: dict[int, dict[str, str]] = {n: {} for n in sizes}
