@@ -450,7 +450,7 @@ async def ensure(url: str, members: int, pool: int, *, rebuild: bool, progress: 
                  pool_url: str | None = None) -> DatasetInfo:
     """The data set of `members` members at `url`: reused when its record matches,
     else built. `pool_url` names a data set of `pool` members built by the same code
-    (and on the same day) to start from instead of running the demo again."""
+    to start from (and take the day of) instead of running the demo again."""
     code = code_fingerprint()
     info = await read_info(url)
     if not rebuild and info is not None and (info.members, info.pool, info.code) == (members, pool, code):
@@ -462,8 +462,9 @@ async def ensure(url: str, members: int, pool: int, *, rebuild: bool, progress: 
     source = None
     if pool_url is not None and members > pool:
         source_info = await read_info(pool_url)
-        if source_info is not None and (source_info.members, source_info.code, source_info.today) == (pool, code, today.isoformat()):
-            source = pool_url
+        if source_info is not None and (source_info.members, source_info.code) == (pool, code):
+            # The same pool, whatever day it was built on: the copies share its day.
+            source, today = pool_url, date.fromisoformat(source_info.today)
     return await _build(url, members, pool, code, today, source, progress)
 
 
