@@ -66,7 +66,7 @@ from members.models import Member, Office, RegionAssignment
 from members.regions import region_data, tier_counts
 from members.services import email_key, phone_key
 
-__all__ = ["SEED", "build_demo", "demo_card_number"]
+__all__ = ["SEED", "build_demo", "demo_card_number", "demo_phone_digits"]
 
 SEED = "loyalty-demo-1"
 TOKEN_TTL_SECONDS = 24 * 3600
@@ -145,6 +145,11 @@ def demo_card_number(index: int) -> str:
     return card_number(10_000_000 + (index * _CARD_STRIDE + _CARD_OFFSET) % _CARD_SPACE)
 
 
+def demo_phone_digits(index: int) -> str:
+    """The 9 digits that end demo member `index`'s phone: unique per index."""
+    return f"{(index * _PHONE_STRIDE + _PHONE_OFFSET) % _PHONE_SPACE:09d}"
+
+
 def _slug(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text)
     return "".join(c for c in folded if c.isascii() and c.isalnum()).lower()
@@ -164,7 +169,7 @@ def _person(index: int, offices: Sequence[_Office], weights: Sequence[float]) ->
         slug = f"{_slug(given)}.{_slug(family)}"
     year = rng.randint(1950, 2004)
     birth = date(year, 1, 1) + timedelta(days=rng.randrange(366 if year % 4 == 0 else 365))
-    digits = f"{(index * _PHONE_STRIDE + _PHONE_OFFSET) % _PHONE_SPACE:09d}"
+    digits = demo_phone_digits(index)
     if office.country == "CN":
         phone = f"+86 1{rng.choice('3589')}{digits[0]} {digits[1:5]} {digits[5:]}"
     else:

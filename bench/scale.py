@@ -1,0 +1,458 @@
+"""Scale benchmark: the same reads and daily jobs on a small and a large data set (10,000
+and 1,000,000 members by default, same 142 offices), in one run. Outside the test suite.
+
+Run from the repository root:
+
+    .venv/bin/python -m bench.scale                                   # SQLite files in bench/data/
+    .venv/bin/python -m bench.scale --database-url 'postgres://postgres@127.0.0.1:5432/loyalty_scale{size}_test' \\
+        --scratch-url postgres://postgres@127.0.0.1:5432/loyalty_bench_h_test
+    .venv/bin/python -m bench.scale --members-small 10000 --members-large 1000000 --rebuild --write
+
+`{size}` in --database-url becomes 10k / 1m. The data sets come from bench.dataset (the
+demo's 10,000 members, and 99 copies of them for 1M); a data set built by the same code
+with the same parameters is reused (--rebuild builds it again).
+
+Reads: a real server process per data set (`api.asgi:app` under uvicorn with the options
+of `loyalty serve`, tests.live), one request at a time, tokens signed as `loyalty token`
+signs them. Each query gets --warmup requests, then --requests measured ones (fewer if
+they take longer than --budget seconds together, never fewer than --min-requests); p50
+and p99 are nearest-rank percentiles of the client's wall-clock time per request.
+
+Daily jobs: on a scratch copy of each data set (a file copy, or CREATE DATABASE ...
+TEMPLATE on PostgreSQL), --due members are made due on the data set's day (their elite
+tier's validUntil set to the day before, and, for other members, their open credits'
+expiry set to the day before); then `tiers review` and `miles expire` run for that day
+as the CLI runs them (loyalty.tiers.review_tiers, loyalty.jobs.expire_miles), timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import dataset
+from bench.dataset import ROOT, DatasetInfo, is_postgres, size_label, sqlite_path
+
+SECRET = "bench-scale-secret-0123456789-0123456789"
+DEFAULT_URL = f"sqlite://{ROOT / 'bench' / 'data' / 'scale{size}.db'}"
+DEFAULT_SCRATCH = f"sqlite://{ROOT / 'bench' / 'data' / 'scratch.db'}"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+STATS_FIELDS = (
+    "officeCode branchCode name tierCounts { standard silver gold platinum } upgradesLast30Days downgradesLast30Days "
+    "atRiskVips vips vipsContactedWithinInterval careCallCoverage openComplaints overdueComplaints"
+)
+MEMBER = """query($id: ID!) { member(id: $id) { id cardNumber familyName givenName tier redeemableMiles milesExpiringSoon
+  tierStatus { tier validUntil qualifyingMiles nextTier milesToNextTier atRiskOfDowngrade } } }"""
+VIP_LIST = """query($office: String!) { members(filter: {officeCode: $office, tiers: [GOLD, PLATINUM]}, first: 50) {
+  totalCount edges { cursor node { id cardNumber familyName givenName tier phone } } pageInfo { endCursor hasNextPage } } }"""
+MEMBER_PAGE = """query($after: String) { members(first: 100, after: $after) {
+  edges { cursor node { id cardNumber familyName givenName tier } } pageInfo { endCursor hasNextPage } } }"""
+CURSOR_OF = """query($card: String!) { members(filter: {search: $card}, first: 1) { edges { cursor } } }"""
+REGION_STATS = f"query {{ regionStats {{ {STATS_FIELDS} }} }}"
+CARE_DUE = """query { careCallsDue(first: 50) { totalCount
+  edges { node { reason reasons dueSince lastContactOn followUpOn member { id cardNumber familyName givenName tier phone } } }
+  pageInfo { endCursor hasNextPage } } }"""
+OFFICE_STATS = f"query {{ officeStats {{ {STATS_FIELDS} }} }}"
+TIER_COUNTS = "query { tierCounts { standard silver gold platinum } }"
+
+
+@dataclass
+class Context:
+    """What the requests pick from: member ids and cards, offices with members, cursors."""
+
+    member_ids: list[int]
+    cards: dict[int, str]
+    offices: list[str]
+    admin: str
+    office_tokens: dict[str, str]
+    cursors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    # (rng, context) -> (query, variables, token)
+    request: Callable[[random.Random, Context], tuple[str, dict[str, Any], str]]
+
+
+def _office(rng: random.Random, ctx: Context) -> str:
+    return rng.choice(ctx.offices)
+
+
+QUERIES = (
+    Query("`member(id:)`, random members (admin)",
+          lambda rng, ctx: (MEMBER, {"id": str(rng.choice(ctx.member_ids))}, ctx.admin)),
+    Query("office VIP list, GOLD+PLATINUM, first 50 (office token, random offices)",
+          lambda rng, ctx: (VIP_LIST, {"office": (o := _office(rng, ctx))}, ctx.office_tokens[o])),
+    Query("`members(first: 100, after:)` (admin, random cursors)",
+          lambda rng, ctx: (MEMBER_PAGE, {"after": rng.choice(ctx.cursors)}, ctx.admin)),
+    Query("`regionStats` (office token, random offices)",
+          lambda rng, ctx: (REGION_STATS, {}, ctx.office_tokens[_office(rng, ctx)])),
+    Query("`careCallsDue(first: 50)` (office token, random offices)",
+          lambda rng, ctx: (CARE_DUE, {}, ctx.office_tokens[_office(rng, ctx)])),
+    Query("`officeStats` (admin: 142 rows)", lambda rng, ctx: (OFFICE_STATS, {}, ctx.admin)),
+    Query("`tierCounts` (office token, random offices)",
+          lambda rng, ctx: (TIER_COUNTS, {}, ctx.office_tokens[_office(rng, ctx)])),
+)
+
+
+@dataclass
+class Timing:
+    seconds: list[float]
+
+    def pct(self, p: float) -> float:
+        """Nearest-rank percentile."""
+        ordered = sorted(self.seconds)
+        return ordered[max(0, math.ceil(len(ordered) * p / 100) - 1)]
+
+
+@dataclass
+class SizeResult:
+    info: DatasetInfo
+    counts: dict[str, int]
+    reads: dict[str, Timing]
+    jobs: dict[str, float]
+    job_counts: dict[str, str]
+    load: dict[str, str]
+
+
+# ---- reads ------------------------------------------------------------------------------
+
+
+def _settings():
+    from api.settings import load_settings
+
+    return load_settings(environ={"LOYALTY_JWT_SECRET": SECRET}, dotenv=None)
+
+
+def _token(role, subject: str, scope: str | None = None) -> str:
+    from api.auth import mint_token
+
+    return mint_token(_settings(), role, subject, scope, 6 * 3600)
+
+
+async def _counts(url: str) -> dict[str, int]:
+    """Members, ledger entries and credit lots (the highest ids: dense in a bench data set)."""
+    from tortoise import Tortoise
+    from tortoise.functions import Max
+
+    from api.db import init_orm
+    from loyalty.models import CreditLot, LedgerEntry
+    from members.models import Member
+
+    await init_orm(dataset.settings_for(url))
+    try:
+        counts = {}
+        for label, model in (("members", Member), ("ledger entries", LedgerEntry), ("credit lots", CreditLot)):
+            row = await model.all().annotate(top=Max("id")).first().values("top")
+            counts[label] = int((row or {}).get("top") or 0)
+        return counts
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _context(url: str, rng: random.Random, samples: int) -> tuple[Context, dict[str, int]]:
+    """Members, their cards and the offices that have members, read with the ORM."""
+    from tortoise import Tortoise
+
+    from api.db import init_orm
+    from members.access import Role
+    from members.models import Member, Office
+
+    counts = await _counts(url)
+    await init_orm(dataset.settings_for(url))
+    try:
+        top = counts["members"]
+        member_ids = [rng.randint(1, top) for _ in range(samples)]
+        cards = dict(await Member.filter(id__in=member_ids).values_list("id", "card_number"))
+        member_ids = [i for i in member_ids if i in cards]
+        offices = await Office.filter(id__in=await Member.all().distinct().values_list("office_id", flat=True)) \
+            .order_by("code").values_list("code", flat=True)
+    finally:
+        await Tortoise.close_connections()
+    admin = _token(Role.ADMIN, "bench-admin")
+    tokens = {code: _token(Role.OFFICE, f"bench-{code.lower()}", code) for code in offices}
+    return Context(member_ids, cards, list(offices), admin, tokens), counts
+
+
+def _post(http: httpx.Client, query: str, variables: dict, token: str) -> float:
+    began = time.perf_counter()
+    response = http.post("/graphql", json={"query": query, "variables": variables}, headers={"Authorization": f"Bearer {token}"})
+    elapsed = time.perf_counter() - began
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(f"{query.split('{')[1].strip()[:40]}...: {body['errors'][:1]}")
+    return elapsed
+
+
+def _cursors(http: httpx.Client, ctx: Context, count: int) -> list[str]:
+    """Cursors of random members in the default order, through the API (so they are the
+    server's own encoding): each member's edge in a list filtered to its card number."""
+    cursors = []
+    for member_id in ctx.member_ids[:count]:
+        response = http.post("/graphql", json={"query": CURSOR_OF, "variables": {"card": ctx.cards[member_id]}},
+                             headers={"Authorization": f"Bearer {ctx.admin}"})
+        edges = response.json()["data"]["members"]["edges"]
+        cursors.extend(edge["cursor"] for edge in edges)
+    return cursors
+
+
+def measure_reads(url: str, args: argparse.Namespace, progress: Callable[[str], None]) -> tuple[dict[str, Timing], dict[str, int]]:
+    from tests.live import start_server
+
+    rng = random.Random(f"bench-scale:{args.seed}")
+    ctx, counts = asyncio.run(_context(url, rng, max(args.requests + args.warmup, 50) * 2))
+    env = {"DATABASE_URL": url, "LOYALTY_JWT_SECRET": SECRET}
+    server = start_server(env, ready_timeout=120)
+    results: dict[str, Timing] = {}
+    try:
+        with httpx.Client(base_url=server.url, timeout=600) as http:
+            ctx.cursors = _cursors(http, ctx, args.requests + args.warmup)
+            for query in QUERIES:
+                for _ in range(args.warmup):
+                    _post(http, *query.request(rng, ctx))
+                seconds: list[float] = []
+                began = time.perf_counter()
+                while len(seconds) < args.requests and (
+                    len(seconds) < args.min_requests or time.perf_counter() - began < args.budget
+                ):
+                    seconds.append(_post(http, *query.request(rng, ctx)))
+                results[query.name] = Timing(seconds)
+                t = results[query.name]
+                progress(f"  {query.name}: n={len(seconds)} p50 {t.pct(50) * 1000:.1f} ms, p99 {t.pct(99) * 1000:.1f} ms")
+    finally:
+        server.stop()
+    return results, counts
+
+
+# ---- daily jobs ---------------------------------------------------------------------------
+
+
+def _copy_to_scratch(url: str, scratch: str) -> float:
+    began = time.perf_counter()
+    if is_postgres(url):
+        asyncio.run(dataset.drop_and_create(scratch, template_url=url))
+    else:
+        asyncio.run(dataset.drop_and_create(scratch))
+        dataset._checkpoint_sqlite(sqlite_path(url))
+        shutil.copyfile(sqlite_path(url), sqlite_path(scratch))
+    return time.perf_counter() - began
+
+
+def _evenly(values: list[int], count: int) -> list[int]:
+    if len(values) <= count:
+        return values
+    step = len(values) / count
+    return [values[int(i * step)] for i in range(count)]
+
+
+async def _jobs(scratch: str, as_of: date, due: int, care_refresh: bool,
+                progress: Callable[[str], None]) -> tuple[dict[str, float], dict[str, str]]:
+    from tortoise import Tortoise
+
+    from api.db import init_orm
+    from care.segments import refresh_segments
+    from loyalty.jobs import expire_miles
+    from loyalty.models import CreditLot
+    from loyalty.rules import load_rules
+    from loyalty.tiers import review_tiers
+    from members.enums import Tier
+    from members.models import Member
+
+    settings = dataset.settings_for(scratch)
+    rules = load_rules(settings.rules_path)
+    await init_orm(settings)
+    seconds: dict[str, float] = {}
+    summaries: dict[str, str] = {}
+    try:
+        day_before = as_of - timedelta(days=1)
+        elite = await Member.filter(tier__gt=Tier.STANDARD).order_by("id").values_list("id", flat=True)
+        review_ids = _evenly(list(elite), due)
+        # Expiry: members of other ids (every third of an even spread) that hold open credits.
+        chosen = set(review_ids)
+        top = await Member.all().order_by("-id").first().values_list("id", flat=True)
+        candidates = [i for i in _evenly(list(range(1, top + 1)), due * 4) if i not in chosen]
+        expiry_ids: list[int] = []
+        for start in range(0, len(candidates), 500):
+            chunk = candidates[start:start + 500]
+            holders = set(await CreditLot.filter(member_id__in=chunk, remaining__gt=0).distinct().values_list("member_id", flat=True))
+            expiry_ids.extend(i for i in chunk if i in holders)
+        expiry_ids = expiry_ids[:due]
+        for start in range(0, len(review_ids), 500):
+            await Member.filter(id__in=review_ids[start:start + 500]).update(tier_valid_until=day_before)
+        for start in range(0, len(expiry_ids), 500):
+            await CreditLot.filter(member_id__in=expiry_ids[start:start + 500], remaining__gt=0).update(expires_on=day_before)
+        progress(f"  made due on {as_of}: {len(review_ids)} tier reviews, {len(expiry_ids)} members' credits")
+
+        began = time.perf_counter()
+        review = await review_tiers(as_of, rules=rules)
+        seconds["tiers review"] = time.perf_counter() - began
+        summaries["tiers review"] = f"{review.examined} examined, {review.downgraded} downgraded"
+        began = time.perf_counter()
+        expiry = await expire_miles(as_of)
+        seconds["miles expire"] = time.perf_counter() - began
+        summaries["miles expire"] = f"{expiry.members} members, {expiry.miles:,} miles"
+        if care_refresh:
+            began = time.perf_counter()
+            refreshed = await refresh_segments(rules, as_of, timezone=settings.tz)
+            seconds["care refresh"] = time.perf_counter() - began
+            summaries["care refresh"] = f"{refreshed.members:,} members (all)"
+        for name in seconds:
+            progress(f"  {name}: {seconds[name]:.2f} s ({summaries[name]})")
+    finally:
+        await Tortoise.close_connections()
+    return seconds, summaries
+
+
+# ---- report -------------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    value = seconds * 1000
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def report(kind: str, label: str | None, command: str, results: dict[int, SizeResult], due: int) -> str:
+    small, large = sorted(results)
+    s, l = results[small], results[large]
+    ls, ll = size_label(small), size_label(large)
+    lines = [
+        f"## Scale, {kind}{f', {label}' if label else ''}: run of {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Code: {_git_revision()}. Machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, shared with other "
+        f"developers' work; load average (1 / 5 / 15 min) at the start of each phase: "
+        + "; ".join(f"{phase} {load}" for r in (s, l) for phase, load in r.load.items()) + ".",
+        "",
+        "| data set | members | ledger entries | credit lots | built on | build s |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for size, r in ((ls, s), (ll, l)):
+        lines.append(f"| {size} | {r.counts['members']:,} | {r.counts['ledger entries']:,} | {r.counts['credit lots']:,} | "
+                     f"{r.info.today} | {r.info.build_seconds:,.0f} |")
+    lines += [] if not s.reads else [
+        "",
+        f"| query | p50 {ls} ms | p99 {ls} ms | p50 {ll} ms | p99 {ll} ms | p99 {ll} / {ls} | requests {ls} / {ll} |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for query in QUERIES if s.reads else ():
+        a, b = s.reads[query.name], l.reads[query.name]
+        lines.append(
+            f"| {query.name} | {_ms(a.pct(50))} | {_ms(a.pct(99))} | {_ms(b.pct(50))} | {_ms(b.pct(99))} | "
+            f"{b.pct(99) / a.pct(99):.1f} | {len(a.seconds)} / {len(b.seconds)} |"
+        )
+    if s.jobs and l.jobs:
+        lines += [
+            "",
+            f"Daily jobs with {due:,} members made due (a scratch copy of each data set, as of the data set's day):",
+            "",
+            f"| job | {ls} s | {ll} s | {ll} / {ls} | done at {ls} | done at {ll} |",
+            "|---|---:|---:|---:|---|---|",
+        ]
+        for name in s.jobs:
+            lines.append(f"| `{name}` | {s.jobs[name]:.2f} | {l.jobs[name]:.2f} | {l.jobs[name] / s.jobs[name]:.1f} | "
+                         f"{s.job_counts[name]} | {l.job_counts[name]} |")
+    return "\n".join(lines) + "\n"
+
+
+def _git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        return f"{rev}{' with uncommitted changes' if dirty else ''}"
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL, help="with {size} (10k / 1m); default SQLite files in bench/data/")
+    parser.add_argument("--scratch-url", help="where the daily jobs run on a copy (default bench/data/scratch.db; "
+                                              "a PostgreSQL database named ..._test for PostgreSQL)")
+    parser.add_argument("--members-small", type=int, default=10_000)
+    parser.add_argument("--members-large", type=int, default=1_000_000)
+    parser.add_argument("--pool", type=int, default=dataset.DEFAULT_POOL, help="members simulated by the demo; the rest are copies")
+    parser.add_argument("--rebuild", action="store_true", help="build the data sets even if built already")
+    parser.add_argument("--requests", type=int, default=200, help="measured requests per query (default 200)")
+    parser.add_argument("--min-requests", type=int, default=30)
+    parser.add_argument("--budget", type=float, default=90.0, help="seconds of measured requests per query before stopping early")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--due", type=int, default=1_000, help="members made due for the daily jobs")
+    parser.add_argument("--no-reads", action="store_true", help="skip the reads")
+    parser.add_argument("--no-jobs", action="store_true", help="skip the daily jobs")
+    parser.add_argument("--no-care-refresh", action="store_true", help="daily jobs: skip `care refresh` (it reads every member)")
+    parser.add_argument("--seed", default="1")
+    parser.add_argument("--label", help="a name for the run in the report's heading, e.g. 'before'")
+    parser.add_argument("--write", action="store_true", help=f"append the tables to {RESULTS.relative_to(ROOT)}")
+    parser.add_argument("--small-url", help="the small data set's database (instead of --database-url's)")
+    parser.add_argument("--large-url", help="the large data set's database (instead of --database-url's)")
+    args = parser.parse_args(argv)
+    if "{size}" not in args.database_url and not (args.small_url and args.large_url):
+        parser.error("--database-url needs {size} (two data sets)")
+    sizes = (args.members_small, args.members_large)
+    urls = {n: dataset.url_for(args.database_url, n) for n in sizes}
+    urls[args.members_small] = args.small_url or urls[args.members_small]
+    urls[args.members_large] = args.large_url or urls[args.members_large]
+    postgres = is_postgres(urls[args.members_small])
+    scratch = args.scratch_url or (None if postgres else DEFAULT_SCRATCH)
+    if scratch is None and not args.no_jobs:
+        parser.error("PostgreSQL: give --scratch-url (a database named ..._test) or --no-jobs")
+    for url in [*urls.values()] + ([scratch] if scratch else []):
+        dataset.check_disposable(url)
+
+    def progress(line: str) -> None:
+        print(f"[{datetime.now():%H:%M:%S}] {line}", file=sys.stderr, flush=True)
+
+    results: dict[int, SizeResult] = {}
+    infos: dict[int, DatasetInfo] = {}
+    loads: dict[int, dict[str, str]] = {n: {} for n in sizes}
+    small_pool = urls[args.members_small] if args.members_small == args.pool else None
+    for n in sizes:
+        loads[n][f"build {size_label(n)}"] = _load()
+        infos[n] = asyncio.run(dataset.ensure(urls[n], n, args.pool, rebuild=args.rebuild, progress=progress, pool_url=small_pool))
+    for n in sizes:
+        progress(f"reads on {size_label(n)} ({urls[n]}), {dataset.environment_note()}")
+        loads[n][f"reads {size_label(n)}"] = _load()
+        reads, counts = ({}, asyncio.run(_counts(urls[n]))) if args.no_reads else measure_reads(urls[n], args, progress)
+        results[n] = SizeResult(infos[n], counts, reads, {}, {}, loads[n])
+    if not args.no_jobs:
+        for n in sizes:
+            progress(f"daily jobs on a copy of {size_label(n)}")
+            copied = _copy_to_scratch(urls[n], scratch)
+            progress(f"  copied in {copied:.0f} s")
+            results[n].load[f"jobs {size_label(n)}"] = _load()
+            results[n].jobs, results[n].job_counts = asyncio.run(
+                _jobs(scratch, date.fromisoformat(infos[n].today), args.due, not args.no_care_refresh, progress))
+    command = "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:])
+    text = report("PostgreSQL" if postgres else "SQLite", args.label, command.strip(), results, args.due)
+    print(text)
+    if args.write:
+        with RESULTS.open("a", encoding="utf-8") as out:
+            out.write("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
