@@ -30,11 +30,11 @@ async def newest_first(
     query: QuerySet, column: str, ordering: str, first: int | None, after: str | None, default: int
 ) -> Page:
     """A page of `query` ordered by `column` (a datetime) then id, both descending,
-    with the total count of `query`."""
+    with the total count of `query` (counted only when asked)."""
     size = page_size(first, default)
-    total = await query.count()
+    count = query.count
     if after:
         moment, pk = _key(after, ordering)
         query = query.filter(Q(**{f"{column}__lt": moment}) | Q(**{column: moment, "id__lt": pk}))
     rows = await query.order_by(f"-{column}", "-id").limit(size + 1)
-    return Page.of(rows, size, lambda row: encode_cursor(ordering, [getattr(row, column).isoformat(), row.id]), total)
+    return Page.of(rows, size, lambda row: encode_cursor(ordering, [getattr(row, column).isoformat(), row.id]), count)

@@ -86,11 +86,11 @@ class Member(Model):
     )
     office_id: int
     # Denormalised from the office so branch-scoped lists filter on one indexed column.
-    branch_id = fields.IntField(db_index=True)
+    branch_id = fields.IntField()
     enrolled_at = fields.DatetimeField(auto_now_add=True)
     tier = fields.IntEnumField(Tier, default=Tier.STANDARD)
     tier_since = fields.DateField()
-    tier_valid_until = fields.DateField(null=True, db_index=True)
+    tier_valid_until = fields.DateField(null=True)
     # Running total of redeemable miles; `loyalty ledger reconcile` proves it.
     redeemable_miles = fields.IntField(default=0)
     # VIP care, kept on the row so that worklists and filters are plain indexed reads:
@@ -105,9 +105,22 @@ class Member(Model):
 
     class Meta:
         table = "member"
+        # Every ordering of members.queries.list_members has an index in its own order
+        # for each scope (whole programme, one branch, one office), so a page reads
+        # only its rows whatever the size of the programme; id ends each so that the
+        # keyset tie-break is in the index on PostgreSQL too (SQLite has it as rowid).
+        # TIER_DESC_NAME is walked one tier at a time (tier = t), so ascending
+        # indexes serve it. (tier_valid_until, id) pages the tier review by key.
         indexes = (
-            ("office_id", "tier", "family_name"),
-            ("branch_id", "tier", "family_name"),
+            ("tier", "family_name", "given_name", "id"),
+            ("office_id", "tier", "family_name", "given_name", "id"),
+            ("branch_id", "tier", "family_name", "given_name", "id"),
+            ("office_id", "card_number"),
+            ("branch_id", "card_number"),
+            ("enrolled_at", "id"),
+            ("office_id", "enrolled_at", "id"),
+            ("branch_id", "enrolled_at", "id"),
+            ("tier_valid_until", "id"),
             ("office_id", "lifecycle_stage"),
             ("office_id", "value_segment"),
         )

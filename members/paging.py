@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from members.errors import invalid
@@ -21,19 +21,42 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 50
 
 
+Count = Callable[[], Awaitable[int]]
+
+
+def known_count(total: int) -> Count:
+    """A Count for a total already known (the list was computed whole)."""
+
+    async def count() -> int:
+        return total
+
+    return count
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
+    """One page of a list. `count` computes the total of the whole list; it runs only
+    when a client asks for totalCount (a COUNT over the list's filter costs more than
+    the page itself on a large programme), and at most once per page."""
+
     items: list[T]
     cursors: list[str]
     has_next_page: bool
-    total_count: int | None = None
+    count: Count | None = None
+    _total: list[int] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
-    def of(cls, rows: Sequence[T], size: int, cursor: Callable[[T], str], total_count: int | None = None) -> Page[T]:
+    def of(cls, rows: Sequence[T], size: int, cursor: Callable[[T], str], count: Count | None = None) -> Page[T]:
         """The page of `rows` fetched with one row more than `size` (the limit+1
         probe): the first `size` rows, and whether there is more."""
         items = list(rows[:size])
-        return cls(items, [cursor(row) for row in items], len(rows) > size, total_count)
+        return cls(items, [cursor(row) for row in items], len(rows) > size, count)
+
+    async def total_count(self) -> int:
+        """The total of the whole list (0 for a list that has none), computed on first use."""
+        if not self._total:
+            self._total.append(await self.count() if self.count is not None else 0)
+        return self._total[0]
 
     @property
     def end_cursor(self) -> str | None:

@@ -59,21 +59,27 @@ def _sort_key(order: MemberOrder, member: Member) -> list:
 
 
 def _after(order: MemberOrder, key: list) -> Q:
-    """Rows strictly after `key` in the ordering (mixed directions spelled out)."""
+    """Rows strictly after `key` in the ordering, written so that an index in the
+    ordering's order can seek to the key: the redundant leading conjunct (`>=` / `<=`
+    on the first column) gives the database the range to start from, the OR after it
+    only trims the rows equal to the key. TIER_DESC_NAME's tier is not in here: the
+    list walks one tier at a time (see _tier_walk), so the key's tier is an equality."""
     if order is MemberOrder.TIER_DESC_NAME:
-        tier, family, given, pk = key
-        return Q(tier__lt=tier) | Q(tier=tier) & (
-            Q(family_name__gt=family)
-            | Q(family_name=family) & (Q(given_name__gt=given) | Q(given_name=given, id__gt=pk))
+        _, family, given, pk = key
+        return Q(family_name__gte=family) & (
+            Q(family_name__gt=family) | Q(family_name=family) & (Q(given_name__gt=given) | Q(given_name=given, id__gt=pk))
         )
     if order is MemberOrder.CARD_NUMBER:
         return Q(card_number__gt=key[0])
     enrolled, pk = key
-    return Q(enrolled_at__lt=enrolled) | Q(enrolled_at=enrolled, id__lt=pk)
+    return Q(enrolled_at__lte=enrolled) & (Q(enrolled_at__lt=enrolled) | Q(enrolled_at=enrolled, id__lt=pk))
 
 
+# Each ordering is served by an index in the same order in every scope (members.models
+# Member.Meta.indexes: the ordering's columns alone, after office_id, after branch_id).
+# TIER_DESC_NAME is ordered within one tier; the tiers are walked highest first.
 ORDER_COLUMNS = {
-    MemberOrder.TIER_DESC_NAME: ("-tier", "family_name", "given_name", "id"),
+    MemberOrder.TIER_DESC_NAME: ("family_name", "given_name", "id"),
     MemberOrder.CARD_NUMBER: ("card_number",),
     MemberOrder.ENROLLED_AT_DESC: ("-enrolled_at", "-id"),
 }
@@ -87,7 +93,7 @@ KEY_TYPES = {
 
 def _cursor_key(order: MemberOrder, after: str) -> list:
     """The sort key inside a cursor of this ordering, with the types its columns need."""
-    key = decode_cursor(after, order.value, len(ORDER_COLUMNS[order]))
+    key = decode_cursor(after, order.value, len(KEY_TYPES[order]))
     for value, kind in zip(key, KEY_TYPES[order]):
         if type(value) is not kind or (kind is int and not 0 <= value < 2**31):
             raise invalid("after is not a valid cursor", "after")
@@ -109,7 +115,8 @@ async def list_members(
     after: str | None = None,
     extra: Q | None = None,
 ) -> Page[Member]:
-    """A page of the members the caller may see, with the total count of the filter.
+    """A page of the members the caller may see, with the total count of the filter
+    (counted only when asked: Page.total_count).
     `extra` narrows further by a condition computed elsewhere (e.g. at risk of downgrade)."""
     member_filter = member_filter or MemberFilter()
     size = page_size(first)
@@ -131,8 +138,32 @@ async def list_members(
             query = query.filter(Q(family_name__istartswith=term) | Q(given_name__istartswith=term))
     if extra is not None:
         query = query.filter(extra)
-    total = await query.count()
-    if after:
-        query = query.filter(_after(order, _cursor_key(order, after)))
-    rows = await query.order_by(*ORDER_COLUMNS[order]).limit(size + 1)
-    return Page.of(rows, size, lambda m: encode_cursor(order.value, _sort_key(order, m)), total)
+    count = query.count
+    key = _cursor_key(order, after) if after else None
+    if order is MemberOrder.TIER_DESC_NAME:
+        rows = await _tier_walk(query, member_filter.tiers, key, size + 1)
+    else:
+        if key is not None:
+            query = query.filter(_after(order, key))
+        rows = await query.order_by(*ORDER_COLUMNS[order]).limit(size + 1)
+    return Page.of(rows, size, lambda m: encode_cursor(order.value, _sort_key(order, m)), count)
+
+
+async def _tier_walk(query, tiers: tuple[Tier, ...] | None, key: list | None, limit: int) -> list[Member]:
+    """Up to `limit` members in TIER_DESC_NAME order after `key`: one query per tier,
+    highest first (only tiers the filter allows, none above the key's), each an index
+    range `tier = t` ordered by name, stopping once `limit` rows are read. At most one
+    query per tier, usually one. A single `ORDER BY tier DESC, family_name` would need
+    an index with mixed directions, which Tortoise cannot declare."""
+    allowed = sorted(set(Tier) if tiers is None else {Tier(t) for t in tiers}, reverse=True)
+    rows: list[Member] = []
+    for tier in allowed:
+        if key is not None and tier > key[0]:
+            continue
+        in_tier = query.filter(tier=tier)
+        if key is not None and tier == key[0]:
+            in_tier = in_tier.filter(_after(MemberOrder.TIER_DESC_NAME, key))
+        rows += await in_tier.order_by(*ORDER_COLUMNS[MemberOrder.TIER_DESC_NAME]).limit(limit - len(rows))
+        if len(rows) >= limit:
+            break
+    return rows
