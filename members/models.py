@@ -106,20 +106,21 @@ class Member(Model):
     class Meta:
         table = "member"
         # Every ordering of members.queries.list_members has an index in its own order
-        # for each scope (whole programme, one branch, one office), so a page reads
-        # only its rows whatever the size of the programme; id ends each so that the
-        # keyset tie-break is in the index on PostgreSQL too (SQLite has it as rowid).
-        # TIER_DESC_NAME is walked one tier at a time (tier = t), so ascending
-        # indexes serve it. (tier_valid_until, id) pages the tier review by key.
+        # for each scope (whole programme, one branch, one office) after the tier: the
+        # list reads one tier at a time (tier = t), so a page reads only its rows
+        # whatever the size of the programme and the tiers filter. id ends each so that
+        # the keyset tie-break is in the index on PostgreSQL too (SQLite has it as
+        # rowid). (tier_valid_until, id) pages the tier review by key.
         indexes = (
             ("tier", "family_name", "given_name", "id"),
             ("office_id", "tier", "family_name", "given_name", "id"),
             ("branch_id", "tier", "family_name", "given_name", "id"),
-            ("office_id", "card_number"),
-            ("branch_id", "card_number"),
-            ("enrolled_at", "id"),
-            ("office_id", "enrolled_at", "id"),
-            ("branch_id", "enrolled_at", "id"),
+            ("tier", "card_number"),
+            ("office_id", "tier", "card_number"),
+            ("branch_id", "tier", "card_number"),
+            ("tier", "enrolled_at", "id"),
+            ("office_id", "tier", "enrolled_at", "id"),
+            ("branch_id", "tier", "enrolled_at", "id"),
             ("tier_valid_until", "id"),
             ("office_id", "lifecycle_stage"),
             ("office_id", "value_segment"),

@@ -63,7 +63,7 @@ def _after(order: MemberOrder, key: list) -> Q:
     ordering's order can seek to the key: the redundant leading conjunct (`>=` / `<=`
     on the first column) gives the database the range to start from, the OR after it
     only trims the rows equal to the key. TIER_DESC_NAME's tier is not in here: the
-    list walks one tier at a time (see _tier_walk), so the key's tier is an equality."""
+    list reads one tier at a time (see _walk_tiers), so the key's tier is an equality."""
     if order is MemberOrder.TIER_DESC_NAME:
         _, family, given, pk = key
         return Q(family_name__gte=family) & (
@@ -75,9 +75,8 @@ def _after(order: MemberOrder, key: list) -> Q:
     return Q(enrolled_at__lte=enrolled) & (Q(enrolled_at__lt=enrolled) | Q(enrolled_at=enrolled, id__lt=pk))
 
 
-# Each ordering is served by an index in the same order in every scope (members.models
-# Member.Meta.indexes: the ordering's columns alone, after office_id, after branch_id).
-# TIER_DESC_NAME is ordered within one tier; the tiers are walked highest first.
+# Orderings within one tier (see _walk_tiers), each served by an index (tier, columns)
+# in every scope: alone, after office_id, after branch_id (members.models).
 ORDER_COLUMNS = {
     MemberOrder.TIER_DESC_NAME: ("family_name", "given_name", "id"),
     MemberOrder.CARD_NUMBER: ("card_number",),
@@ -140,30 +139,45 @@ async def list_members(
         query = query.filter(extra)
     count = query.count
     key = _cursor_key(order, after) if after else None
-    if order is MemberOrder.TIER_DESC_NAME:
-        rows = await _tier_walk(query, member_filter.tiers, key, size + 1)
-    else:
-        if key is not None:
-            query = query.filter(_after(order, key))
-        rows = await query.order_by(*ORDER_COLUMNS[order]).limit(size + 1)
+    rows = await _walk_tiers(query, order, member_filter.tiers, key, size + 1)
     return Page.of(rows, size, lambda m: encode_cursor(order.value, _sort_key(order, m)), count)
 
 
-async def _tier_walk(query, tiers: tuple[Tier, ...] | None, key: list | None, limit: int) -> list[Member]:
-    """Up to `limit` members in TIER_DESC_NAME order after `key`: one query per tier,
-    highest first (only tiers the filter allows, none above the key's), each an index
-    range `tier = t` ordered by name, stopping once `limit` rows are read. At most one
-    query per tier, usually one. A single `ORDER BY tier DESC, family_name` would need
-    an index with mixed directions, which Tortoise cannot declare."""
+async def _walk_tiers(
+    query, order: MemberOrder, tiers: tuple[Tier, ...] | None, key: list | None, limit: int
+) -> list[Member]:
+    """Up to `limit` members of `query` in `order` after `key`, read one tier at a time:
+    each read is `tier = t` plus the keyset condition, ordered by the rest of the
+    ordering, so an index (scope column, tier, ordering columns) serves it as a range
+    in order, whatever the scope and the tiers filter (only the tiers it allows are
+    read). A single query could not be: ORDER BY tier DESC, family_name needs an index
+    with mixed directions, which Tortoise cannot declare, and `tier IN (...)` ORDER BY
+    card_number cannot read an index on (tier, card_number) in card order.
+
+    TIER_DESC_NAME reads the tiers highest first (none above the key's) and stops once
+    `limit` rows are read, usually after one query. The other orderings read the keys
+    of up to `limit` rows of every allowed tier (at most four index-only reads), merge
+    them (a card number or an instant orders alike in Python and in the database) and
+    load the `limit` first members by id."""
     allowed = sorted(set(Tier) if tiers is None else {Tier(t) for t in tiers}, reverse=True)
-    rows: list[Member] = []
+    if order is MemberOrder.TIER_DESC_NAME:
+        rows: list[Member] = []
+        for tier in (t for t in allowed if key is None or t <= key[0]):
+            in_tier = query.filter(tier=tier)
+            if key is not None and tier == key[0]:
+                in_tier = in_tier.filter(_after(order, key))
+            rows += await in_tier.order_by(*ORDER_COLUMNS[order]).limit(limit - len(rows))
+            if len(rows) >= limit:
+                break
+        return rows
+    columns = [column.lstrip("-") for column in ORDER_COLUMNS[order]]
+    keys: list[tuple] = []
     for tier in allowed:
-        if key is not None and tier > key[0]:
-            continue
         in_tier = query.filter(tier=tier)
-        if key is not None and tier == key[0]:
-            in_tier = in_tier.filter(_after(MemberOrder.TIER_DESC_NAME, key))
-        rows += await in_tier.order_by(*ORDER_COLUMNS[MemberOrder.TIER_DESC_NAME]).limit(limit - len(rows))
-        if len(rows) >= limit:
-            break
-    return rows
+        if key is not None:
+            in_tier = in_tier.filter(_after(order, key))
+        keys += await in_tier.order_by(*ORDER_COLUMNS[order]).limit(limit).values_list(*columns, "id")
+    keys.sort(reverse=ORDER_COLUMNS[order][0].startswith("-"))
+    ids = [row[-1] for row in keys[:limit]]
+    by_id = {member.id: member for member in await Member.filter(id__in=ids)} if ids else {}
+    return [by_id[pk] for pk in ids]

@@ -48,23 +48,27 @@ class Migration(migrations.Migration):
         ),
         ops.AddIndex(
             model_name='Member',
-            index=Index(fields=['office_id', 'card_number']),
+            index=Index(fields=['tier', 'card_number']),
         ),
         ops.AddIndex(
             model_name='Member',
-            index=Index(fields=['branch_id', 'card_number']),
+            index=Index(fields=['office_id', 'tier', 'card_number']),
         ),
         ops.AddIndex(
             model_name='Member',
-            index=Index(fields=['enrolled_at', 'id']),
+            index=Index(fields=['branch_id', 'tier', 'card_number']),
         ),
         ops.AddIndex(
             model_name='Member',
-            index=Index(fields=['office_id', 'enrolled_at', 'id']),
+            index=Index(fields=['tier', 'enrolled_at', 'id']),
         ),
         ops.AddIndex(
             model_name='Member',
-            index=Index(fields=['branch_id', 'enrolled_at', 'id']),
+            index=Index(fields=['office_id', 'tier', 'enrolled_at', 'id']),
+        ),
+        ops.AddIndex(
+            model_name='Member',
+            index=Index(fields=['branch_id', 'tier', 'enrolled_at', 'id']),
         ),
         ops.AddIndex(
             model_name='Member',
