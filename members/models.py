@@ -127,6 +127,27 @@ class Member(Model):
         )
 
 
+class OfficeTierCount(Model):
+    """How many members of one tier are assigned to one office, whatever their status:
+    the rollup that tierCounts reads (members.regions), so that a branch's or the whole
+    programme's counts cost a few hundred rows and not a count of every member. Kept in
+    the transaction of every enrolment, tier change and office move
+    (members.regions.move_tier_counts); one row per office and tier, made with the
+    office (members.regions.load_region_data)."""
+
+    id = fields.IntField(primary_key=True)
+    office: fields.ForeignKeyRelation[Office] = fields.ForeignKeyField(
+        "models.Office", related_name="tier_counts", on_delete=fields.RESTRICT
+    )
+    office_id: int
+    tier = fields.IntEnumField(Tier)
+    members = fields.IntField(default=0)
+
+    class Meta:
+        table = "office_tier_count"
+        unique_together = (("office_id", "tier"),)
+
+
 class RegionAssignment(Model):
     """History of a member's office: every assignment is kept."""
 

@@ -1,5 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
+from members.enums import Tier
+from tortoise.fields.base import OnDelete
 from tortoise import fields
 from tortoise.indexes import Index
 
@@ -9,6 +11,17 @@ class Migration(migrations.Migration):
     initial = False
 
     operations = [
+        ops.CreateModel(
+            name='OfficeTierCount',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('office', fields.ForeignKeyField('models.Office', source_field='office_id', db_constraint=True, to_field='id', related_name='tier_counts', on_delete=OnDelete.RESTRICT)),
+                ('tier', fields.IntEnumField(description='STANDARD: 0\nSILVER: 1\nGOLD: 2\nPLATINUM: 3', enum_type=Tier, generated=False)),
+                ('members', fields.IntField(default=0)),
+            ],
+            options={'table': 'office_tier_count', 'app': 'models', 'unique_together': (('office_id', 'tier'),), 'pk_attr': 'id', 'table_description': 'How many members of one tier are assigned to one office, whatever their status:'},
+            bases=['Model'],
+        ),
         ops.RemoveIndex(
             model_name='CreditLot',
             name=None,

@@ -7,10 +7,10 @@ from typing import Any
 import strawberry
 
 from members import models
-from members.access import region_filter, restrict_branches, restrict_members, restrict_offices
+from members.access import region_filter, restrict_branches, restrict_offices
 from members.enums import Tier
 from members.errors import DomainError, ForbiddenError
-from members.regions import tier_counts
+from members.regions import office_tier_counts
 from schema.context import Info
 from schema.errors import forbidden, query_error
 from schema.permissions import STAFF, allow
@@ -35,8 +35,10 @@ class TierCounts:
 
 
 async def _scoped_counts(info: Info, **columns: Any) -> TierCounts:
-    query = restrict_members(models.Member.filter(**columns), info.context.caller)
-    return TierCounts.from_counts((await tier_counts(query)).get(None))
+    """Counts of the offices in the caller's scope narrowed by member columns
+    (office_id / branch_id), from the office x tier rollup."""
+    offices = models.Office.filter(**{"id" if column == "office_id" else column: value for column, value in columns.items()})
+    return TierCounts.from_counts(await office_tier_counts(restrict_offices(offices, info.context.caller)))
 
 
 @strawberry.type(description="A branch (分公司): a group of sales offices.")
