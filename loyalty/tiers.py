@@ -217,7 +217,10 @@ async def review_tiers(
     in its own short transaction. A second run with the same ``as_of`` finds nothing."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    due = Member.filter(tier_valid_until__lt=as_of, tier__gt=Tier.STANDARD)
+    # Only elite tiers have a validUntil (engine: None for STANDARD), so the range of
+    # the (tier_valid_until, id) index is the members due; a `tier > STANDARD` condition
+    # would add nothing but tempt PostgreSQL to read every VIP's entry of a tier index.
+    due = Member.filter(tier_valid_until__lt=as_of)
     total = await due.count()
     examined = retained = downgraded = events = 0
     last: tuple[date, int] | None = None
