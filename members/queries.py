@@ -121,8 +121,6 @@ async def list_members(
     size = page_size(first)
     query = restrict_members(Member.all(), caller)
     query = await in_region(query, caller, member_filter.office_code, member_filter.branch_code)
-    if member_filter.tiers is not None:
-        query = query.filter(tier__in=[int(t) for t in member_filter.tiers])
     if member_filter.lifecycle_stages is not None:
         query = query.filter(lifecycle_stage__in=[LifecycleStage(s) for s in member_filter.lifecycle_stages])
     if member_filter.value_segments is not None:
@@ -137,7 +135,11 @@ async def list_members(
             query = query.filter(Q(family_name__istartswith=term) | Q(given_name__istartswith=term))
     if extra is not None:
         query = query.filter(extra)
-    count = query.count
+    # The tiers filter is the count's; the page reads only the allowed tiers, each by
+    # `tier = t` alone (with `tier IN (...)` beside it PostgreSQL reads the index
+    # unordered and sorts the tier).
+    counted = query if member_filter.tiers is None else query.filter(tier__in=[int(t) for t in member_filter.tiers])
+    count = counted.count
     key = _cursor_key(order, after) if after else None
     rows = await _walk_tiers(query, order, member_filter.tiers, key, size + 1)
     return Page.of(rows, size, lambda m: encode_cursor(order.value, _sort_key(order, m)), count)
