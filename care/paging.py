@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from members.errors import invalid
-from members.paging import Page, decode_cursor, encode_cursor, page_size
+from members.paging import Page, after_pair, decode_cursor, encode_cursor, page_size
 
 
 def _key(after: str, ordering: str) -> tuple[datetime, int]:
@@ -35,6 +34,6 @@ async def newest_first(
     count = query.count
     if after:
         moment, pk = _key(after, ordering)
-        query = query.filter(Q(**{f"{column}__lt": moment}) | Q(**{column: moment, "id__lt": pk}))
+        query = query.filter(after_pair(column, "id", (moment, pk), descending=True))
     rows = await query.order_by(f"-{column}", "-id").limit(size + 1)
     return Page.of(rows, size, lambda row: encode_cursor(ordering, [getattr(row, column).isoformat(), row.id]), count)

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from tortoise.expressions import Q
 from tortoise.functions import Coalesce, Count, Sum
 from tortoise.transactions import in_transaction
 
@@ -28,6 +27,7 @@ from loyalty import lots
 from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind
 from loyalty.rules import Rules
 from members.models import Member
+from members.paging import after_pair
 
 __all__ = [
     "Difference",
@@ -83,9 +83,7 @@ async def _members_due(as_of: date, batch_size: int):
     while True:
         query = _expired_lots(as_of)
         if last is not None:
-            query = query.filter(
-                Q(expires_on__gte=last[0]) & (Q(expires_on__gt=last[0]) | Q(expires_on=last[0], member_id__gt=last[1]))
-            )
+            query = query.filter(after_pair("expires_on", "member_id", last))
         keys = await query.order_by("expires_on", "member_id").limit(batch_size).values_list("expires_on", "member_id")
         if not keys:
             return

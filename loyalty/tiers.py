@@ -38,6 +38,7 @@ from members.access import Caller, Role
 from members.enums import Tier
 from members.errors import ForbiddenError, invalid
 from members.models import Member
+from members.paging import after_pair
 from members.services import visible_member
 
 __all__ = [
@@ -228,10 +229,8 @@ async def review_tiers(
         progress(0, total)
     while True:
         # By key (validUntil, id) in the order of the index on them: a batch reads its
-        # own rows, never all members due (seekable: the redundant >= opens the range).
-        after = due if last is None else due.filter(
-            Q(tier_valid_until__gte=last[0]) & (Q(tier_valid_until__gt=last[0]) | Q(tier_valid_until=last[0], id__gt=last[1]))
-        )
+        # own rows, never all members due.
+        after = due if last is None else due.filter(after_pair("tier_valid_until", "id", last))
         batch = await after.order_by("tier_valid_until", "id").limit(batch_size).values_list("tier_valid_until", "id")
         if not batch:
             break

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
+from tortoise.expressions import Q
+
 from members.errors import invalid
 
 T = TypeVar("T")
@@ -61,6 +63,16 @@ class Page(Generic[T]):
     @property
     def end_cursor(self) -> str | None:
         return self.cursors[-1] if self.cursors else None
+
+
+def after_pair(first: str, second: str, key: tuple[Any, Any] | list[Any], descending: bool = False) -> Q:
+    """Rows after `key` in the order (first, second), both ascending or both
+    descending, written so that an index on (first, second) can seek to the key: the
+    redundant `first >= key` (`<=` descending) opens the index range at the key on
+    SQLite and PostgreSQL alike, and the OR only trims the rows equal to it."""
+    beyond, reaching = ("lt", "lte") if descending else ("gt", "gte")
+    at, then = key
+    return Q(**{f"{first}__{reaching}": at}) & (Q(**{f"{first}__{beyond}": at}) | Q(**{first: at, f"{second}__{beyond}": then}))
 
 
 def encode_cursor(ordering: str, key: list[Any]) -> str:

@@ -13,7 +13,7 @@ from members.cards import CARD_PATTERN, is_valid_card_number
 from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
 from members.models import Member
-from members.paging import Page, decode_cursor, encode_cursor, page_size
+from members.paging import Page, after_pair, decode_cursor, encode_cursor, page_size
 
 
 class MemberOrder(str, Enum):
@@ -71,8 +71,7 @@ def _after(order: MemberOrder, key: list) -> Q:
         )
     if order is MemberOrder.CARD_NUMBER:
         return Q(card_number__gt=key[0])
-    enrolled, pk = key
-    return Q(enrolled_at__lte=enrolled) & (Q(enrolled_at__lt=enrolled) | Q(enrolled_at=enrolled, id__lt=pk))
+    return after_pair("enrolled_at", "id", key, descending=True)
 
 
 # Orderings within one tier (see _walk_tiers), each served by an index (tier, columns)
