@@ -53,7 +53,7 @@ class ExpirySummary:
 
 def _expired_lots(as_of: date):
     """Open lots (remaining > 0) whose last day is before `as_of`: a range of the
-    partial index credit_lot_open_expiry (expires_on, member_id) WHERE remaining > 0,
+    partial index credit_lot_open_expiry (expires_on, member_id, remaining) WHERE remaining > 0,
     which holds only open lots, so the job reads what is due and not every lot."""
     return CreditLot.filter(remaining__gt=0, expires_on__lt=as_of)
 

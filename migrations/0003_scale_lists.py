@@ -89,8 +89,11 @@ class Migration(migrations.Migration):
         ),
             # A partial index Tortoise's Index cannot declare (its PartialIndex takes only
         # equalities): the open lots by expiry date, read by `loyalty miles expire`.
+        # remaining is in it so that SQLite reads it alone (it re-checks the query's
+        # `remaining > ?` on the row otherwise: 1.1 s instead of 0.2 s for 16,000 lots due
+        # among 10 million).
         ops.RunSQL(
-            "CREATE INDEX credit_lot_open_expiry ON credit_lot (expires_on, member_id) WHERE remaining > 0",
+            "CREATE INDEX credit_lot_open_expiry ON credit_lot (expires_on, member_id, remaining) WHERE remaining > 0",
             reverse_sql="DROP INDEX credit_lot_open_expiry",
         ),
     ]
