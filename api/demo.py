@@ -63,7 +63,7 @@ from members.enums import MemberStatus, Tier
 from members.errors import DomainError
 from members.idempotency import fingerprint
 from members.models import Member, Office, RegionAssignment
-from members.regions import region_data, tier_counts
+from members.regions import rebuild_tier_counts, region_data, tier_counts
 from members.services import email_key, phone_key
 
 __all__ = ["SEED", "build_demo", "demo_card_number", "demo_phone_digits"]
@@ -792,6 +792,8 @@ async def build_demo(
             for start in range(0, len(events), 5 * CHUNK):
                 await _insert(connection, TierEvent, _EVENT_COLUMNS, events[start:start + 5 * CHUNK])
             await _advance_sequences(connection)
+            # Members were written beside the services: count them into the office x tier rollup.
+            await rebuild_tier_counts(connection)
     care = await build_demo_care(rules, today, settings.tz, care_progress or (lambda done, total: None))
     summary = await _summary(rules, today, created=len(missing))
     return {"summary": summary + "\n" + care, "tokens": await _tokens(settings, cards)}

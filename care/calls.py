@@ -54,7 +54,7 @@ from members.enums import MemberStatus, Tier
 from members.errors import DomainError, invalid
 from members.idempotency import run_once
 from members.models import Member
-from members.paging import Page, decode_cursor, encode_cursor, page_size
+from members.paging import Page, decode_cursor, encode_cursor, known_count, page_size
 from members.services import visible_member
 
 __all__ = [
@@ -245,7 +245,7 @@ async def care_calls_due(
         items=[CareCallDue(loaded[facts.member_id], reasons, facts) for _, facts, reasons in page],
         cursors=[_cursor(key) for key, _, _ in page],
         has_next_page=len(after_start) > size,
-        total_count=len(due),
+        count=known_count(len(due)),
     )
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from members.errors import invalid
-from members.paging import Page, decode_cursor, encode_cursor, page_size
+from members.paging import Page, after_pair, decode_cursor, encode_cursor, page_size
 
 
 def _key(after: str, ordering: str) -> tuple[datetime, int]:
@@ -30,14 +29,14 @@ async def newest_first(
     query: QuerySet, column: str, ordering: str, first: int | None, after: str | None, default: int
 ) -> Page:
     """A page of `query` ordered by `column` (a datetime) then id, both descending,
-    with the total count of `query`."""
+    with the total count of `query` (counted only when asked)."""
     size = page_size(first, default)
-    total = await query.count()
+    count = query.count
     if after:
         moment, pk = _key(after, ordering)
-        query = query.filter(Q(**{f"{column}__lt": moment}) | Q(**{column: moment, "id__lt": pk}))
+        query = query.filter(after_pair(column, "id", (moment, pk), descending=True))
     rows = await query.order_by(f"-{column}", "-id").limit(size + 1)
-    return Page.of(rows, size, lambda row: newest_first_cursor(row, column, ordering), total)
+    return Page.of(rows, size, lambda row: newest_first_cursor(row, column, ordering), count)
 
 
 def newest_first_cursor(row, column: str, ordering: str) -> str:

@@ -10,6 +10,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from loyalty.models import LedgerEntry, TierChangeReason, TierEvent
 from members.enums import Tier
 from members.models import Branch, Member, Office
+from members.regions import move_tier_counts
 
 # Any constant: the advisory lock that serialises event writers on PostgreSQL.
 _EVENT_LOCK_KEY = 7_203_114
@@ -49,6 +50,7 @@ async def record_tier_change(
         tier=to_tier, tier_since=since, tier_valid_until=valid_until
     )
     member.tier, member.tier_since, member.tier_valid_until = to_tier, since, valid_until
+    await move_tier_counts(connection, [(office.id, from_tier, -1), (office.id, to_tier, 1)])
     await _serialise_writers(connection)
     return await TierEvent.create(
         member_id=member.id,

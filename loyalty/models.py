@@ -83,7 +83,11 @@ class CreditLot(Model):
 
     class Meta:
         table = "credit_lot"
-        indexes = (("member_id", "expires_on"), ("expires_on", "remaining"))
+        # Open lots (remaining > 0) by expiry date also have a PARTIAL index,
+        # credit_lot_open_expiry (expires_on, member_id, remaining) WHERE remaining > 0, which the
+        # expiry job reads; Tortoise cannot declare a `>` condition, so it is created by
+        # RunSQL in migrations/0003_scale_lists.py.
+        indexes = (("member_id", "expires_on"),)
 
 
 class TierEvent(Model):

@@ -38,6 +38,7 @@ from members.access import Caller, Role
 from members.enums import Tier
 from members.errors import ForbiddenError, invalid
 from members.models import Member
+from members.paging import after_pair
 from members.services import visible_member
 
 __all__ = [
@@ -220,32 +221,38 @@ async def review_tiers(
 ) -> ReviewSummary:
     """Decide every elite tier whose validUntil is before ``as_of`` (RETENTION or
     DOWNGRADE), catching up several years for a member if the job was not run. Only
-    members with a decision due are read, in id-ordered batches; each member is decided
+    members with a decision due are read, in batches by (validUntil, id); each member is decided
     in its own short transaction. A second run with the same ``as_of`` finds nothing."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    due = Member.filter(tier__gt=Tier.STANDARD, tier_valid_until__lt=as_of)
+    # Only elite tiers have a validUntil (engine: None for STANDARD), so the range of
+    # the (tier_valid_until, id) index is the members due; a `tier > STANDARD` condition
+    # would add nothing but tempt PostgreSQL to read every VIP's entry of a tier index.
+    due = Member.filter(tier_valid_until__lt=as_of)
     total = await due.count()
     examined = retained = downgraded = events = 0
-    last_id = 0
+    last: tuple[date, int] | None = None
     if progress:
         progress(0, total)
     while True:
-        batch = await due.filter(id__gt=last_id).order_by("id").limit(batch_size).values_list("id", flat=True)
+        # By key (validUntil, id) in the order of the index on them: a batch reads its
+        # own rows, never all members due.
+        after = due if last is None else due.filter(after_pair("tier_valid_until", "id", last))
+        batch = await after.order_by("tier_valid_until", "id").limit(batch_size).values_list("tier_valid_until", "id")
         if not batch:
             break
-        for member_id in batch:
+        for _, member_id in batch:
             outcome = await _review_member(member_id, as_of, rules, actor)
             if outcome is None:
                 continue
-            before, after, written = outcome
+            before, after_tier, written = outcome
             examined += 1
             events += written
-            if after == before:
+            if after_tier == before:
                 retained += 1
             else:
                 downgraded += 1
-        last_id = batch[-1]
+        last = batch[-1]
         if progress:
             progress(examined, max(total, examined))
     return ReviewSummary(examined=examined, retained=retained, downgraded=downgraded, events=events)

@@ -86,11 +86,11 @@ class Member(Model):
     )
     office_id: int
     # Denormalised from the office so branch-scoped lists filter on one indexed column.
-    branch_id = fields.IntField(db_index=True)
+    branch_id = fields.IntField()
     enrolled_at = fields.DatetimeField(auto_now_add=True)
     tier = fields.IntEnumField(Tier, default=Tier.STANDARD)
     tier_since = fields.DateField()
-    tier_valid_until = fields.DateField(null=True, db_index=True)
+    tier_valid_until = fields.DateField(null=True)
     # Running total of redeemable miles; `loyalty ledger reconcile` proves it.
     redeemable_miles = fields.BigIntField(default=0)
     # VIP care, kept on the row so that worklists and filters are plain indexed reads:
@@ -105,12 +105,47 @@ class Member(Model):
 
     class Meta:
         table = "member"
+        # Every ordering of members.queries.list_members has an index in its own order
+        # for each scope (whole programme, one branch, one office) after the tier: the
+        # list reads one tier at a time (tier = t), so a page reads only its rows
+        # whatever the size of the programme and the tiers filter. id ends each so that
+        # the keyset tie-break is in the index on PostgreSQL too (SQLite has it as
+        # rowid). (tier_valid_until, id) pages the tier review by key.
         indexes = (
-            ("office_id", "tier", "family_name"),
-            ("branch_id", "tier", "family_name"),
+            ("tier", "family_name", "given_name", "id"),
+            ("office_id", "tier", "family_name", "given_name", "id"),
+            ("branch_id", "tier", "family_name", "given_name", "id"),
+            ("tier", "card_number"),
+            ("office_id", "tier", "card_number"),
+            ("branch_id", "tier", "card_number"),
+            ("tier", "enrolled_at", "id"),
+            ("office_id", "tier", "enrolled_at", "id"),
+            ("branch_id", "tier", "enrolled_at", "id"),
+            ("tier_valid_until", "id"),
             ("office_id", "lifecycle_stage"),
             ("office_id", "value_segment"),
         )
+
+
+class OfficeTierCount(Model):
+    """How many members of one tier are assigned to one office, whatever their status:
+    the rollup that tierCounts reads (members.regions), so that a branch's or the whole
+    programme's counts cost a few hundred rows and not a count of every member. Kept in
+    the transaction of every enrolment, tier change and office move
+    (members.regions.move_tier_counts); one row per office and tier, made with the
+    office (members.regions.load_region_data)."""
+
+    id = fields.IntField(primary_key=True)
+    office: fields.ForeignKeyRelation[Office] = fields.ForeignKeyField(
+        "models.Office", related_name="tier_counts", on_delete=fields.RESTRICT
+    )
+    office_id: int
+    tier = fields.IntEnumField(Tier)
+    members = fields.IntField(default=0)
+
+    class Meta:
+        table = "office_tier_count"
+        unique_together = (("office_id", "tier"),)
 
 
 class RegionAssignment(Model):

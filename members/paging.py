@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
+
+from tortoise.expressions import Q
 
 from members.errors import invalid
 
@@ -21,23 +23,56 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 50
 
 
+Count = Callable[[], Awaitable[int]]
+
+
+def known_count(total: int) -> Count:
+    """A Count for a total already known (the list was computed whole)."""
+
+    async def count() -> int:
+        return total
+
+    return count
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
+    """One page of a list. `count` computes the total of the whole list; it runs only
+    when a client asks for totalCount (a COUNT over the list's filter costs more than
+    the page itself on a large programme), and at most once per page."""
+
     items: list[T]
     cursors: list[str]
     has_next_page: bool
-    total_count: int | None = None
+    count: Count | None = None
+    _total: list[int] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
-    def of(cls, rows: Sequence[T], size: int, cursor: Callable[[T], str], total_count: int | None = None) -> Page[T]:
+    def of(cls, rows: Sequence[T], size: int, cursor: Callable[[T], str], count: Count | None = None) -> Page[T]:
         """The page of `rows` fetched with one row more than `size` (the limit+1
         probe): the first `size` rows, and whether there is more."""
         items = list(rows[:size])
-        return cls(items, [cursor(row) for row in items], len(rows) > size, total_count)
+        return cls(items, [cursor(row) for row in items], len(rows) > size, count)
+
+    async def total_count(self) -> int:
+        """The total of the whole list (0 for a list that has none), computed on first use."""
+        if not self._total:
+            self._total.append(await self.count() if self.count is not None else 0)
+        return self._total[0]
 
     @property
     def end_cursor(self) -> str | None:
         return self.cursors[-1] if self.cursors else None
+
+
+def after_pair(first: str, second: str, key: tuple[Any, Any] | list[Any], descending: bool = False) -> Q:
+    """Rows after `key` in the order (first, second), both ascending or both
+    descending, written so that an index on (first, second) can seek to the key: the
+    redundant `first >= key` (`<=` descending) opens the index range at the key on
+    SQLite and PostgreSQL alike, and the OR only trims the rows equal to it."""
+    beyond, reaching = ("lt", "lte") if descending else ("gt", "gte")
+    at, then = key
+    return Q(**{f"{first}__{reaching}": at}) & (Q(**{f"{first}__{beyond}": at}) | Q(**{first: at, f"{second}__{beyond}": then}))
 
 
 def encode_cursor(ordering: str, key: list[Any]) -> str:

@@ -14,7 +14,7 @@ from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
 from members.ids import database_id
 from members.models import Member
-from members.paging import Page, decode_cursor, encode_cursor, page_size
+from members.paging import Page, after_pair, decode_cursor, encode_cursor, page_size
 
 
 class MemberOrder(str, Enum):
@@ -59,21 +59,25 @@ def _sort_key(order: MemberOrder, member: Member) -> list:
 
 
 def _after(order: MemberOrder, key: list) -> Q:
-    """Rows strictly after `key` in the ordering (mixed directions spelled out)."""
+    """Rows strictly after `key` in the ordering, written so that an index in the
+    ordering's order can seek to the key: the redundant leading conjunct (`>=` / `<=`
+    on the first column) gives the database the range to start from, the OR after it
+    only trims the rows equal to the key. TIER_DESC_NAME's tier is not in here: the
+    list reads one tier at a time (see _walk_tiers), so the key's tier is an equality."""
     if order is MemberOrder.TIER_DESC_NAME:
-        tier, family, given, pk = key
-        return Q(tier__lt=tier) | Q(tier=tier) & (
-            Q(family_name__gt=family)
-            | Q(family_name=family) & (Q(given_name__gt=given) | Q(given_name=given, id__gt=pk))
+        _, family, given, pk = key
+        return Q(family_name__gte=family) & (
+            Q(family_name__gt=family) | Q(family_name=family) & (Q(given_name__gt=given) | Q(given_name=given, id__gt=pk))
         )
     if order is MemberOrder.CARD_NUMBER:
         return Q(card_number__gt=key[0])
-    enrolled, pk = key
-    return Q(enrolled_at__lt=enrolled) | Q(enrolled_at=enrolled, id__lt=pk)
+    return after_pair("enrolled_at", "id", key, descending=True)
 
 
+# Orderings within one tier (see _walk_tiers), each served by an index (tier, columns)
+# in every scope: alone, after office_id, after branch_id (members.models).
 ORDER_COLUMNS = {
-    MemberOrder.TIER_DESC_NAME: ("-tier", "family_name", "given_name", "id"),
+    MemberOrder.TIER_DESC_NAME: ("family_name", "given_name", "id"),
     MemberOrder.CARD_NUMBER: ("card_number",),
     MemberOrder.ENROLLED_AT_DESC: ("-enrolled_at", "-id"),
 }
@@ -87,7 +91,7 @@ KEY_TYPES = {
 
 def _cursor_key(order: MemberOrder, after: str) -> list:
     """The sort key inside a cursor of this ordering, with the types its columns need."""
-    key = decode_cursor(after, order.value, len(ORDER_COLUMNS[order]))
+    key = decode_cursor(after, order.value, len(KEY_TYPES[order]))
     for value, kind in zip(key, KEY_TYPES[order]):
         if type(value) is not kind or (kind is int and not 0 <= value < 2**31):
             raise invalid("after is not a valid cursor", "after")
@@ -109,14 +113,13 @@ async def list_members(
     after: str | None = None,
     extra: Q | None = None,
 ) -> Page[Member]:
-    """A page of the members the caller may see, with the total count of the filter.
+    """A page of the members the caller may see, with the total count of the filter
+    (counted only when asked: Page.total_count).
     `extra` narrows further by a condition computed elsewhere (e.g. at risk of downgrade)."""
     member_filter = member_filter or MemberFilter()
     size = page_size(first)
     query = restrict_members(Member.all(), caller)
     query = await in_region(query, caller, member_filter.office_code, member_filter.branch_code)
-    if member_filter.tiers is not None:
-        query = query.filter(tier__in=[int(t) for t in member_filter.tiers])
     if member_filter.lifecycle_stages is not None:
         query = query.filter(lifecycle_stage__in=[LifecycleStage(s) for s in member_filter.lifecycle_stages])
     if member_filter.value_segments is not None:
@@ -131,8 +134,51 @@ async def list_members(
             query = query.filter(Q(family_name__istartswith=term) | Q(given_name__istartswith=term))
     if extra is not None:
         query = query.filter(extra)
-    total = await query.count()
-    if after:
-        query = query.filter(_after(order, _cursor_key(order, after)))
-    rows = await query.order_by(*ORDER_COLUMNS[order]).limit(size + 1)
-    return Page.of(rows, size, lambda m: encode_cursor(order.value, _sort_key(order, m)), total)
+    # The tiers filter is the count's; the page reads only the allowed tiers, each by
+    # `tier = t` alone (with `tier IN (...)` beside it PostgreSQL reads the index
+    # unordered and sorts the tier).
+    counted = query if member_filter.tiers is None else query.filter(tier__in=[int(t) for t in member_filter.tiers])
+    count = counted.count
+    key = _cursor_key(order, after) if after else None
+    rows = await _walk_tiers(query, order, member_filter.tiers, key, size + 1)
+    return Page.of(rows, size, lambda m: encode_cursor(order.value, _sort_key(order, m)), count)
+
+
+async def _walk_tiers(
+    query, order: MemberOrder, tiers: tuple[Tier, ...] | None, key: list | None, limit: int
+) -> list[Member]:
+    """Up to `limit` members of `query` in `order` after `key`, read one tier at a time:
+    each read is `tier = t` plus the keyset condition, ordered by the rest of the
+    ordering, so an index (scope column, tier, ordering columns) serves it as a range
+    in order, whatever the scope and the tiers filter (only the tiers it allows are
+    read). A single query could not be: ORDER BY tier DESC, family_name needs an index
+    with mixed directions, which Tortoise cannot declare, and `tier IN (...)` ORDER BY
+    card_number cannot read an index on (tier, card_number) in card order.
+
+    TIER_DESC_NAME reads the tiers highest first (none above the key's) and stops once
+    `limit` rows are read, usually after one query. The other orderings read the keys
+    of up to `limit` rows of every allowed tier (at most four index-only reads), merge
+    them (a card number or an instant orders alike in Python and in the database) and
+    load the `limit` first members by id."""
+    allowed = sorted(set(Tier) if tiers is None else {Tier(t) for t in tiers}, reverse=True)
+    if order is MemberOrder.TIER_DESC_NAME:
+        rows: list[Member] = []
+        for tier in (t for t in allowed if key is None or t <= key[0]):
+            in_tier = query.filter(tier=tier)
+            if key is not None and tier == key[0]:
+                in_tier = in_tier.filter(_after(order, key))
+            rows += await in_tier.order_by(*ORDER_COLUMNS[order]).limit(limit - len(rows))
+            if len(rows) >= limit:
+                break
+        return rows
+    columns = [column.lstrip("-") for column in ORDER_COLUMNS[order]]
+    keys: list[tuple] = []
+    for tier in allowed:
+        in_tier = query.filter(tier=tier)
+        if key is not None:
+            in_tier = in_tier.filter(_after(order, key))
+        keys += await in_tier.order_by(*ORDER_COLUMNS[order]).limit(limit).values_list(*columns, "id")
+    keys.sort(reverse=ORDER_COLUMNS[order][0].startswith("-"))
+    ids = [row[-1] for row in keys[:limit]]
+    by_id = {member.id: member for member in await Member.filter(id__in=ids)} if ids else {}
+    return [by_id[pk] for pk in ids]

@@ -26,6 +26,7 @@ from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.ids import database_id
 from members.idempotency import run_once
 from members.models import Member, MemberStatusChange, Office, RegionAssignment
+from members.regions import move_tier_counts, reassign_office
 
 _PHONE_NOISE = re.compile(r"[\s\-().]")
 _PHONE = re.compile(r"^\+?[0-9]{6,15}$")
@@ -147,6 +148,7 @@ async def enroll(
         await RegionAssignment.create(
             member_id=member.id, office_id=office.id, reason="enrolment", actor=caller.actor, using_db=connection
         )
+        await move_tier_counts(connection, [(office.id, member.tier, 1)])
         return member, member.id
 
     content = asdict(enrolment)
@@ -231,8 +233,7 @@ async def update(caller: Caller, member_id: str, changes: MemberChanges) -> Memb
         async with in_transaction() as connection:
             if address is not None:
                 office = await office_for_address(address)
-                if office.id != member.office_id:
-                    values.update(office_id=office.id, branch_id=office.branch_id)
+                if await reassign_office(connection, member.id, office):
                     await RegionAssignment.create(
                         member_id=member.id, office_id=office.id, reason="address",
                         actor=caller.actor, using_db=connection,
@@ -258,7 +259,7 @@ async def assign_region(caller: Caller, member_id: str, office_code: str, reason
     if office is None:
         raise not_found(f"no office {office_code}", "input", "officeCode")
     async with in_transaction() as connection:
-        await Member.filter(id=member.id).using_db(connection).update(office_id=office.id, branch_id=office.branch_id)
+        await reassign_office(connection, member.id, office)
         await RegionAssignment.create(
             member_id=member.id, office_id=office.id, reason=f"manual: {reason}", actor=caller.actor, using_db=connection
         )

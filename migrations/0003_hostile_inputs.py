@@ -3,21 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 from tortoise.indexes import Index
 
-class AlterFieldOnServer(ops.AlterField):
-    """AlterField for PostgreSQL only. Miles become 64-bit: PostgreSQL needs ALTER COLUMN
-    ... TYPE BIGINT; SQLite's INTEGER already holds 64 bits whatever the declared type,
-    and Tortoise alters an SQLite column by rebuilding the table, which drops its indexes
-    and unique constraints (unique (source, external_ref) among them)."""
-
-    async def database_forward(self, app_label, old_state, new_state, state_editor=None) -> None:
-        if state_editor is not None and state_editor.DIALECT == "sqlite":
-            return
-        await super().database_forward(app_label, old_state, new_state, state_editor)
-
-    async def database_backward(self, app_label, old_state, new_state, state_editor=None) -> None:
-        if state_editor is not None and state_editor.DIALECT == "sqlite":
-            return
-        await super().database_backward(app_label, old_state, new_state, state_editor)
+from migrations._operations import AlterFieldOnServer
 
 
 class Migration(migrations.Migration):

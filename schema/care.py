@@ -20,7 +20,7 @@ from members import models
 from members.access import Role
 from members.errors import DomainError, ForbiddenError
 from members.paging import Page, page_size
-from schema.common import PageInfo
+from schema.common import PageInfo, total_count_field
 from schema.context import Info
 from schema.errors import UserError, forbidden, query_error, user_errors
 from schema.insights import _described
@@ -129,7 +129,8 @@ class CareCallEdge:
 class CareCallConnection:
     edges: list[CareCallEdge] = strawberry.field(description="The calls of this page.")
     page_info: PageInfo = strawberry.field(description="Whether there is more, and where to continue.")
-    total_count: int = strawberry.field(description="Calls of the member the caller may see.")
+    page: strawberry.Private[Page]
+    total_count: int = total_count_field("Calls of the member the caller may see.")
 
 
 async def member_care_calls(info: Info, row: models.Member, first: int | None, after: str | None) -> CareCallConnection:
@@ -151,7 +152,7 @@ async def member_care_calls(info: Info, row: models.Member, first: int | None, a
         raise _refused(error) from None
     return CareCallConnection(
         edges=[CareCallEdge(node=CareCall.from_row(r, row), cursor=c) for r, c in zip(page.items, page.cursors)],
-        page_info=_page_info(page), total_count=page.total_count or 0,
+        page_info=_page_info(page), page=page,
     )
 
 
@@ -175,7 +176,8 @@ class CareCallDueEdge:
 class CareCallDueConnection:
     edges: list[CareCallDueEdge] = strawberry.field(description="The members of this page.")
     page_info: PageInfo = strawberry.field(description="Whether there is more, and where to continue.")
-    total_count: int = strawberry.field(description="Members due a call in the region asked for.")
+    page: strawberry.Private[Page]
+    total_count: int = total_count_field("Members due a call in the region asked for.")
 
 
 def _due(item: call_services.CareCallDue) -> CareCallDue:
@@ -250,7 +252,8 @@ class FeedbackEdge:
 class FeedbackConnection:
     edges: list[FeedbackEdge] = strawberry.field(description="The items of this page.")
     page_info: PageInfo = strawberry.field(description="Whether there is more, and where to continue.")
-    total_count: int = strawberry.field(description="Items matching the filter in the caller's scope.")
+    page: strawberry.Private[Page]
+    total_count: int = total_count_field("Items matching the filter in the caller's scope.")
 
 
 @strawberry.input(description="Narrows the feedback list; scope always applies.")
@@ -288,7 +291,7 @@ class CareQuery:
             raise _refused(error) from None
         return CareCallDueConnection(
             edges=[CareCallDueEdge(node=_due(item), cursor=c) for item, c in zip(page.items, page.cursors)],
-            page_info=_page_info(page), total_count=page.total_count or 0,
+            page_info=_page_info(page), page=page,
         )
 
     @strawberry.field(description="Feedback in the caller's scope, newest first.", permission_classes=[allow(*STAFF)])
@@ -312,7 +315,7 @@ class CareQuery:
             raise _refused(error) from None
         return FeedbackConnection(
             edges=[FeedbackEdge(node=Feedback.from_row(r), cursor=c) for r, c in zip(page.items, page.cursors)],
-            page_info=_page_info(page), total_count=page.total_count or 0,
+            page_info=_page_info(page), page=page,
         )
 
     @strawberry.field(description="One feedback item; null when unknown or outside the caller's scope.", permission_classes=[allow(*STAFF)])

@@ -16,10 +16,11 @@ from members.addresses import Address as DomainAddress
 from members.enums import MemberStatus as DomainStatus
 from members.enums import Tier as DomainTier
 from members.errors import DomainError, ForbiddenError
+from members.paging import Page
 from members.queries import MemberFilter as DomainFilter
 from members.queries import MemberOrder as DomainOrder
 from members.queries import find_member, list_members
-from schema.common import PageInfo
+from schema.common import PageInfo, total_count_field
 from schema.context import Info
 from schema.errors import UserError, forbidden, query_error, user_errors
 from schema.permissions import FULL_MEMBER_VIEW, STAFF, allow
@@ -212,7 +213,8 @@ class MemberEdge:
 class MemberConnection:
     edges: list[MemberEdge] = strawberry.field(description="The members of this page.")
     page_info: PageInfo = strawberry.field(description="Whether there is more, and where to continue.")
-    total_count: int = strawberry.field(description="Members matching the filter in the caller's scope.")
+    page: strawberry.Private[Page]
+    total_count: int = total_count_field("Members matching the filter in the caller's scope.")
 
 
 @strawberry.input(description="Narrows a member list; scope always applies.")
@@ -300,7 +302,7 @@ class MemberQuery:
         return MemberConnection(
             edges=[MemberEdge(node=Member.from_row(m), cursor=c) for m, c in zip(page.items, page.cursors)],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
-            total_count=page.total_count or 0,
+            page=page,
         )
 
 

@@ -43,7 +43,7 @@ from members.access import Caller, can_see_member, nothing, restrict_branches, r
 from members.access import restrict_members, restrict_offices
 from members.enums import Tier
 from members.models import Branch, Member, Office, RegionAssignment
-from members.regions import tier_counts
+from members.regions import office_tier_counts
 
 
 def _by_column_loader(query: Callable[[], QuerySet], column: str = "id") -> DataLoader:
@@ -178,19 +178,21 @@ class Reads:
 
     def _tier_counts(self, column: str) -> DataLoader:
         async def load(keys: list[int]) -> list[dict[Tier, int] | None]:
-            counts = await tier_counts(self.members().filter(**{f"{column}__in": keys}), group_by=column)
+            counts = await office_tier_counts(self.offices().filter(**{f"{column}__in": keys}), group_by=column)
             return [counts.get(key) for key in keys]
 
         return DataLoader(load_fn=load)
 
     @cached_property
     def tier_counts_of_office(self) -> DataLoader:
-        """Office id -> members per tier the caller may see (one grouped count per page)."""
-        return self._tier_counts("office_id")
+        """Office id -> members per tier (of the offices the caller may see), from the
+        office x tier rollup: two statements per page, whatever the offices' sizes."""
+        return self._tier_counts("id")
 
     @cached_property
     def tier_counts_of_branch(self) -> DataLoader:
-        """Branch id -> members per tier the caller may see (one grouped count per page)."""
+        """Branch id -> members per tier of the branch's offices the caller may see, from
+        the rollup (an office's staff see their own office's share)."""
         return self._tier_counts("branch_id")
 
     @cached_property

@@ -9,7 +9,7 @@ from members.access import region_filter
 from members.codes import fits
 from members.enums import Tier
 from members.errors import DomainError, ForbiddenError
-from members.regions import tier_counts
+from members.regions import office_tier_counts
 from schema.context import Info
 from schema.errors import forbidden, query_error
 from schema.permissions import STAFF, allow
@@ -104,6 +104,7 @@ class RegionQuery:
             raise forbidden(str(error)) from None
         except DomainError as error:
             raise query_error(error) from None
-        return TierCounts.from_counts((await tier_counts(info.context.reads.members().filter(**columns))).get(None))
+        offices = info.context.reads.offices().filter(**{"id" if column == "office_id" else column: value for column, value in columns.items()})
+        return TierCounts.from_counts((await office_tier_counts(offices)).get(None))
 
 

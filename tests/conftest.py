@@ -93,6 +93,8 @@ async def db(database):
     await connection.execute_script("DELETE FROM ledger_entry WHERE bonus_for_id IS NOT NULL")
     for table in MUTABLE_TABLES:
         await connection.execute_script(f"DELETE FROM {table}")
+    # The office x tier rollup stays with the offices (region data): no members, no counts.
+    await connection.execute_script("UPDATE office_tier_count SET members = 0")
     yield database
 
 

@@ -72,7 +72,7 @@ async def test_internal_errors_are_masked(api, monkeypatch):
     async def broken(*args, **kwargs):
         raise RuntimeError("secret database detail")
 
-    monkeypatch.setattr("schema.regions.tier_counts", broken)
+    monkeypatch.setattr("schema.regions.office_tier_counts", broken)
     result = await api.gql("{ tierCounts { gold } }", as_=("admin",))
     assert result["errors"][0]["message"] == "Internal error."
     assert "secret" not in str(result)
