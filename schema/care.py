@@ -144,7 +144,7 @@ async def member_care_calls(info: Info, row: models.Member, first: int | None, a
             rows = await reads.first_care_calls.load((row.id, size))
             page = Page.of(
                 rows, size, lambda call: newest_first_cursor(call, "called_at", call_services.CALLS_ORDER),
-                await reads.care_call_count.load(row.id),
+                lambda: reads.care_call_count.load(row.id),
             )
         else:
             page = await call_services.member_care_calls(info.context.caller, row, first, after)

@@ -330,9 +330,14 @@ class QueryLimits:
                 errors.append(_refusal(f"query is nested more than {MAX_NESTING} levels deep", operation))
             elif measure.depth > self.limits.max_depth:
                 errors.append(_refusal(f"query is nested {measure.depth} levels deep; the limit is {self.limits.max_depth}", operation))
+            elif measure.cost > budget and not authenticated and measure.cost <= self.limits.max_cost:
+                # A token would let it run: say so rather than "too complex".
+                errors.append(GraphQLError(
+                    f"authentication required: this query costs {measure.cost}; without a token the limit is {budget}",
+                    operation, extensions={"code": "UNAUTHENTICATED"},
+                ))
             elif measure.cost > budget:
-                who = "" if authenticated else " without a token"
-                errors.append(_refusal(f"query costs {measure.cost}; the limit{who} is {budget} (ask for smaller pages)", operation))
+                errors.append(_refusal(f"query costs {measure.cost}; the limit is {budget} (ask for smaller pages)", operation))
             elif self.introspection and measure.introspection > self.introspection_budget:
                 errors.append(_refusal(
                     f"introspection costs {measure.introspection}; the limit is {self.introspection_budget} (one schema query at a time)",

@@ -20,6 +20,8 @@ def require_caller(info: Any) -> Caller:
     if context.caller is None:
         raise unauthenticated(context.auth_error or "authentication required: send Authorization: Bearer <token>")
     if context.caller.blocked:
+        if context.caller.role is Role.MEMBER:
+            raise forbidden(f"this token's sub {context.caller.subject!r} names no current member")
         raise forbidden(f"the scope {context.caller.scope!r} of this token is not a current {context.caller.role.value}")
     return context.caller
 

@@ -51,8 +51,11 @@ async def test_me_is_the_member_behind_the_token(api, world):
     assert result["me"] == {"id": me["id"], "cardNumber": me["cardNumber"], "tier": "SILVER", "office": {"code": "PEK01"}}
 
 
-async def test_me_is_null_for_a_member_token_of_nobody(api, world):
-    assert data(await api.gql("{ me { id } }", as_=("member", None, "999999")))["me"] is None
+async def test_a_member_token_of_nobody_is_forbidden(api, world):
+    # A well-signed token whose sub names no member is refused (issue 11), not answered as null.
+    result = await api.gql("{ me { id } }", as_=("member", None, "999999"))
+    assert error_codes(result) == ["FORBIDDEN"]
+    assert "names no current member" in result["errors"][0]["message"]
 
 
 async def test_member_by_id_and_by_card_number(api, world):

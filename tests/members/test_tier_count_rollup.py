@@ -71,9 +71,9 @@ async def test_any_scope_is_read_from_the_rollup_alone(db):
     office = Caller(Role.OFFICE, "t", "PEK01", office_id=pek.id, branch_id=pek.branch_id)
     branch = Caller(Role.BRANCH, "t", "NCB", branch_id=pek.branch_id)
     with captured() as statements:
-        assert (await office_tier_counts(restrict_offices(Office.all(), ADMIN)))[Tier.STANDARD] == 3
-        assert (await office_tier_counts(restrict_offices(Office.all(), branch)))[Tier.STANDARD] == 3
-        assert (await office_tier_counts(restrict_offices(Office.all(), office)))[Tier.STANDARD] == 2
+        assert (await office_tier_counts(restrict_offices(Office.all(), ADMIN)))[None][Tier.STANDARD] == 3
+        assert (await office_tier_counts(restrict_offices(Office.all(), branch)))[None][Tier.STANDARD] == 3
+        assert (await office_tier_counts(restrict_offices(Office.all(), office)))[None][Tier.STANDARD] == 2
     assert statements.selects("member") == []
     assert len(statements.selects("office_tier_count")) == 3
 
