@@ -28,6 +28,10 @@ ACTIVITY_COLUMNS = [
 ]
 ACTIVITY_REQUIRED = ["kind", "card_number", "external_ref", "activity_date"]
 EXPORT_PAGE = 500
+# Rows per transaction of `import members` (a batch's lookups are `IN` lists of this many).
+MEMBER_BATCH = 500
+# Rows read at a time by `import activities`, each still in its own transaction.
+ACTIVITY_BATCH = 100
 IMPORT_ACTOR = "import"
 
 
@@ -117,15 +121,45 @@ def _parse_int(row: dict, name: str) -> int:
         raise invalid(f"{name} {text!r} is not a whole number") from None
 
 
+# A row's outcome: True written, False already present, or the error that rejected it.
+Outcome = bool | DomainError | ForbiddenError
+TakeBatch = Callable[[list[dict]], Awaitable[list[Outcome]]]
+
+
+def _reason(error: DomainError | ForbiddenError) -> str:
+    if isinstance(error, DomainError):
+        return f"{error.code}: {error.message}"
+    return f"FORBIDDEN: {error}"
+
+
+def _batches(path: Path, header_length: int, size: int) -> Iterator[list[tuple[dict, DomainError | None]]]:
+    """The file's rows (blank lines skipped) in lists of `size`, each row with the error
+    that rejects it before it reaches the service (more fields than the header)."""
+    batch: list[tuple[dict, DomainError | None]] = []
+    for raw in _rows(path):
+        if not any((value or "").strip() for key, value in raw.items() if key is not None and isinstance(value, str)):
+            continue  # a blank line
+        row = {(key or "").strip(): value for key, value in raw.items() if key is not None}
+        error = invalid(f"the row has more fields than the header's {header_length}") if None in raw else None
+        batch.append((row, error))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 async def import_rows(
     path: Path,
     rejects: Path,
     required: list[str],
-    take: Callable[[dict], Awaitable[bool]],
+    take_batch: TakeBatch,
     progress: Callable[[int, int], None],
+    batch_size: int,
 ) -> ImportSummary:
-    """Run `take(row)` (True: written, False: already present; DomainError or ForbiddenError:
-    rejected) for every row, and write the rejected rows with a `reason` column."""
+    """Run `take_batch(rows)` (an outcome per row) on the file's rows, `batch_size` at a
+    time, and write the rejected rows with a `reason` column as each batch is done: memory
+    holds one batch, whatever the file's size."""
     header, total = read_header(path, required)
     summary = ImportSummary(rejects_path=rejects)
     fieldnames = header + (["reason"] if "reason" not in header else [])
@@ -134,42 +168,61 @@ async def import_rows(
         writer.writeheader()
         done = 0
         progress(done, total)
-        for raw in _rows(path):
-            if not any((value or "").strip() for key, value in raw.items() if key is not None and isinstance(value, str)):
-                continue  # a blank line
-            row = {(key or "").strip(): value for key, value in raw.items() if key is not None}
-            try:
-                if None in raw:
-                    raise invalid(f"the row has more fields than the header's {len(header)}")
-                if await take(row):
+        for batch in _batches(path, len(header), batch_size):
+            taken = [row for row, error in batch if error is None]
+            results = iter(await take_batch(taken) if taken else [])
+            for row, error in batch:
+                outcome = error or next(results)
+                if outcome is True:
                     summary.taken += 1
-                else:
+                elif outcome is False:
                     summary.present += 1
-            except DomainError as error:
-                reason = f"{error.code}: {error.message}"
-                summary.rejected += 1
-                writer.writerow({**row, "reason": reason})
-                out.flush()
-            except ForbiddenError as error:
-                summary.rejected += 1
-                writer.writerow({**row, "reason": f"FORBIDDEN: {error}"})
-                out.flush()
-            done += 1
+                else:
+                    summary.rejected += 1
+                    writer.writerow({**row, "reason": _reason(outcome)})
+            out.flush()
+            done += len(batch)
             progress(done, total)
     return summary
+
+
+def one_by_one(take: Callable[[dict], Awaitable[bool]]) -> TakeBatch:
+    """A TakeBatch calling `take(row)` for each row (True: written, False: already present;
+    DomainError or ForbiddenError: rejected), each row in its own transaction."""
+
+    async def take_batch(rows: list[dict]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for row in rows:
+            try:
+                outcomes.append(await take(row))
+            except (DomainError, ForbiddenError) as error:
+                outcomes.append(error)
+        return outcomes
+
+    return take_batch
+
+
+def parsed(rows: list[dict], parse: Callable[[dict], Any]) -> tuple[list[Outcome | None], list[tuple[int, Any]]]:
+    """Each row parsed: (outcomes with the rows `parse` rejected, [(index, parsed row)])."""
+    outcomes: list[Outcome | None] = [None] * len(rows)
+    items: list[tuple[int, Any]] = []
+    for index, row in enumerate(rows):
+        try:
+            items.append((index, parse(row)))
+        except DomainError as error:
+            outcomes[index] = error
+    return outcomes, items
 
 
 # ---- members ----------------------------------------------------------------------------
 
 
-async def import_members(path: Path, rejects: Path, *, today: date, progress) -> ImportSummary:
+def _imported_member(row: dict):
     from members.addresses import Address
-    from members.services import Enrolment, enroll_imported
+    from members.services import Enrolment, ImportedMember
 
-    caller = SystemCaller(Role.ADMIN, IMPORT_ACTOR)
-
-    async def take(row: dict) -> bool:
-        enrolment = Enrolment(
+    return ImportedMember(
+        Enrolment(
             family_name=_value(row, "family_name"),
             given_name=_value(row, "given_name"),
             address=Address(
@@ -179,11 +232,29 @@ async def import_members(path: Path, rejects: Path, *, today: date, progress) ->
             birth_date=_parse_date(row, "birth_date", required=False),
             phone=_optional(row, "phone"),
             email=_optional(row, "email"),
-        )
-        _member, created = await enroll_imported(caller, enrolment, _optional(row, "card_number"), today=today)
-        return created
+        ),
+        _optional(row, "card_number"),
+    )
 
-    return await import_rows(path, rejects, MEMBER_REQUIRED, take, progress)
+
+async def import_members(
+    path: Path, rejects: Path, *, today: date, progress, batch_size: int = MEMBER_BATCH
+) -> ImportSummary:
+    """Enrol the file's members, `batch_size` rows per transaction (members.services.enroll_imported)."""
+    from members.addresses import AddressBook
+    from members.services import enroll_imported
+
+    caller = SystemCaller(Role.ADMIN, IMPORT_ACTOR)
+    address_book = await AddressBook.load()
+
+    async def take_batch(rows: list[dict]) -> list[Outcome]:
+        outcomes, items = parsed(rows, _imported_member)
+        results = await enroll_imported(caller, [item for _, item in items], today=today, address_book=address_book)
+        for (index, _), result in zip(items, results, strict=True):
+            outcomes[index] = result
+        return outcomes  # type: ignore[return-value]
+
+    return await import_rows(path, rejects, MEMBER_REQUIRED, take_batch, progress, batch_size)
 
 
 # ---- activities -------------------------------------------------------------------------
@@ -227,7 +298,7 @@ async def import_activities(path: Path, rejects: Path, *, rules, today: date, pr
             raise invalid(f"kind {kind!r} must be FLIGHT or PARTNER")
         return not result.replayed
 
-    return await import_rows(path, rejects, ACTIVITY_REQUIRED, take, progress)
+    return await import_rows(path, rejects, ACTIVITY_REQUIRED, one_by_one(take), progress, ACTIVITY_BATCH)
 
 
 # ---- export -----------------------------------------------------------------------------

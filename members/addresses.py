@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pycountry
@@ -54,13 +56,11 @@ def validate_address(address: Address, *field: str) -> Address:
     )
 
 
-async def office_for_address(address: Address) -> Office:
-    """The most specific matching rule wins: city, then province, then country, then
-    the default rule (country '')."""
-    country = address.country.upper()
+def _best_rule(candidates: Iterable[AddressRule], address: Address) -> AddressRule:
+    """The most specific of the candidate rules (those for the address's country or any,
+    city or any) matching the address: city, then province, then country, then the
+    default rule (country '')."""
     province = address_key(address.province)
-    city = address_key(address.city)
-    candidates = await AddressRule.filter(country__in=[country, ""], city__in=[city, ""]).select_related("office")
     # A province rule must name the member's province; a city rule also matches when
     # the member left the province out (city names rarely repeat across provinces).
     rules = [
@@ -74,4 +74,34 @@ async def office_for_address(address: Address) -> Office:
     def specificity(rule: AddressRule) -> tuple[bool, bool, bool]:
         return (rule.country != "", rule.city != "", rule.province == province)
 
-    return max(rules, key=specificity).office
+    return max(rules, key=specificity)
+
+
+async def office_for_address(address: Address) -> Office:
+    """The office of the most specific address rule matching the address."""
+    country, city = address.country.upper(), address_key(address.city)
+    candidates = await AddressRule.filter(country__in=[country, ""], city__in=[city, ""]).select_related("office")
+    return _best_rule(candidates, address).office
+
+
+class AddressBook:
+    """Every address rule in memory, for a job that assigns offices to many addresses
+    (`loyalty import members`): the same choice as office_for_address without a query per
+    address. The rules are configuration (a few per office), not member data."""
+
+    def __init__(self, rules: Iterable[AddressRule]) -> None:
+        self._by_place: dict[tuple[str, str], list[AddressRule]] = defaultdict(list)
+        for rule in rules:
+            self._by_place[(rule.country, rule.city)].append(rule)
+
+    @classmethod
+    async def load(cls) -> AddressBook:
+        return cls(await AddressRule.all().select_related("office"))
+
+    def office_for(self, address: Address) -> Office:
+        country, city = address.country.upper(), address_key(address.city)
+        candidates = [
+            rule for place in ((country, city), (country, ""), ("", city), ("", ""))
+            for rule in self._by_place.get(place, ())
+        ]
+        return _best_rule(candidates, address).office

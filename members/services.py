@@ -9,7 +9,7 @@ NOT_FOUND, never a leak.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -18,7 +18,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from members.access import Caller, Role, can_see_member
-from members.addresses import Address, office_for_address, validate_address
+from members.addresses import Address, AddressBook, office_for_address, validate_address
+from members.bulk_insert import BulkInsert
 from members.cards import is_valid_card_number, random_card_number
 from members.enums import MemberStatus
 from members.errors import DomainError, ForbiddenError, invalid, not_found
@@ -75,6 +76,10 @@ def _contact(value: str | None) -> str | None:
     return value or None
 
 
+def _duplicate_contact(label: str, field: tuple[str, ...] | None = None) -> DomainError:
+    return DomainError("DUPLICATE", f"a member with this {label} is already enrolled", field or ("input", label))
+
+
 async def _check_unique_contacts(
     phone: str | None, email: str | None, exclude_id: int | None = None, field: tuple[str, ...] | None = None
 ) -> None:
@@ -87,7 +92,7 @@ async def _check_unique_contacts(
         if exclude_id is not None:
             query = query.exclude(id=exclude_id)
         if await query.exists():
-            raise DomainError("DUPLICATE", f"a member with this {label} is already enrolled", field or ("input", label))
+            raise _duplicate_contact(label, field)
 
 
 def _address_columns(address: Address) -> dict[str, Any]:
@@ -100,6 +105,61 @@ def _address_columns(address: Address) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class ValidEnrolment:
+    """An enrolment that passed validation: clean names, address and contacts, and the
+    phone and email keys that decide DUPLICATE."""
+
+    family_name: str
+    given_name: str
+    address: Address
+    birth_date: date | None
+    phone: str | None
+    email: str | None
+    phone_key: str | None
+    email_key: str | None
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return (self.family_name, self.given_name)
+
+    def member_columns(self, card_number: str, office: Office, today: date) -> dict[str, Any]:
+        """The member row's columns (the rest take the model's defaults)."""
+        return {
+            "card_number": card_number,
+            "family_name": self.family_name,
+            "given_name": self.given_name,
+            "birth_date": self.birth_date,
+            "phone": self.phone,
+            "email": self.email,
+            "phone_key": self.phone_key,
+            "email_key": self.email_key,
+            **_address_columns(self.address),
+            "office_id": office.id,
+            "branch_id": office.branch_id,
+            "tier_since": today,
+        }
+
+
+def validate_enrolment(enrolment: Enrolment, today: date) -> ValidEnrolment:
+    """The enrolment's rules (names, address, phone, email, birth date), or INVALID."""
+    phone = _contact(enrolment.phone)
+    email = _contact(enrolment.email)
+    valid = ValidEnrolment(
+        family_name=_name(enrolment.family_name, "input", "familyName"),
+        given_name=_name(enrolment.given_name, "input", "givenName"),
+        address=validate_address(enrolment.address, "input", "address"),
+        birth_date=enrolment.birth_date,
+        phone=phone,
+        email=email,
+        phone_key=phone_key(phone, "input", "phone") if phone else None,
+        email_key=email_key(email, "input", "email") if email else None,
+    )
+    if enrolment.birth_date is not None and not date(1900, 1, 1) <= enrolment.birth_date <= today:
+        raise invalid("birthDate must be between 1900-01-01 and today", "input", "birthDate")
+    return valid
+
+
 async def enroll(
     caller: Caller,
     enrolment: Enrolment,
@@ -109,41 +169,19 @@ async def enroll(
     new_card_number: Callable[[], str] = random_card_number,
 ) -> Member:
     """Enrol a member; the address decides the office, whoever enrols."""
-    family = _name(enrolment.family_name, "input", "familyName")
-    given = _name(enrolment.given_name, "input", "givenName")
-    address = validate_address(enrolment.address, "input", "address")
-    phone = _contact(enrolment.phone)
-    email = _contact(enrolment.email)
-    phone_k = phone_key(phone, "input", "phone") if phone else None
-    email_k = email_key(email, "input", "email") if email else None
-    if enrolment.birth_date is not None and not date(1900, 1, 1) <= enrolment.birth_date <= today:
-        raise invalid("birthDate must be between 1900-01-01 and today", "input", "birthDate")
+    valid = validate_enrolment(enrolment, today)
 
     async def work(connection) -> tuple[Member, int]:
-        await _check_unique_contacts(phone_k, email_k)
-        office = await office_for_address(address)
+        await _check_unique_contacts(valid.phone_key, valid.email_key)
+        office = await office_for_address(valid.address)
         card = new_card_number()
         for _ in range(5):  # a collision in 90 million numbers is rare; never reuse one
             if not await Member.filter(card_number=card).exists():
                 break
             card = new_card_number()
-        member = await Member.create(
-            card_number=card,
-            family_name=family,
-            given_name=given,
-            birth_date=enrolment.birth_date,
-            phone=phone,
-            email=email,
-            phone_key=phone_k,
-            email_key=email_k,
-            office_id=office.id,
-            branch_id=office.branch_id,
-            tier_since=today,
-            using_db=connection,
-            **_address_columns(address),
-        )
+        member = await Member.create(using_db=connection, **valid.member_columns(card, office, today))
         await RegionAssignment.create(
-            member_id=member.id, office_id=office.id, reason="enrolment", actor=caller.actor, using_db=connection
+            member_id=member.id, office_id=office.id, reason=ENROLMENT_REASON, actor=caller.actor, using_db=connection
         )
         return member, member.id
 
@@ -155,40 +193,169 @@ async def enroll(
         )
     except IntegrityError:
         # Lost a race with a concurrent enrolment of the same phone or email.
-        await _check_unique_contacts(phone_k, email_k)
+        await _check_unique_contacts(valid.phone_key, valid.email_key)
         raise
 
 
+# ---- bulk import ------------------------------------------------------------------------
+
+# One row's outcome in a bulk import: True taken, False already present, or why rejected.
+ImportOutcome = bool | DomainError
+ENROLMENT_REASON = "enrolment"
+
+
+@dataclass(frozen=True)
+class ImportedMember:
+    """A row of `loyalty import members`: an enrolment and, optionally, its card number."""
+
+    enrolment: Enrolment
+    card_number: str | None = None
+
+
+@dataclass
+class _Holders:
+    """Who holds which card, phone key and email key (their names): the batch's existing
+    members, looked up in one query each, plus the rows of the batch taken so far."""
+
+    cards: dict[str, tuple[str, str]]
+    phones: dict[str, tuple[str, str]]
+    emails: dict[str, tuple[str, str]]
+
+    @classmethod
+    async def load(cls, connection, cards: set[str], phones: set[str], emails: set[str]) -> _Holders:
+        async def names_by(column: str, values: set[str]) -> dict[str, tuple[str, str]]:
+            if not values:
+                return {}
+            rows = await Member.filter(**{f"{column}__in": values}).using_db(connection).values_list(
+                column, "family_name", "given_name")
+            return {value: (family, given) for value, family, given in rows}
+
+        return cls(await names_by("card_number", cards), await names_by("phone_key", phones),
+                   await names_by("email_key", emails))
+
+    def add(self, card: str, valid: ValidEnrolment) -> None:
+        self.cards[card] = valid.names
+        if valid.phone_key:
+            self.phones[valid.phone_key] = valid.names
+        if valid.email_key:
+            self.emails[valid.email_key] = valid.names
+
+
+def _valid_import(row: ImportedMember, today: date) -> tuple[ValidEnrolment, str | None]:
+    card = (row.card_number or "").strip().upper() or None
+    if card is not None and not is_valid_card_number(card):
+        raise invalid("cardNumber must be CA followed by 9 digits with a valid check digit", "input", "cardNumber")
+    return validate_enrolment(row.enrolment, today), card
+
+
+def _already_present(valid: ValidEnrolment, card: str | None, holders: _Holders) -> bool:
+    """True when the row is already present, False when it is to be enrolled, DUPLICATE
+    when it may not be. A given card held under the same names is present (other names:
+    DUPLICATE); without a card, a holder of the phone or email with the same names is."""
+    if card is not None:
+        holder = holders.cards.get(card)
+        if holder is not None:
+            if holder == valid.names:
+                return True
+            raise DomainError("DUPLICATE", "this card number belongs to another member", ("input", "cardNumber"))
+    elif valid.names in (holders.phones.get(valid.phone_key or ""), holders.emails.get(valid.email_key or "")):
+        return True
+    if valid.phone_key and valid.phone_key in holders.phones:
+        raise _duplicate_contact("phone")
+    if valid.email_key and valid.email_key in holders.emails:
+        raise _duplicate_contact("email")
+    return False
+
+
+async def _enroll_batch(
+    connection, caller: Caller, rows: Sequence[ImportedMember], today: date, address_book: AddressBook,
+    new_card_number: Callable[[], str],
+) -> list[ImportOutcome]:
+    """Enrol the rows in `connection`'s transaction: validation, lookups (one query per
+    kind of key for the whole batch), then one executemany for the members and one for
+    their region assignments. The outcome of each row is what enrolling the rows one by
+    one in file order would give."""
+    outcomes: list[ImportOutcome | None] = [None] * len(rows)
+    valid_rows: list[tuple[int, ValidEnrolment, str | None, str]] = []
+    for index, row in enumerate(rows):
+        try:
+            valid, given_card = _valid_import(row, today)
+        except DomainError as error:
+            outcomes[index] = error
+            continue
+        # Rows without a card draw theirs now, so that one query checks them all.
+        valid_rows.append((index, valid, given_card, given_card or new_card_number()))
+    holders = await _Holders.load(
+        connection,
+        {card for _, _, _, card in valid_rows},
+        {valid.phone_key for _, valid, _, _ in valid_rows if valid.phone_key},
+        {valid.email_key for _, valid, _, _ in valid_rows if valid.email_key},
+    )
+    new_members: list[dict[str, Any]] = []
+    for index, valid, given_card, card in valid_rows:
+        try:
+            if _already_present(valid, given_card, holders):
+                outcomes[index] = False
+                continue
+        except DomainError as error:
+            outcomes[index] = error
+            continue
+        for _ in range(5):  # a drawn card already held: a collision in 90 million numbers is rare
+            if card not in holders.cards:
+                break
+            card = new_card_number()
+            if await Member.filter(card_number=card).using_db(connection).exists():
+                holders.cards[card] = ("", "")
+        holders.add(card, valid)
+        new_members.append(valid.member_columns(card, address_book.office_for(valid.address), today))
+        outcomes[index] = True
+    if new_members:
+        columns = list(new_members[0])
+        await BulkInsert(Member, columns).run(connection, [tuple(member.values()) for member in new_members])
+        ids = dict(await Member.filter(card_number__in=[m["card_number"] for m in new_members]).using_db(
+            connection).values_list("card_number", "id"))
+        await BulkInsert(RegionAssignment, ["member_id", "office_id", "reason", "actor"]).run(connection, [
+            (ids[member["card_number"]], member["office_id"], ENROLMENT_REASON, caller.actor) for member in new_members
+        ])
+    return outcomes  # type: ignore[return-value]
+
+
 async def enroll_imported(
-    caller: Caller, enrolment: Enrolment, card_number: str | None, *, today: date
-) -> tuple[Member, bool]:
-    """Enrol one member of a bulk import (`loyalty import members`); (member, created).
+    caller: Caller,
+    rows: Sequence[ImportedMember],
+    *,
+    today: date,
+    address_book: AddressBook,
+    new_card_number: Callable[[], str] = random_card_number,
+) -> list[ImportOutcome]:
+    """Enrol a batch of `loyalty import members` rows in one transaction; each row's outcome.
 
     The same validation and office assignment as `enroll`. A given card number is kept: it
     must pass the check digit (INVALID); when a member already holds it with the same
-    family and given names the row is already present (created False), with other names
-    it is DUPLICATE. Without a card number one is assigned as at enrolment, and a member
-    holding the row's phone or email under the same names counts as already present."""
-    card = (card_number or "").strip().upper() or None
-    if card is not None and not is_valid_card_number(card):
-        raise invalid("cardNumber must be CA followed by 9 digits with a valid check digit", "input", "cardNumber")
-    names = (_name(enrolment.family_name, "input", "familyName"), _name(enrolment.given_name, "input", "givenName"))
-    if card is not None:
-        existing = await Member.get_or_none(card_number=card)
-        if existing is not None:
-            if (existing.family_name, existing.given_name) == names:
-                return existing, False
-            raise DomainError("DUPLICATE", "this card number belongs to another member", ("input", "cardNumber"))
-    else:
-        phone, email = _contact(enrolment.phone), _contact(enrolment.email)
-        keys = {"phone_key": phone_key(phone, "input", "phone") if phone else None,
-                "email_key": email_key(email, "input", "email") if email else None}
-        for column, value in keys.items():
-            holder = await Member.get_or_none(**{column: value}) if value else None
-            if holder is not None and (holder.family_name, holder.given_name) == names:
-                return holder, False
-    member = await enroll(caller, enrolment, today=today, new_card_number=(lambda: card) if card else random_card_number)
-    return member, True
+    family and given names the row is already present (False), with other names it is
+    DUPLICATE. Without a card number one is assigned as at enrolment, and a member
+    holding the row's phone or email under the same names counts as already present.
+
+    When the batch meets a unique index (a concurrent writer took a card, phone or email
+    after the lookups), it is written again with a savepoint per row, so that only the
+    rows in conflict are decided again (now seeing the other writer's rows)."""
+    try:
+        async with in_transaction() as connection:
+            return await _enroll_batch(connection, caller, rows, today, address_book, new_card_number)
+    except IntegrityError:
+        pass
+    outcomes: list[ImportOutcome] = []
+    async with in_transaction() as connection:
+        for row in rows:
+            for attempt in (1, 2):
+                try:
+                    async with in_transaction() as savepoint:
+                        outcomes += await _enroll_batch(savepoint, caller, [row], today, address_book, new_card_number)
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
+    return outcomes
 
 
 async def visible_member(caller: Caller, member_id: str | int, *field: str) -> Member:

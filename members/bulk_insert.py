@@ -1,0 +1,76 @@
+"""INSERT of many rows of one model in one executemany, for bulk jobs.
+
+Building a Tortoise object per row costs about 100 µs (ten times the insert itself), so
+a bulk job hands plain tuples of the columns it sets and every other column takes the
+model's own default (auto_now(_add) times, `default=`, or NULL). The column list comes
+from the model's fields map, so a column added to the model later fills itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from tortoise import fields, timezone
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.models import Model
+
+# Values of these field types go to the driver as they are; others through to_db_value.
+_NATIVE_FIELDS = (fields.CharField, fields.IntField, fields.BigIntField, fields.TextField, fields.DateField)
+
+
+class BulkInsert:
+    """`await BulkInsert(Model, ["a", "b"]).run(connection, [(a1, b1), (a2, b2)])`."""
+
+    def __init__(self, model: type[Model], given: Sequence[str]) -> None:
+        meta = model._meta
+        self.model = model
+        self.given = list(given)
+        self.defaulted = [
+            name for name in meta.fields_db_projection
+            if name not in self.given and not meta.fields_map[name].generated
+        ]
+        for name in self.defaulted:
+            field = meta.fields_map[name]
+            if not (field.null or field.default is not None or getattr(field, "auto_now_add", False)):
+                raise ValueError(f"{model.__name__}.{name} has no default: a bulk insert must give it")
+        columns = [meta.fields_db_projection[name] for name in self.given + self.defaulted]
+        self._converters: list[Callable[[Any], Any] | None] = [
+            None if type(meta.fields_map[name]) in _NATIVE_FIELDS else self._converter(meta.fields_map[name])
+            for name in self.given
+        ]
+        self._columns = columns
+
+    @staticmethod
+    def _converter(field: fields.Field) -> Callable[[Any], Any]:
+        return lambda value: field.to_db_value(value, None)
+
+    def _default_values(self) -> tuple:
+        """The defaulted columns' values for rows inserted now."""
+        now = timezone.now()
+        values = []
+        for name in self.defaulted:
+            field = self.model._meta.fields_map[name]
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                value = now
+            else:
+                value = field.default() if callable(field.default) else field.default
+            values.append(field.to_db_value(value, None))
+        return tuple(values)
+
+    def sql(self, connection: BaseDBAsyncClient) -> str:
+        postgres = connection.capabilities.dialect == "postgres"
+        marks = ", ".join(f"${n}" if postgres else "?" for n in range(1, len(self._columns) + 1))
+        names = ", ".join(f'"{column}"' for column in self._columns)
+        return f'INSERT INTO "{self.model._meta.db_table}" ({names}) VALUES ({marks})'
+
+    async def run(self, connection: BaseDBAsyncClient, rows: Iterable[Sequence[Any]]) -> None:
+        defaults = self._default_values()
+        converters = self._converters
+        if any(converters):
+            rows = [
+                tuple(value if convert is None else convert(value) for convert, value in zip(converters, row))
+                for row in rows
+            ]
+        values = [(*row, *defaults) for row in rows]
+        if values:
+            await connection.execute_many(self.sql(connection), values)
