@@ -61,11 +61,6 @@ def rejects_path_for(path: Path) -> Path:
     return path.with_name(f"{path.stem}.rejected.csv")
 
 
-def _rows(path: Path) -> Iterator[dict[str | None, Any]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        yield from csv.DictReader(handle)
-
-
 def read_header(path: Path, required: list[str]) -> tuple[list[str], int]:
     """The header and the number of data rows, reading the whole file once so that an
     encoding or CSV error is found before anything is written."""
@@ -123,6 +118,8 @@ def _parse_int(row: dict, name: str) -> int:
 
 # A row's outcome: True written, False already present, or the error that rejected it.
 Outcome = bool | DomainError | ForbiddenError
+
+
 TakeBatch = Callable[[list[dict]], Awaitable[list[Outcome]]]
 
 
@@ -132,19 +129,22 @@ def _reason(error: DomainError | ForbiddenError) -> str:
     return f"FORBIDDEN: {error}"
 
 
-def _batches(path: Path, header_length: int, size: int) -> Iterator[list[tuple[dict, DomainError | None]]]:
-    """The file's rows (blank lines skipped) in lists of `size`, each row with the error
-    that rejects it before it reaches the service (more fields than the header)."""
+def _batches(path: Path, header: list[str], size: int) -> Iterator[list[tuple[dict, DomainError | None]]]:
+    """The file's rows as {column: value} (blank lines skipped) in lists of `size`, each
+    row with the error that rejects it before it reaches the service (more fields than
+    the header)."""
     batch: list[tuple[dict, DomainError | None]] = []
-    for raw in _rows(path):
-        if not any((value or "").strip() for key, value in raw.items() if key is not None and isinstance(value, str)):
-            continue  # a blank line
-        row = {(key or "").strip(): value for key, value in raw.items() if key is not None}
-        error = invalid(f"the row has more fields than the header's {header_length}") if None in raw else None
-        batch.append((row, error))
-        if len(batch) == size:
-            yield batch
-            batch = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)  # the header, read by read_header
+        for values in reader:
+            if not any(value.strip() for value in values[:len(header)]):
+                continue  # a blank line
+            error = invalid(f"the row has more fields than the header's {len(header)}") if len(values) > len(header) else None
+            batch.append((dict(zip(header, values)), error))
+            if len(batch) == size:
+                yield batch
+                batch = []
     if batch:
         yield batch
 
@@ -168,7 +168,7 @@ async def import_rows(
         writer.writeheader()
         done = 0
         progress(done, total)
-        for batch in _batches(path, len(header), batch_size):
+        for batch in _batches(path, header, batch_size):
             taken = [row for row, error in batch if error is None]
             results = iter(await take_batch(taken) if taken else [])
             for row, error in batch:
@@ -202,25 +202,18 @@ def one_by_one(take: Callable[[dict], Awaitable[bool]]) -> TakeBatch:
     return take_batch
 
 
-def parsed(rows: list[dict], parse: Callable[[dict], Any]) -> tuple[list[Outcome | None], list[tuple[int, Any]]]:
-    """Each row parsed: (outcomes with the rows `parse` rejected, [(index, parsed row)])."""
-    outcomes: list[Outcome | None] = [None] * len(rows)
-    items: list[tuple[int, Any]] = []
-    for index, row in enumerate(rows):
-        try:
-            items.append((index, parse(row)))
-        except DomainError as error:
-            outcomes[index] = error
-    return outcomes, items
-
-
 # ---- members ----------------------------------------------------------------------------
 
 
 def _imported_member(row: dict):
+    """The row as an ImportedMember, or the DomainError that rejects it (a bad date)."""
     from members.addresses import Address
     from members.services import Enrolment, ImportedMember
 
+    try:
+        birth_date = _parse_date(row, "birth_date", required=False)
+    except DomainError as error:
+        return error
     return ImportedMember(
         Enrolment(
             family_name=_value(row, "family_name"),
@@ -229,7 +222,7 @@ def _imported_member(row: dict):
                 country=_value(row, "country"), city=_value(row, "city"), province=_optional(row, "province"),
                 line=_optional(row, "line"), postal_code=_optional(row, "postal_code"),
             ),
-            birth_date=_parse_date(row, "birth_date", required=False),
+            birth_date=birth_date,
             phone=_optional(row, "phone"),
             email=_optional(row, "email"),
         ),
@@ -240,19 +233,14 @@ def _imported_member(row: dict):
 async def import_members(
     path: Path, rejects: Path, *, today: date, progress, batch_size: int = MEMBER_BATCH
 ) -> ImportSummary:
-    """Enrol the file's members, `batch_size` rows per transaction (members.services.enroll_imported)."""
+    """Enrol the file's members, `batch_size` rows per transaction (members.services.MemberImport)."""
     from members.addresses import AddressBook
-    from members.services import enroll_imported
+    from members.services import MemberImport
 
-    caller = SystemCaller(Role.ADMIN, IMPORT_ACTOR)
-    address_book = await AddressBook.load()
+    members = MemberImport(SystemCaller(Role.ADMIN, IMPORT_ACTOR), today=today, address_book=await AddressBook.load())
 
     async def take_batch(rows: list[dict]) -> list[Outcome]:
-        outcomes, items = parsed(rows, _imported_member)
-        results = await enroll_imported(caller, [item for _, item in items], today=today, address_book=address_book)
-        for (index, _), result in zip(items, results, strict=True):
-            outcomes[index] = result
-        return outcomes  # type: ignore[return-value]
+        return await members.enroll([_imported_member(row) for row in rows])  # type: ignore[return-value]
 
     return await import_rows(path, rejects, MEMBER_REQUIRED, take_batch, progress, batch_size)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -12,7 +13,6 @@ import pycountry
 from members.errors import invalid
 from members.models import AddressRule, Office
 
-_SPACES = re.compile(r"\s+")
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
@@ -25,24 +25,35 @@ class Address:
     postal_code: str | None = None
 
 
+def squeeze(value: str | None) -> str:
+    """Runs of white space as one space, none at the ends."""
+    return " ".join((value or "").split())
+
+
 def address_key(value: str | None) -> str:
     """Normalised form used to match address rules: case- and spacing-insensitive."""
-    return _SPACES.sub(" ", value or "").strip().casefold()
+    return squeeze(value).casefold()
 
 
 def _clean(value: str | None, limit: int, *field: str) -> str | None:
     if value is None:
         return None
-    value = _SPACES.sub(" ", value).strip()
+    value = squeeze(value)
     if len(value) > limit:
         raise invalid(f"{field[-1]} is longer than {limit} characters", *field)
     return value or None
 
 
+@functools.cache
+def _is_country(code: str) -> bool:
+    """An ISO 3166-1 alpha-2 code (remembered: a bulk import asks for the same few)."""
+    return bool(_COUNTRY.match(code)) and pycountry.countries.get(alpha_2=code) is not None
+
+
 def validate_address(address: Address, *field: str) -> Address:
     """A clean copy of the address, or INVALID naming the field at fault."""
     country = (address.country or "").strip().upper()
-    if not _COUNTRY.match(country) or pycountry.countries.get(alpha_2=country) is None:
+    if not _is_country(country):
         raise invalid("country must be an ISO 3166-1 alpha-2 code, e.g. CN", *field, "country")
     city = _clean(address.city, 64, *field, "city")
     if not city:
@@ -93,15 +104,20 @@ class AddressBook:
         self._by_place: dict[tuple[str, str], list[AddressRule]] = defaultdict(list)
         for rule in rules:
             self._by_place[(rule.country, rule.city)].append(rule)
+        self._chosen: dict[tuple[str, str | None, str], Office] = {}  # many members share a place
 
     @classmethod
     async def load(cls) -> AddressBook:
         return cls(await AddressRule.all().select_related("office"))
 
     def office_for(self, address: Address) -> Office:
-        country, city = address.country.upper(), address_key(address.city)
-        candidates = [
-            rule for place in ((country, city), (country, ""), ("", city), ("", ""))
-            for rule in self._by_place.get(place, ())
-        ]
-        return _best_rule(candidates, address).office
+        place = (address.country, address.province, address.city)
+        office = self._chosen.get(place)
+        if office is None:
+            country, city = address.country.upper(), address_key(address.city)
+            candidates = [
+                rule for rules_place in ((country, city), (country, ""), ("", city), ("", ""))
+                for rule in self._by_place.get(rules_place, ())
+            ]
+            office = self._chosen[place] = _best_rule(candidates, address).office
+        return office

@@ -1,4 +1,5 @@
-"""INSERT of many rows of one model in one executemany, for bulk jobs.
+"""INSERT of many rows of one model in one executemany, and SELECT by a list of keys, for
+bulk jobs.
 
 Building a Tortoise object per row costs about 100 µs (ten times the insert itself), so
 a bulk job hands plain tuples of the columns it sets and every other column takes the
@@ -7,7 +8,7 @@ from the model's fields map, so a column added to the model later fills itself."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from tortoise import fields, timezone
@@ -16,6 +17,33 @@ from tortoise.models import Model
 
 # Values of these field types go to the driver as they are; others through to_db_value.
 _NATIVE_FIELDS = (fields.CharField, fields.IntField, fields.BigIntField, fields.TextField, fields.DateField)
+
+
+def _marks(connection: BaseDBAsyncClient, count: int) -> str:
+    postgres = connection.capabilities.dialect == "postgres"
+    return ", ".join(f"${n}" if postgres else "?" for n in range(1, count + 1))
+
+
+async def prefer_index_lookups(connection: BaseDBAsyncClient) -> None:
+    """On PostgreSQL, no sequential scans for the rest of the transaction. A bulk load
+    grows a table faster than autovacuum refreshes its statistics (a freshly loaded table
+    reads as empty), and the planner then answers each key lookup of a batch with a scan
+    of the whole table: the load turns quadratic. Its lookups are all by unique index."""
+    if connection.capabilities.dialect == "postgres":
+        await connection.execute_script("SET LOCAL enable_seqscan = off")
+
+
+async def select_in(
+    connection: BaseDBAsyncClient, model: type[Model], columns: Sequence[str], key: str, values: Collection[Any]
+) -> list[tuple]:
+    """`SELECT columns FROM model's table WHERE key IN values`, as tuples. Built as SQL
+    text: the query builder spends about 10 ms on an IN list of 500."""
+    names = ", ".join(f'"{model._meta.fields_db_projection.get(column, column)}"' for column in columns)
+    key_column = model._meta.fields_db_projection.get(key, key)
+    sql = (f'SELECT {names} FROM "{model._meta.db_table}" '
+           f'WHERE "{key_column}" IN ({_marks(connection, len(values))})')
+    _, rows = await connection.execute_query(sql, list(values))
+    return [tuple(row) for row in rows]
 
 
 class BulkInsert:
@@ -58,19 +86,21 @@ class BulkInsert:
         return tuple(values)
 
     def sql(self, connection: BaseDBAsyncClient) -> str:
-        postgres = connection.capabilities.dialect == "postgres"
-        marks = ", ".join(f"${n}" if postgres else "?" for n in range(1, len(self._columns) + 1))
         names = ", ".join(f'"{column}"' for column in self._columns)
-        return f'INSERT INTO "{self.model._meta.db_table}" ({names}) VALUES ({marks})'
+        return f'INSERT INTO "{self.model._meta.db_table}" ({names}) VALUES ({_marks(connection, len(self._columns))})'
 
-    async def run(self, connection: BaseDBAsyncClient, rows: Iterable[Sequence[Any]]) -> None:
+    def values(self, rows: Iterable[Sequence[Any]]) -> list[tuple]:
+        """The parameter tuples of the rows: given columns converted, defaults appended."""
         defaults = self._default_values()
         converters = self._converters
         if any(converters):
-            rows = [
+            rows = (
                 tuple(value if convert is None else convert(value) for convert, value in zip(converters, row))
                 for row in rows
-            ]
-        values = [(*row, *defaults) for row in rows]
+            )
+        return [(*row, *defaults) for row in rows]
+
+    async def run(self, connection: BaseDBAsyncClient, rows: Iterable[Sequence[Any]]) -> None:
+        values = self.values(rows)
         if values:
             await connection.execute_many(self.sql(connection), values)

@@ -18,8 +18,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from members.access import Caller, Role, can_see_member
-from members.addresses import Address, AddressBook, office_for_address, validate_address
-from members.bulk_insert import BulkInsert
+from members.addresses import Address, AddressBook, office_for_address, squeeze, validate_address
+from members.bulk_insert import BulkInsert, prefer_index_lookups, select_in
 from members.cards import is_valid_card_number, random_card_number
 from members.enums import MemberStatus
 from members.errors import DomainError, ForbiddenError, invalid, not_found
@@ -63,7 +63,7 @@ def email_key(email: str, *field: str) -> str:
 
 
 def _name(value: str, *field: str) -> str:
-    value = " ".join((value or "").split())
+    value = squeeze(value)
     if not value:
         raise invalid(f"{field[-1]} is required", *field)
     if len(value) > 64:
@@ -212,6 +212,17 @@ class ImportedMember:
     card_number: str | None = None
 
 
+@dataclass(frozen=True)
+class PreparedMember:
+    """An import row after the checks that need no database: valid, its office chosen, and
+    a card number (the given one, or one drawn for it)."""
+
+    valid: ValidEnrolment
+    given_card: str | None
+    card: str
+    office: Office
+
+
 @dataclass
 class _Holders:
     """Who holds which card, phone key and email key (their names): the batch's existing
@@ -222,16 +233,18 @@ class _Holders:
     emails: dict[str, tuple[str, str]]
 
     @classmethod
-    async def load(cls, connection, cards: set[str], phones: set[str], emails: set[str]) -> _Holders:
+    async def load(cls, connection, rows: Sequence[PreparedMember]) -> _Holders:
         async def names_by(column: str, values: set[str]) -> dict[str, tuple[str, str]]:
             if not values:
                 return {}
-            rows = await Member.filter(**{f"{column}__in": values}).using_db(connection).values_list(
-                column, "family_name", "given_name")
-            return {value: (family, given) for value, family, given in rows}
+            found = await select_in(connection, Member, [column, "family_name", "given_name"], column, values)
+            return {value: (family, given) for value, family, given in found}
 
-        return cls(await names_by("card_number", cards), await names_by("phone_key", phones),
-                   await names_by("email_key", emails))
+        return cls(
+            await names_by("card_number", {row.card for row in rows}),
+            await names_by("phone_key", {row.valid.phone_key for row in rows if row.valid.phone_key}),
+            await names_by("email_key", {row.valid.email_key for row in rows if row.valid.email_key}),
+        )
 
     def add(self, card: str, valid: ValidEnrolment) -> None:
         self.cards[card] = valid.names
@@ -239,13 +252,6 @@ class _Holders:
             self.phones[valid.phone_key] = valid.names
         if valid.email_key:
             self.emails[valid.email_key] = valid.names
-
-
-def _valid_import(row: ImportedMember, today: date) -> tuple[ValidEnrolment, str | None]:
-    card = (row.card_number or "").strip().upper() or None
-    if card is not None and not is_valid_card_number(card):
-        raise invalid("cardNumber must be CA followed by 9 digits with a valid check digit", "input", "cardNumber")
-    return validate_enrolment(row.enrolment, today), card
 
 
 def _already_present(valid: ValidEnrolment, card: str | None, holders: _Holders) -> bool:
@@ -267,95 +273,113 @@ def _already_present(valid: ValidEnrolment, card: str | None, holders: _Holders)
     return False
 
 
-async def _enroll_batch(
-    connection, caller: Caller, rows: Sequence[ImportedMember], today: date, address_book: AddressBook,
-    new_card_number: Callable[[], str],
-) -> list[ImportOutcome]:
-    """Enrol the rows in `connection`'s transaction: validation, lookups (one query per
-    kind of key for the whole batch), then one executemany for the members and one for
-    their region assignments. The outcome of each row is what enrolling the rows one by
-    one in file order would give."""
-    outcomes: list[ImportOutcome | None] = [None] * len(rows)
-    valid_rows: list[tuple[int, ValidEnrolment, str | None, str]] = []
-    for index, row in enumerate(rows):
-        try:
-            valid, given_card = _valid_import(row, today)
-        except DomainError as error:
-            outcomes[index] = error
-            continue
-        # Rows without a card draw theirs now, so that one query checks them all.
-        valid_rows.append((index, valid, given_card, given_card or new_card_number()))
-    holders = await _Holders.load(
-        connection,
-        {card for _, _, _, card in valid_rows},
-        {valid.phone_key for _, valid, _, _ in valid_rows if valid.phone_key},
-        {valid.email_key for _, valid, _, _ in valid_rows if valid.email_key},
-    )
-    new_members: list[dict[str, Any]] = []
-    for index, valid, given_card, card in valid_rows:
-        try:
-            if _already_present(valid, given_card, holders):
-                outcomes[index] = False
-                continue
-        except DomainError as error:
-            outcomes[index] = error
-            continue
-        for _ in range(5):  # a drawn card already held: a collision in 90 million numbers is rare
-            if card not in holders.cards:
-                break
-            card = new_card_number()
-            if await Member.filter(card_number=card).using_db(connection).exists():
-                holders.cards[card] = ("", "")
-        holders.add(card, valid)
-        new_members.append(valid.member_columns(card, address_book.office_for(valid.address), today))
-        outcomes[index] = True
-    if new_members:
-        columns = list(new_members[0])
-        await BulkInsert(Member, columns).run(connection, [tuple(member.values()) for member in new_members])
-        ids = dict(await Member.filter(card_number__in=[m["card_number"] for m in new_members]).using_db(
-            connection).values_list("card_number", "id"))
-        await BulkInsert(RegionAssignment, ["member_id", "office_id", "reason", "actor"]).run(connection, [
-            (ids[member["card_number"]], member["office_id"], ENROLMENT_REASON, caller.actor) for member in new_members
-        ])
-    return outcomes  # type: ignore[return-value]
-
-
-async def enroll_imported(
-    caller: Caller,
-    rows: Sequence[ImportedMember],
-    *,
-    today: date,
-    address_book: AddressBook,
-    new_card_number: Callable[[], str] = random_card_number,
-) -> list[ImportOutcome]:
-    """Enrol a batch of `loyalty import members` rows in one transaction; each row's outcome.
+class MemberImport:
+    """Enrolment of `loyalty import members` rows, a batch per transaction.
 
     The same validation and office assignment as `enroll`. A given card number is kept: it
     must pass the check digit (INVALID); when a member already holds it with the same
     family and given names the row is already present (False), with other names it is
     DUPLICATE. Without a card number one is assigned as at enrolment, and a member
     holding the row's phone or email under the same names counts as already present.
+    Each row's outcome is what enrolling the rows one by one in file order would give.
 
-    When the batch meets a unique index (a concurrent writer took a card, phone or email
-    after the lookups), it is written again with a savepoint per row, so that only the
-    rows in conflict are decided again (now seeing the other writer's rows)."""
-    try:
-        async with in_transaction() as connection:
-            return await _enroll_batch(connection, caller, rows, today, address_book, new_card_number)
-    except IntegrityError:
-        pass
-    outcomes: list[ImportOutcome] = []
-    async with in_transaction() as connection:
+    `enroll(rows)` is two steps: `prepare` (no database: validation, office from the
+    in-memory address rules, card draw) and `write` (one transaction: existing cards,
+    phones and emails of the batch in one query each, one executemany of members and one
+    of their region assignments)."""
+
+    def __init__(
+        self, caller: Caller, *, today: date, address_book: AddressBook,
+        new_card_number: Callable[[], str] = random_card_number,
+    ) -> None:
+        self.caller = caller
+        self.today = today
+        self.address_book = address_book
+        self.new_card_number = new_card_number
+
+    def prepare(self, rows: Sequence[ImportedMember | DomainError]) -> list[PreparedMember | DomainError]:
+        """Each row prepared, or why it is rejected (a DomainError given stays as it is)."""
+        prepared: list[PreparedMember | DomainError] = []
         for row in rows:
-            for attempt in (1, 2):
-                try:
-                    async with in_transaction() as savepoint:
-                        outcomes += await _enroll_batch(savepoint, caller, [row], today, address_book, new_card_number)
+            if isinstance(row, DomainError):
+                prepared.append(row)
+                continue
+            card = (row.card_number or "").strip().upper() or None
+            try:
+                if card is not None and not is_valid_card_number(card):
+                    raise invalid(
+                        "cardNumber must be CA followed by 9 digits with a valid check digit", "input", "cardNumber")
+                valid = validate_enrolment(row.enrolment, self.today)
+            except DomainError as error:
+                prepared.append(error)
+                continue
+            office = self.address_book.office_for(valid.address)
+            prepared.append(PreparedMember(valid, card, card or self.new_card_number(), office))
+        return prepared
+
+    async def write(self, prepared: Sequence[PreparedMember | DomainError]) -> list[ImportOutcome]:
+        """Write the prepared batch in one transaction. When it meets a unique index (a
+        concurrent writer took a card, phone or email after the lookups), it is written
+        again with a savepoint per row, so that only the rows in conflict are decided
+        again (now seeing the other writer's rows)."""
+        try:
+            async with in_transaction() as connection:
+                return await self._write(connection, prepared)
+        except IntegrityError:
+            pass
+        outcomes: list[ImportOutcome] = []
+        async with in_transaction():
+            for row in prepared:
+                for attempt in (1, 2):
+                    try:
+                        async with in_transaction() as savepoint:
+                            outcomes += await self._write(savepoint, [row])
+                        break
+                    except IntegrityError:
+                        if attempt == 2:
+                            raise
+        return outcomes
+
+    async def enroll(self, rows: Sequence[ImportedMember | DomainError]) -> list[ImportOutcome]:
+        """Prepare and write one batch."""
+        return await self.write(self.prepare(rows))
+
+    async def _write(self, connection, prepared: Sequence[PreparedMember | DomainError]) -> list[ImportOutcome]:
+        rows = [row for row in prepared if isinstance(row, PreparedMember)]
+        await prefer_index_lookups(connection)
+        holders = await _Holders.load(connection, rows)
+        outcomes: list[ImportOutcome] = []
+        new_members: list[dict[str, Any]] = []
+        for row in prepared:
+            if isinstance(row, DomainError):
+                outcomes.append(row)
+                continue
+            try:
+                if _already_present(row.valid, row.given_card, holders):
+                    outcomes.append(False)
+                    continue
+            except DomainError as error:
+                outcomes.append(error)
+                continue
+            card = row.card
+            for _ in range(5):  # a drawn card already held: a collision in 90 million numbers is rare
+                if card not in holders.cards:
                     break
-                except IntegrityError:
-                    if attempt == 2:
-                        raise
-    return outcomes
+                card = self.new_card_number()
+                if await Member.filter(card_number=card).using_db(connection).exists():
+                    holders.cards[card] = ("", "")
+            holders.add(card, row.valid)
+            new_members.append(row.valid.member_columns(card, row.office, self.today))
+            outcomes.append(True)
+        if new_members:
+            await BulkInsert(Member, list(new_members[0])).run(connection, [tuple(m.values()) for m in new_members])
+            ids = dict(await select_in(connection, Member, ["card_number", "id"], "card_number",
+                                       [member["card_number"] for member in new_members]))
+            await BulkInsert(RegionAssignment, ["member_id", "office_id", "reason", "actor"]).run(connection, [
+                (ids[member["card_number"]], member["office_id"], ENROLMENT_REASON, self.caller.actor)
+                for member in new_members
+            ])
+        return outcomes
 
 
 async def visible_member(caller: Caller, member_id: str | int, *field: str) -> Member:
