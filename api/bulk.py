@@ -28,8 +28,9 @@ ACTIVITY_COLUMNS = [
 ]
 ACTIVITY_REQUIRED = ["kind", "card_number", "external_ref", "activity_date"]
 EXPORT_PAGE = 500
-# Rows per transaction of `import members` (a batch's lookups are `IN` lists of this many).
-MEMBER_BATCH = 500
+# Rows per transaction of `import members`: each commit waits for a sync to disk, and a
+# batch's lookups are `IN` lists of this many (within every database's parameter limit).
+MEMBER_BATCH = 2000
 # Rows read at a time by `import activities`, each still in its own transaction.
 ACTIVITY_BATCH = 100
 IMPORT_ACTOR = "import"
