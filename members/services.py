@@ -372,9 +372,8 @@ class MemberImport:
             new_members.append(row.valid.member_columns(card, row.office, self.today))
             outcomes.append(True)
         if new_members:
-            await BulkInsert(Member, list(new_members[0])).run(connection, [tuple(m.values()) for m in new_members])
-            ids = dict(await select_in(connection, Member, ["card_number", "id"], "card_number",
-                                       [member["card_number"] for member in new_members]))
+            ids = dict(await BulkInsert(Member, list(new_members[0])).run(
+                connection, [tuple(m.values()) for m in new_members], returning=["card_number", "id"]))
             await BulkInsert(RegionAssignment, ["member_id", "office_id", "reason", "actor"]).run(connection, [
                 (ids[member["card_number"]], member["office_id"], ENROLMENT_REASON, self.caller.actor)
                 for member in new_members

@@ -104,13 +104,13 @@ async def test_a_crash_mid_file_leaves_whole_rows_and_a_rerun_continues(db, tmp_
     real = BulkInsert.run
     calls = 0
 
-    async def crashing(self, connection, rows):  # the 2nd batch fails after its member rows were inserted
+    async def crashing(self, connection, rows, **options):  # the 2nd batch fails after its member rows were inserted
         nonlocal calls
         if self.model is RegionAssignment:
             calls += 1
             if calls == 2:
                 raise RuntimeError("the database went away")
-        return await real(self, connection, rows)
+        return await real(self, connection, rows, **options)
 
     monkeypatch.setattr(BulkInsert, "run", crashing)
     with pytest.raises(RuntimeError):  # batches of one row: 王's batch committed, Li's not
