@@ -1,7 +1,8 @@
 """Bulk CSV for the operator: `loyalty import members|activities FILE` and `loyalty export
-members` (OPERATIONS.md). Every row goes through the programme's own services, each in its
-own transaction, so a row is taken whole or not at all and a re-run is idempotent (by card
-number for members, by externalRef for activities)."""
+members` (OPERATIONS.md). Every row goes through the programme's own services, so a row is
+taken whole or not at all and a re-run is idempotent (by card number for members, by
+externalRef for activities). Members are enrolled MEMBER_BATCH rows per transaction
+(members.services.MemberImport), activities each in its own transaction."""
 
 from __future__ import annotations
 
@@ -139,7 +140,7 @@ def _batches(path: Path, header: list[str], size: int) -> Iterator[list[tuple[di
         reader = csv.reader(handle)
         next(reader, None)  # the header, read by read_header
         for values in reader:
-            if not any(value.strip() for value in values[:len(header)]):
+            if not "".join(values[:len(header)]).strip():
                 continue  # a blank line
             error = invalid(f"the row has more fields than the header's {len(header)}") if len(values) > len(header) else None
             batch.append((dict(zip(header, values)), error))

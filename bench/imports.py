@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import random
 import resource
 import statistics
@@ -108,8 +109,46 @@ async def _fresh_database(database_url: str) -> None:
     await Tortoise.close_connections()
 
 
-async def raw_executemany(path: Path, database_url: str) -> tuple[int, float]:
-    """(rows, seconds) of the raw insert of the file's rows into a fresh database."""
+async def _server_cpu() -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving this database (from /proc:
+    the server runs on this machine); {} on SQLite, whose engine runs in this process."""
+    from tortoise import connections
+
+    connection = connections.get("default")
+    if connection.capabilities.dialect != "postgres":
+        return {}
+    _, rows = await connection.execute_query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = {}
+    for row in rows:
+        try:
+            fields = Path(f"/proc/{row['pid']}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu[row["pid"]] = (int(fields[11]) + int(fields[12])) / ticks
+    return cpu
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread, SQLite's included
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _measured(work) -> dict:
+    """Wall and CPU seconds (this process, plus the database server's backends) of `work()`."""
+    server_before, own_before, started = await _server_cpu(), _own_cpu(), time.perf_counter()
+    result = await work()
+    seconds, own = time.perf_counter() - started, _own_cpu() - own_before
+    server_after = await _server_cpu()
+    server = sum(after - server_before.get(pid, 0.0) for pid, after in server_after.items())
+    return {**result, "seconds": seconds, "cpu_seconds": own + server, "server_cpu_seconds": server,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+async def _raw_child(path: Path, database_url: str, batch_size: int) -> dict:
+    """The raw insert of the file's rows: rows validated and given their office before the
+    clock starts; measured: one executemany of members, their ids, one of assignments."""
     from tortoise import Tortoise, connections
     from tortoise.transactions import in_transaction
 
@@ -119,7 +158,6 @@ async def raw_executemany(path: Path, database_url: str) -> tuple[int, float]:
     from members.models import Member, RegionAssignment
     from members.services import Enrolment, validate_enrolment
 
-    await _fresh_database(database_url)
     await init_orm(_settings(database_url))
     try:
         book = await AddressBook.load()
@@ -139,20 +177,23 @@ async def raw_executemany(path: Path, database_url: str) -> tuple[int, float]:
         member_sql, assignment_sql = member_insert.sql(connection), assignment_insert.sql(connection)
         member_values = member_insert.values(tuple(m.values()) for m in members)
         offices = [m["office_id"] for m in members]
-        started = time.perf_counter()
-        async with in_transaction() as transaction:
-            await transaction.execute_many(member_sql, member_values)
-            ids = await transaction.execute_query_dict('SELECT "id" FROM "member" ORDER BY "id"')
-            await transaction.execute_many(assignment_sql, assignment_insert.values(
-                (row["id"], office, "enrolment", "system:import") for row, office in zip(ids, offices, strict=True)
-            ))
-        seconds = time.perf_counter() - started
-        return len(members), seconds
+
+        async def insert() -> dict:
+            async with in_transaction() as transaction:
+                await transaction.execute_many(member_sql, member_values)
+                ids = await transaction.execute_query_dict('SELECT "id" FROM "member" ORDER BY "id"')
+                await transaction.execute_many(assignment_sql, assignment_insert.values(
+                    (row["id"], office, "enrolment", "system:import") for row, office in zip(ids, offices, strict=True)
+                ))
+            return {"taken": len(members), "present": 0, "rejected": 0}
+
+        return await _measured(insert)
     finally:
         await Tortoise.close_connections()
 
 
 async def _import_child(path: Path, database_url: str, batch_size: int) -> dict:
+    """`api.bulk.import_members` on the file, as `loyalty import members FILE` runs it."""
     from tortoise import Tortoise
 
     from api import bulk
@@ -160,21 +201,25 @@ async def _import_child(path: Path, database_url: str, batch_size: int) -> dict:
 
     await init_orm(_settings(database_url))
     try:
-        started = time.perf_counter()
-        summary = await bulk.import_members(path, path.with_suffix(".rejected.csv"), today=TODAY,
-                                            progress=lambda *_: None, batch_size=batch_size)
-        seconds = time.perf_counter() - started
+        async def run() -> dict:
+            summary = await bulk.import_members(path, path.with_suffix(".rejected.csv"), today=TODAY,
+                                                progress=lambda *_: None, batch_size=batch_size)
+            return {"taken": summary.taken, "present": summary.present, "rejected": summary.rejected}
+
+        return await _measured(run)
     finally:
         await Tortoise.close_connections()
-    return {"taken": summary.taken, "present": summary.present, "rejected": summary.rejected, "seconds": seconds,
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run_import(path: Path, database_url: str, batch_size: int) -> dict:
-    """The import of the file on a fresh database, in a child process."""
+CHILDREN = {"raw": _raw_child, "import": _import_child}
+
+
+def run_child(kind: str, path: Path, database_url: str, batch_size: int) -> dict:
+    """`kind` on a fresh database, in a child process (this one never holds the rows, so
+    the child's peak RSS, which Linux carries over exec from its parent, is its own)."""
     asyncio.run(_fresh_database(database_url))
     child = subprocess.run(
-        [sys.executable, "-m", "bench.imports", "--import-only", str(path), "--database-url", database_url,
+        [sys.executable, "-m", "bench.imports", "--child", kind, str(path), "--database-url", database_url,
          "--batch-size", str(batch_size)],
         check=True, capture_output=True, text=True,
     )
@@ -187,10 +232,11 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
     parser.add_argument("--batch-size", type=int, default=MEMBER_BATCH, help="rows per transaction of the import")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of raw then import; the best of each counts")
-    parser.add_argument("--import-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.import_only:
-        print(json.dumps(asyncio.run(_import_child(args.import_only, args.database_url, args.batch_size))))
+    if args.child:
+        kind, path = args.child
+        print(json.dumps(asyncio.run(CHILDREN[kind](Path(path), args.database_url, args.batch_size))))
         return
     with tempfile.TemporaryDirectory(prefix="bench-imports-") as tmp:
         database_url = args.database_url or f"sqlite://{Path(tmp) / 'bench.db'}"
@@ -198,28 +244,38 @@ def main() -> None:
         write_rows(source, args.rows)
         kind = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
         print(f"{kind}, {args.rows} rows, import batches of {args.batch_size}, {args.repeat} rounds", flush=True)
-        raw_times, import_times, rss = [], [], []
+        raws, imports = [], []
         for round_ in range(1, args.repeat + 1):
-            rows, raw_seconds = asyncio.run(raw_executemany(source, database_url))
-            result = run_import(source, database_url, args.batch_size)
-            if (result["taken"], result["present"], result["rejected"]) != (rows, 0, 0):
-                raise SystemExit(f"the import did not take every row: {result}")
-            raw_times.append(raw_seconds)
-            import_times.append(result["seconds"])
-            rss.append(result["max_rss_mb"])
-            print(f"round {round_}: raw executemany {rows / raw_seconds:,.0f} rows/s ({raw_seconds:.1f} s), "
-                  f"import members {rows / result['seconds']:,.0f} rows/s ({result['seconds']:.1f} s), "
-                  f"ratio {raw_seconds / result['seconds']:.2f}", flush=True)
-        best_raw, best_import = args.rows / min(raw_times), args.rows / min(import_times)
-        print(f"best of {args.repeat}: raw executemany {best_raw:,.0f} rows/s, import members {best_import:,.0f} rows/s, "
-              f"ratio {best_import / best_raw:.2f}")
-        print(f"median: ratio {statistics.median(raw_times) / statistics.median(import_times):.2f}")
+            raw = run_child("raw", source, database_url, args.batch_size)
+            done = run_child("import", source, database_url, args.batch_size)
+            if (done["taken"], done["present"], done["rejected"]) != (args.rows, 0, 0):
+                raise SystemExit(f"the import did not take every row: {done}")
+            raws.append(raw)
+            imports.append(done)
+            print(f"round {round_}: raw executemany {args.rows / raw['seconds']:,.0f} rows/s "
+                  f"({raw['seconds']:.1f} s, CPU {raw['cpu_seconds']:.1f} s), "
+                  f"import members {args.rows / done['seconds']:,.0f} rows/s "
+                  f"({done['seconds']:.1f} s, CPU {done['cpu_seconds']:.1f} s), "
+                  f"ratio {raw['seconds'] / done['seconds']:.2f}", flush=True)
+
+        def best(results: list[dict], key: str) -> float:
+            return min(result[key] for result in results)
+
+        def median(results: list[dict], key: str) -> float:
+            return statistics.median(result[key] for result in results)
+
+        print(f"best of {args.repeat}: raw executemany {args.rows / best(raws, 'seconds'):,.0f} rows/s, "
+              f"import members {args.rows / best(imports, 'seconds'):,.0f} rows/s, "
+              f"ratio {best(raws, 'seconds') / best(imports, 'seconds'):.2f}")
+        print(f"median ratio {median(raws, 'seconds') / median(imports, 'seconds'):.2f}; "
+              f"CPU-time ratio (this process + database backends) "
+              f"{median(raws, 'cpu_seconds') / median(imports, 'cpu_seconds'):.2f}")
         if args.rows > MEMORY_ROWS:
             small = Path(tmp) / "members-small.csv"
             write_rows(small, MEMORY_ROWS)
-            small_result = run_import(small, database_url, args.batch_size)
-            print(f"peak RSS of the import: {small_result['max_rss_mb']:.0f} MB at {MEMORY_ROWS:,} rows, "
-                  f"{max(rss):.0f} MB at {args.rows:,} rows")
+            small_result = run_child("import", small, database_url, args.batch_size)
+            print(f"peak RSS of the import process: {small_result['max_rss_mb']:.0f} MB at {MEMORY_ROWS:,} rows, "
+                  f"{max(result['max_rss_mb'] for result in imports):.0f} MB at {args.rows:,} rows")
 
 
 if __name__ == "__main__":
