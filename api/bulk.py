@@ -216,19 +216,20 @@ def _imported_member(row: dict):
         birth_date = _parse_date(row, "birth_date", required=False)
     except DomainError as error:
         return error
+    value = {name: (row.get(name) or "").strip() for name in MEMBER_COLUMNS}
     return ImportedMember(
         Enrolment(
-            family_name=_value(row, "family_name"),
-            given_name=_value(row, "given_name"),
+            family_name=value["family_name"],
+            given_name=value["given_name"],
             address=Address(
-                country=_value(row, "country"), city=_value(row, "city"), province=_optional(row, "province"),
-                line=_optional(row, "line"), postal_code=_optional(row, "postal_code"),
+                country=value["country"], city=value["city"], province=value["province"] or None,
+                line=value["line"] or None, postal_code=value["postal_code"] or None,
             ),
             birth_date=birth_date,
-            phone=_optional(row, "phone"),
-            email=_optional(row, "email"),
+            phone=value["phone"] or None,
+            email=value["email"] or None,
         ),
-        _optional(row, "card_number"),
+        value["card_number"] or None,
     )
 
 

@@ -13,8 +13,7 @@ def luhn_digit(digits: str) -> int:
     """The Luhn check digit for a string of decimal digits."""
     # Double every second digit counting from the right of the payload, where the
     # check digit will follow (a doubled digit above 9 counts its digits' sum).
-    reversed_digits = [int(char) for char in reversed(digits)]
-    total = sum(_DOUBLED[d] for d in reversed_digits[0::2]) + sum(reversed_digits[1::2])
+    total = sum(map(_DOUBLED.__getitem__, map(int, digits[::-2]))) + sum(map(int, digits[-2::-2]))
     return (10 - total % 10) % 10
 
 
