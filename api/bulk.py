@@ -1,7 +1,8 @@
 """Bulk CSV for the operator: `loyalty import members|activities FILE` and `loyalty export
-members` (OPERATIONS.md). Every row goes through the programme's own services, each in its
-own transaction, so a row is taken whole or not at all and a re-run is idempotent (by card
-number for members, by externalRef for activities)."""
+members` (OPERATIONS.md). Every row goes through the programme's own services, so a row is
+taken whole or not at all and a re-run is idempotent (by card number for members, by
+externalRef for activities). Members are enrolled MEMBER_BATCH rows per transaction
+(members.services.MemberImport), activities each in its own transaction."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ ACTIVITY_COLUMNS = [
 ]
 ACTIVITY_REQUIRED = ["kind", "card_number", "external_ref", "activity_date"]
 EXPORT_PAGE = 500
+# Rows per transaction of `import members`: each commit waits for a sync to disk, and a
+# batch's lookups are `IN` lists of this many (within every database's parameter limit).
+MEMBER_BATCH = 2000
+# Rows read at a time by `import activities`, each still in its own transaction.
+ACTIVITY_BATCH = 100
 IMPORT_ACTOR = "import"
 
 
@@ -56,11 +62,6 @@ class ImportSummary:
 def rejects_path_for(path: Path) -> Path:
     """members.csv -> members.rejected.csv, next to the input."""
     return path.with_name(f"{path.stem}.rejected.csv")
-
-
-def _rows(path: Path) -> Iterator[dict[str | None, Any]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        yield from csv.DictReader(handle)
 
 
 def read_header(path: Path, required: list[str]) -> tuple[list[str], int]:
@@ -118,15 +119,50 @@ def _parse_int(row: dict, name: str) -> int:
         raise invalid(f"{name} {text!r} is not a whole number") from None
 
 
+# A row's outcome: True written, False already present, or the error that rejected it.
+Outcome = bool | DomainError | ForbiddenError
+
+
+TakeBatch = Callable[[list[dict]], Awaitable[list[Outcome]]]
+
+
+def _reason(error: DomainError | ForbiddenError) -> str:
+    if isinstance(error, DomainError):
+        return f"{error.code}: {error.message}"
+    return f"FORBIDDEN: {error}"
+
+
+def _batches(path: Path, header: list[str], size: int) -> Iterator[list[tuple[dict, DomainError | None]]]:
+    """The file's rows as {column: value} (blank lines skipped) in lists of `size`, each
+    row with the error that rejects it before it reaches the service (more fields than
+    the header)."""
+    batch: list[tuple[dict, DomainError | None]] = []
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)  # the header, read by read_header
+        for values in reader:
+            if not "".join(values[:len(header)]).strip():
+                continue  # a blank line
+            error = invalid(f"the row has more fields than the header's {len(header)}") if len(values) > len(header) else None
+            batch.append((dict(zip(header, values)), error))
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
 async def import_rows(
     path: Path,
     rejects: Path,
     required: list[str],
-    take: Callable[[dict], Awaitable[bool]],
+    take_batch: TakeBatch,
     progress: Callable[[int, int], None],
+    batch_size: int,
 ) -> ImportSummary:
-    """Run `take(row)` (True: written, False: already present; DomainError or ForbiddenError:
-    rejected) for every row, and write the rejected rows with a `reason` column."""
+    """Run `take_batch(rows)` (an outcome per row) on the file's rows, `batch_size` at a
+    time, and write the rejected rows with a `reason` column as each batch is done: memory
+    holds one batch, whatever the file's size."""
     header, total = read_header(path, required)
     summary = ImportSummary(rejects_path=rejects)
     fieldnames = header + (["reason"] if "reason" not in header else [])
@@ -135,56 +171,82 @@ async def import_rows(
         writer.writeheader()
         done = 0
         progress(done, total)
-        for raw in _rows(path):
-            if not any((value or "").strip() for key, value in raw.items() if key is not None and isinstance(value, str)):
-                continue  # a blank line
-            row = {(key or "").strip(): value for key, value in raw.items() if key is not None}
-            try:
-                if None in raw:
-                    raise invalid(f"the row has more fields than the header's {len(header)}")
-                if await take(row):
+        for batch in _batches(path, header, batch_size):
+            taken = [row for row, error in batch if error is None]
+            results = iter(await take_batch(taken) if taken else [])
+            for row, error in batch:
+                outcome = error or next(results)
+                if outcome is True:
                     summary.taken += 1
-                else:
+                elif outcome is False:
                     summary.present += 1
-            except DomainError as error:
-                reason = f"{error.code}: {error.message}"
-                summary.rejected += 1
-                writer.writerow({**row, "reason": reason})
-                out.flush()
-            except ForbiddenError as error:
-                summary.rejected += 1
-                writer.writerow({**row, "reason": f"FORBIDDEN: {error}"})
-                out.flush()
-            done += 1
+                else:
+                    summary.rejected += 1
+                    writer.writerow({**row, "reason": _reason(outcome)})
+            out.flush()
+            done += len(batch)
             progress(done, total)
     return summary
+
+
+def one_by_one(take: Callable[[dict], Awaitable[bool]]) -> TakeBatch:
+    """A TakeBatch calling `take(row)` for each row (True: written, False: already present;
+    DomainError or ForbiddenError: rejected), each row in its own transaction."""
+
+    async def take_batch(rows: list[dict]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for row in rows:
+            try:
+                outcomes.append(await take(row))
+            except (DomainError, ForbiddenError) as error:
+                outcomes.append(error)
+        return outcomes
+
+    return take_batch
 
 
 # ---- members ----------------------------------------------------------------------------
 
 
-async def import_members(path: Path, rejects: Path, *, today: date, progress) -> ImportSummary:
+def _imported_member(row: dict):
+    """The row as an ImportedMember, or the DomainError that rejects it (a bad date)."""
     from members.addresses import Address
-    from members.services import Enrolment, enroll_imported
+    from members.services import Enrolment, ImportedMember
 
-    caller = SystemCaller(Role.ADMIN, IMPORT_ACTOR)
-
-    async def take(row: dict) -> bool:
-        enrolment = Enrolment(
-            family_name=_value(row, "family_name"),
-            given_name=_value(row, "given_name"),
+    try:
+        birth_date = _parse_date(row, "birth_date", required=False)
+    except DomainError as error:
+        return error
+    value = {name: (row.get(name) or "").strip() for name in MEMBER_COLUMNS}
+    return ImportedMember(
+        Enrolment(
+            family_name=value["family_name"],
+            given_name=value["given_name"],
             address=Address(
-                country=_value(row, "country"), city=_value(row, "city"), province=_optional(row, "province"),
-                line=_optional(row, "line"), postal_code=_optional(row, "postal_code"),
+                country=value["country"], city=value["city"], province=value["province"] or None,
+                line=value["line"] or None, postal_code=value["postal_code"] or None,
             ),
-            birth_date=_parse_date(row, "birth_date", required=False),
-            phone=_optional(row, "phone"),
-            email=_optional(row, "email"),
-        )
-        _member, created = await enroll_imported(caller, enrolment, _optional(row, "card_number"), today=today)
-        return created
+            birth_date=birth_date,
+            phone=value["phone"] or None,
+            email=value["email"] or None,
+        ),
+        value["card_number"] or None,
+    )
 
-    return await import_rows(path, rejects, MEMBER_REQUIRED, take, progress)
+
+async def import_members(
+    path: Path, rejects: Path, *, today: date, progress, batch_size: int = MEMBER_BATCH
+) -> ImportSummary:
+    """Enrol the file's members, `batch_size` rows per transaction (members.services.MemberImport)."""
+    from members.addresses import AddressBook
+    from members.services import MemberImport
+
+    members = MemberImport(SystemCaller(Role.ADMIN, IMPORT_ACTOR), today=today, address_book=await AddressBook.load())
+
+    async def take_batch(rows: list[dict]) -> list[Outcome]:
+        return await members.enroll([_imported_member(row) for row in rows])  # type: ignore[return-value]
+
+    return await import_rows(path, rejects, MEMBER_REQUIRED, take_batch, progress, batch_size)
 
 
 # ---- activities -------------------------------------------------------------------------
@@ -228,7 +290,7 @@ async def import_activities(path: Path, rejects: Path, *, rules, today: date, pr
             raise invalid(f"kind {kind!r} must be FLIGHT or PARTNER")
         return not result.replayed
 
-    return await import_rows(path, rejects, ACTIVITY_REQUIRED, take, progress)
+    return await import_rows(path, rejects, ACTIVITY_REQUIRED, one_by_one(take), progress, ACTIVITY_BATCH)
 
 
 # ---- export -----------------------------------------------------------------------------

@@ -6,20 +6,14 @@ import re
 import secrets
 
 CARD_PATTERN = re.compile(r"^CA[0-9]{9}$")
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
 def luhn_digit(digits: str) -> int:
     """The Luhn check digit for a string of decimal digits."""
-    total = 0
     # Double every second digit counting from the right of the payload, where the
-    # check digit will follow.
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 0:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+    # check digit will follow (a doubled digit above 9 counts its digits' sum).
+    total = sum(map(_DOUBLED.__getitem__, map(int, digits[::-2]))) + sum(map(int, digits[-2::-2]))
     return (10 - total % 10) % 10
 
 

@@ -9,7 +9,7 @@ NOT_FOUND, never a leak.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -18,7 +18,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from members.access import Caller, Role, can_see_member
-from members.addresses import Address, office_for_address, validate_address
+from members.addresses import Address, AddressBook, office_for_address, squeeze, validate_address
+from members.bulk_insert import BulkInsert, prefer_index_lookups, select_in
 from members.cards import is_valid_card_number, random_card_number
 from members.enums import MemberStatus
 from members.codes import by_code
@@ -65,7 +66,7 @@ def email_key(email: str, *field: str) -> str:
 
 
 def _name(value: str, *field: str) -> str:
-    value = " ".join((value or "").split())
+    value = squeeze(value)
     if not value:
         raise invalid(f"{field[-1]} is required", *field)
     if len(value) > 64:
@@ -76,6 +77,10 @@ def _name(value: str, *field: str) -> str:
 def _contact(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
+
+
+def _duplicate_contact(label: str, field: tuple[str, ...] | None = None) -> DomainError:
+    return DomainError("DUPLICATE", f"a member with this {label} is already enrolled", field or ("input", label))
 
 
 async def _check_unique_contacts(
@@ -90,7 +95,7 @@ async def _check_unique_contacts(
         if exclude_id is not None:
             query = query.exclude(id=exclude_id)
         if await query.exists():
-            raise DomainError("DUPLICATE", f"a member with this {label} is already enrolled", field or ("input", label))
+            raise _duplicate_contact(label, field)
 
 
 def _address_columns(address: Address) -> dict[str, Any]:
@@ -103,6 +108,61 @@ def _address_columns(address: Address) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class ValidEnrolment:
+    """An enrolment that passed validation: clean names, address and contacts, and the
+    phone and email keys that decide DUPLICATE."""
+
+    family_name: str
+    given_name: str
+    address: Address
+    birth_date: date | None
+    phone: str | None
+    email: str | None
+    phone_key: str | None
+    email_key: str | None
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return (self.family_name, self.given_name)
+
+    def member_columns(self, card_number: str, office: Office, today: date) -> dict[str, Any]:
+        """The member row's columns (the rest take the model's defaults)."""
+        return {
+            "card_number": card_number,
+            "family_name": self.family_name,
+            "given_name": self.given_name,
+            "birth_date": self.birth_date,
+            "phone": self.phone,
+            "email": self.email,
+            "phone_key": self.phone_key,
+            "email_key": self.email_key,
+            **_address_columns(self.address),
+            "office_id": office.id,
+            "branch_id": office.branch_id,
+            "tier_since": today,
+        }
+
+
+def validate_enrolment(enrolment: Enrolment, today: date) -> ValidEnrolment:
+    """The enrolment's rules (names, address, phone, email, birth date), or INVALID."""
+    phone = _contact(enrolment.phone)
+    email = _contact(enrolment.email)
+    valid = ValidEnrolment(
+        family_name=_name(enrolment.family_name, "input", "familyName"),
+        given_name=_name(enrolment.given_name, "input", "givenName"),
+        address=validate_address(enrolment.address, "input", "address"),
+        birth_date=enrolment.birth_date,
+        phone=phone,
+        email=email,
+        phone_key=phone_key(phone, "input", "phone") if phone else None,
+        email_key=email_key(email, "input", "email") if email else None,
+    )
+    if enrolment.birth_date is not None and not date(1900, 1, 1) <= enrolment.birth_date <= today:
+        raise invalid("birthDate must be between 1900-01-01 and today", "input", "birthDate")
+    return valid
+
+
 async def enroll(
     caller: Caller,
     enrolment: Enrolment,
@@ -112,41 +172,19 @@ async def enroll(
     new_card_number: Callable[[], str] = random_card_number,
 ) -> Member:
     """Enrol a member; the address decides the office, whoever enrols."""
-    family = _name(enrolment.family_name, "input", "familyName")
-    given = _name(enrolment.given_name, "input", "givenName")
-    address = validate_address(enrolment.address, "input", "address")
-    phone = _contact(enrolment.phone)
-    email = _contact(enrolment.email)
-    phone_k = phone_key(phone, "input", "phone") if phone else None
-    email_k = email_key(email, "input", "email") if email else None
-    if enrolment.birth_date is not None and not date(1900, 1, 1) <= enrolment.birth_date <= today:
-        raise invalid("birthDate must be between 1900-01-01 and today", "input", "birthDate")
+    valid = validate_enrolment(enrolment, today)
 
     async def work(connection) -> tuple[Member, int]:
-        await _check_unique_contacts(phone_k, email_k)
-        office = await office_for_address(address)
+        await _check_unique_contacts(valid.phone_key, valid.email_key)
+        office = await office_for_address(valid.address)
         card = new_card_number()
         for _ in range(5):  # a collision in 90 million numbers is rare; never reuse one
             if not await Member.filter(card_number=card).exists():
                 break
             card = new_card_number()
-        member = await Member.create(
-            card_number=card,
-            family_name=family,
-            given_name=given,
-            birth_date=enrolment.birth_date,
-            phone=phone,
-            email=email,
-            phone_key=phone_k,
-            email_key=email_k,
-            office_id=office.id,
-            branch_id=office.branch_id,
-            tier_since=today,
-            using_db=connection,
-            **_address_columns(address),
-        )
+        member = await Member.create(using_db=connection, **valid.member_columns(card, office, today))
         await RegionAssignment.create(
-            member_id=member.id, office_id=office.id, reason="enrolment", actor=caller.actor, using_db=connection
+            member_id=member.id, office_id=office.id, reason=ENROLMENT_REASON, actor=caller.actor, using_db=connection
         )
         await move_tier_counts(connection, [(office.id, member.tier, 1)])
         return member, member.id
@@ -159,40 +197,192 @@ async def enroll(
         )
     except IntegrityError:
         # Lost a race with a concurrent enrolment of the same phone or email.
-        await _check_unique_contacts(phone_k, email_k)
+        await _check_unique_contacts(valid.phone_key, valid.email_key)
         raise
 
 
-async def enroll_imported(
-    caller: Caller, enrolment: Enrolment, card_number: str | None, *, today: date
-) -> tuple[Member, bool]:
-    """Enrol one member of a bulk import (`loyalty import members`); (member, created).
+# ---- bulk import ------------------------------------------------------------------------
+
+# One row's outcome in a bulk import: True taken, False already present, or why rejected.
+ImportOutcome = bool | DomainError
+ENROLMENT_REASON = "enrolment"
+
+
+@dataclass(frozen=True)
+class ImportedMember:
+    """A row of `loyalty import members`: an enrolment and, optionally, its card number."""
+
+    enrolment: Enrolment
+    card_number: str | None = None
+
+
+@dataclass(frozen=True)
+class PreparedMember:
+    """An import row after the checks that need no database: valid, its office chosen, and
+    a card number (the given one, or one drawn for it)."""
+
+    valid: ValidEnrolment
+    given_card: str | None
+    card: str
+    office: Office
+
+
+@dataclass
+class _Holders:
+    """Who holds which card, phone key and email key (their names): the batch's existing
+    members, looked up in one query each, plus the rows of the batch taken so far."""
+
+    cards: dict[str, tuple[str, str]]
+    phones: dict[str, tuple[str, str]]
+    emails: dict[str, tuple[str, str]]
+
+    @classmethod
+    async def load(cls, connection, rows: Sequence[PreparedMember]) -> _Holders:
+        async def names_by(column: str, values: set[str]) -> dict[str, tuple[str, str]]:
+            if not values:
+                return {}
+            found = await select_in(connection, Member, [column, "family_name", "given_name"], column, values)
+            return {value: (family, given) for value, family, given in found}
+
+        return cls(
+            await names_by("card_number", {row.card for row in rows}),
+            await names_by("phone_key", {row.valid.phone_key for row in rows if row.valid.phone_key}),
+            await names_by("email_key", {row.valid.email_key for row in rows if row.valid.email_key}),
+        )
+
+    def add(self, card: str, valid: ValidEnrolment) -> None:
+        self.cards[card] = valid.names
+        if valid.phone_key:
+            self.phones[valid.phone_key] = valid.names
+        if valid.email_key:
+            self.emails[valid.email_key] = valid.names
+
+
+def _already_present(valid: ValidEnrolment, card: str | None, holders: _Holders) -> bool:
+    """True when the row is already present, False when it is to be enrolled, DUPLICATE
+    when it may not be. A given card held under the same names is present (other names:
+    DUPLICATE); without a card, a holder of the phone or email with the same names is."""
+    if card is not None:
+        holder = holders.cards.get(card)
+        if holder is not None:
+            if holder == valid.names:
+                return True
+            raise DomainError("DUPLICATE", "this card number belongs to another member", ("input", "cardNumber"))
+    elif valid.names in (holders.phones.get(valid.phone_key or ""), holders.emails.get(valid.email_key or "")):
+        return True
+    if valid.phone_key and valid.phone_key in holders.phones:
+        raise _duplicate_contact("phone")
+    if valid.email_key and valid.email_key in holders.emails:
+        raise _duplicate_contact("email")
+    return False
+
+
+class MemberImport:
+    """Enrolment of `loyalty import members` rows, a batch per transaction.
 
     The same validation and office assignment as `enroll`. A given card number is kept: it
     must pass the check digit (INVALID); when a member already holds it with the same
-    family and given names the row is already present (created False), with other names
-    it is DUPLICATE. Without a card number one is assigned as at enrolment, and a member
-    holding the row's phone or email under the same names counts as already present."""
-    card = (card_number or "").strip().upper() or None
-    if card is not None and not is_valid_card_number(card):
-        raise invalid("cardNumber must be CA followed by 9 digits with a valid check digit", "input", "cardNumber")
-    names = (_name(enrolment.family_name, "input", "familyName"), _name(enrolment.given_name, "input", "givenName"))
-    if card is not None:
-        existing = await Member.get_or_none(card_number=card)
-        if existing is not None:
-            if (existing.family_name, existing.given_name) == names:
-                return existing, False
-            raise DomainError("DUPLICATE", "this card number belongs to another member", ("input", "cardNumber"))
-    else:
-        phone, email = _contact(enrolment.phone), _contact(enrolment.email)
-        keys = {"phone_key": phone_key(phone, "input", "phone") if phone else None,
-                "email_key": email_key(email, "input", "email") if email else None}
-        for column, value in keys.items():
-            holder = await Member.get_or_none(**{column: value}) if value else None
-            if holder is not None and (holder.family_name, holder.given_name) == names:
-                return holder, False
-    member = await enroll(caller, enrolment, today=today, new_card_number=(lambda: card) if card else random_card_number)
-    return member, True
+    family and given names the row is already present (False), with other names it is
+    DUPLICATE. Without a card number one is assigned as at enrolment, and a member
+    holding the row's phone or email under the same names counts as already present.
+    Each row's outcome is what enrolling the rows one by one in file order would give.
+
+    `enroll(rows)` is two steps: `prepare` (no database: validation, office from the
+    in-memory address rules, card draw) and `write` (one transaction: existing cards,
+    phones and emails of the batch in one query each, one executemany of members and one
+    of their region assignments)."""
+
+    def __init__(
+        self, caller: Caller, *, today: date, address_book: AddressBook,
+        new_card_number: Callable[[], str] = random_card_number,
+    ) -> None:
+        self.caller = caller
+        self.today = today
+        self.address_book = address_book
+        self.new_card_number = new_card_number
+
+    def prepare(self, rows: Sequence[ImportedMember | DomainError]) -> list[PreparedMember | DomainError]:
+        """Each row prepared, or why it is rejected (a DomainError given stays as it is)."""
+        prepared: list[PreparedMember | DomainError] = []
+        for row in rows:
+            if isinstance(row, DomainError):
+                prepared.append(row)
+                continue
+            card = (row.card_number or "").strip().upper() or None
+            try:
+                if card is not None and not is_valid_card_number(card):
+                    raise invalid(
+                        "cardNumber must be CA followed by 9 digits with a valid check digit", "input", "cardNumber")
+                valid = validate_enrolment(row.enrolment, self.today)
+            except DomainError as error:
+                prepared.append(error)
+                continue
+            office = self.address_book.office_for(valid.address)
+            prepared.append(PreparedMember(valid, card, card or self.new_card_number(), office))
+        return prepared
+
+    async def write(self, prepared: Sequence[PreparedMember | DomainError]) -> list[ImportOutcome]:
+        """Write the prepared batch in one transaction. When it meets a unique index (a
+        concurrent writer took a card, phone or email after the lookups), it is written
+        again with a savepoint per row, so that only the rows in conflict are decided
+        again (now seeing the other writer's rows)."""
+        try:
+            async with in_transaction() as connection:
+                return await self._write(connection, prepared)
+        except IntegrityError:
+            pass
+        outcomes: list[ImportOutcome] = []
+        async with in_transaction():
+            for row in prepared:
+                for attempt in (1, 2):
+                    try:
+                        async with in_transaction() as savepoint:
+                            outcomes += await self._write(savepoint, [row])
+                        break
+                    except IntegrityError:
+                        if attempt == 2:
+                            raise
+        return outcomes
+
+    async def enroll(self, rows: Sequence[ImportedMember | DomainError]) -> list[ImportOutcome]:
+        """Prepare and write one batch."""
+        return await self.write(self.prepare(rows))
+
+    async def _write(self, connection, prepared: Sequence[PreparedMember | DomainError]) -> list[ImportOutcome]:
+        rows = [row for row in prepared if isinstance(row, PreparedMember)]
+        await prefer_index_lookups(connection)
+        holders = await _Holders.load(connection, rows)
+        outcomes: list[ImportOutcome] = []
+        new_members: list[dict[str, Any]] = []
+        for row in prepared:
+            if isinstance(row, DomainError):
+                outcomes.append(row)
+                continue
+            try:
+                if _already_present(row.valid, row.given_card, holders):
+                    outcomes.append(False)
+                    continue
+            except DomainError as error:
+                outcomes.append(error)
+                continue
+            card = row.card
+            for _ in range(5):  # a drawn card already held: a collision in 90 million numbers is rare
+                if card not in holders.cards:
+                    break
+                card = self.new_card_number()
+                if await Member.filter(card_number=card).using_db(connection).exists():
+                    holders.cards[card] = ("", "")
+            holders.add(card, row.valid)
+            new_members.append(row.valid.member_columns(card, row.office, self.today))
+            outcomes.append(True)
+        if new_members:
+            ids = dict(await BulkInsert(Member, list(new_members[0])).run(
+                connection, [tuple(m.values()) for m in new_members], returning=["card_number", "id"]))
+            await BulkInsert(RegionAssignment, ["member_id", "office_id", "reason", "actor"]).run(connection, [
+                (ids[member["card_number"]], member["office_id"], ENROLMENT_REASON, self.caller.actor)
+                for member in new_members
+            ])
+        return outcomes
 
 
 async def visible_member(caller: Caller, member_id: str | int, *field: str) -> Member:

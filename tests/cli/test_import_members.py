@@ -98,25 +98,28 @@ async def test_a_crash_mid_file_leaves_whole_rows_and_a_rerun_continues(db, tmp_
     import pytest
 
     from api import bulk
+    from members.bulk_insert import BulkInsert
 
     source = write_csv(tmp_path / "members.csv", HEADER, ROWS[:3])
-    real = RegionAssignment.create
+    real = BulkInsert.run
     calls = 0
 
-    async def crashing(**kwargs):  # the 2nd row fails after its member row was inserted
+    async def crashing(self, connection, rows, **options):  # the 2nd batch fails after its member rows were inserted
         nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise RuntimeError("the database went away")
-        return await real(**kwargs)
+        if self.model is RegionAssignment:
+            calls += 1
+            if calls == 2:
+                raise RuntimeError("the database went away")
+        return await real(self, connection, rows, **options)
 
-    monkeypatch.setattr(RegionAssignment, "create", crashing)
-    with pytest.raises(RuntimeError):
-        await bulk.import_members(source, tmp_path / "r.csv", today=date(2026, 11, 20), progress=lambda *_: None)
+    monkeypatch.setattr(BulkInsert, "run", crashing)
+    with pytest.raises(RuntimeError):  # batches of one row: 王's batch committed, Li's not
+        await bulk.import_members(source, tmp_path / "r.csv", today=date(2026, 11, 20), progress=lambda *_: None,
+                                  batch_size=1)
     assert [m.family_name for m in await Member.all().order_by("id")] == ["王"]  # Li's member row rolled back
     assert await RegionAssignment.all().count() == 1
 
-    monkeypatch.setattr(RegionAssignment, "create", real)
+    monkeypatch.setattr(BulkInsert, "run", real)
     summary = await bulk.import_members(source, tmp_path / "r.csv", today=date(2026, 11, 20), progress=lambda *_: None)
     assert (summary.taken, summary.present, summary.rejected) == (2, 1, 0)
     assert await Member.all().count() == 3
