@@ -21,7 +21,7 @@ from members.access import Caller, Role, can_see_member
 from members.addresses import Address, AddressBook, office_for_address, squeeze, validate_address
 from members.bulk_insert import BulkInsert, prefer_index_lookups, select_in
 from members.cards import is_valid_card_number, random_card_number
-from members.enums import MemberStatus
+from members.enums import MemberStatus, Tier
 from members.codes import by_code
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.ids import database_id
@@ -382,6 +382,8 @@ class MemberImport:
                 (ids[member["card_number"]], member["office_id"], ENROLMENT_REASON, self.caller.actor)
                 for member in new_members
             ])
+            # The office x tier rollup, in the batch's transaction like enrol()'s.
+            await move_tier_counts(connection, [(member["office_id"], member.get("tier", Tier.STANDARD), 1) for member in new_members])
         return outcomes
 
 

@@ -18,6 +18,7 @@ from members.models import Member, RegionAssignment
 from members.services import Enrolment, ImportedMember, MemberImport
 from tests.cli.conftest import read_csv, write_csv
 from tests.cli.test_import_members import HEADER, ROWS
+from tests.members.test_tier_count_rollup import assert_rollup_is_the_member_count
 
 TODAY = date(2026, 11, 20)
 CALLER = bulk.SystemCaller(Role.ADMIN, bulk.IMPORT_ACTOR)
@@ -44,8 +45,10 @@ async def test_batch_size_does_not_change_any_outcome(db, tmp_path, batch_size):
     ]
     assert await Member.all().count() == 3
     assert await RegionAssignment.filter(reason="enrolment", actor="system:import").count() == 3
+    await assert_rollup_is_the_member_count()  # tierCounts see the 3 imported members
     again = await bulk.import_members(source, rejects, today=TODAY, progress=lambda *_: None, batch_size=batch_size)
     assert (again.taken, again.present, again.rejected) == (0, 3, 2)
+    await assert_rollup_is_the_member_count()
 
 
 async def test_rows_of_one_batch_see_each_other_in_file_order(db):
