@@ -1,0 +1,54 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise import fields
+from tortoise.indexes import Index
+
+class Migration(migrations.Migration):
+    dependencies = [('models', '0002_vip_care')]
+
+    initial = False
+
+    operations = [
+        ops.AddField(
+            model_name='Member',
+            name='care_due_since',
+            field=fields.DateField(null=True),
+        ),
+        ops.AddField(
+            model_name='Member',
+            name='care_priority',
+            field=fields.SmallIntField(null=True),
+        ),
+        ops.AddField(
+            model_name='Member',
+            name='care_recheck_on',
+            field=fields.DateField(null=True, db_index=True),
+        ),
+        ops.AddField(
+            model_name='Member',
+            name='care_state_on',
+            field=fields.DateField(null=True, db_index=True),
+        ),
+        ops.AddField(
+            model_name='Member',
+            name='retention_miles',
+            field=fields.IntField(default=0),
+        ),
+        ops.AddField(
+            model_name='Member',
+            name='retention_segments',
+            field=fields.IntField(default=0),
+        ),
+        ops.AddIndex(
+            model_name='Member',
+            index=Index(fields=['office_id', 'status', 'care_priority', 'care_due_since', 'id']),
+        ),
+        ops.AddIndex(
+            model_name='Member',
+            index=Index(fields=['branch_id', 'status', 'care_priority', 'care_due_since', 'id']),
+        ),
+        ops.AddIndex(
+            model_name='Member',
+            index=Index(fields=['status', 'care_priority', 'care_due_since', 'id']),
+        ),
+    ]
