@@ -275,15 +275,20 @@ def cmd_ledger_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_care_refresh(settings: Settings, args: argparse.Namespace) -> int:
+    from care.calls import refresh_care_due
     from care.segments import refresh_segments
 
     as_of = args.as_of or _today(settings)
     rules = _rules(settings)
-    summary = asyncio.run(_with_orm(
-        settings, lambda: refresh_segments(rules, as_of, Progress("care refresh"), timezone=settings.tz)
-    ))
+
+    async def run():
+        due = await refresh_care_due(rules, as_of, Progress("care refresh (worklist)"))
+        return due, await refresh_segments(rules, as_of, Progress("care refresh"), timezone=settings.tz)
+
+    due, summary = asyncio.run(_with_orm(settings, run))
     stages = ", ".join(f"{n} {stage.value}" for stage, n in summary.stages.items())
     segments = ", ".join(f"{n} {segment.value}" for segment, n in summary.segments.items())
+    print(f"care worklist as of {as_of}: {due.members} members rechecked, {due.due} of them due a call")
     print(f"care refresh as of {as_of}: {summary.members} members in {summary.offices} offices; {stages}; {segments}")
     return 0
 
@@ -391,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     ledger_sub.add_parser("reconcile", help="prove every balance equals the sum of its ledger").set_defaults(func=cmd_ledger_reconcile)
 
-    _dated_job(sub, "care", "VIP care jobs", "refresh", "write every member's lifecycle stage and value segment as of --as-of", cmd_care_refresh)
+    _dated_job(sub, "care", "VIP care jobs", "refresh", "write every member's lifecycle stage and value segment, and the worklist state of the members whose recheck day has come, as of --as-of", cmd_care_refresh)
 
     imports = sub.add_parser("import", help="bulk load from CSV (see the README for the columns)")
     imports_sub = imports.add_subparsers(dest="import_command", required=True, metavar="WHAT")

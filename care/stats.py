@@ -129,10 +129,10 @@ async def _by_office(
     start = datetime.combine(today - timedelta(days=STATS_DAYS - 1), time(0), tzinfo=zone)
     end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone)
     events = restrict_by_member_region(TierEvent.filter(effective_at__gte=start, effective_at__lt=end, **columns), caller)
-    changes = await _grouped(
+    tier_changes = await _grouped(
         events, up=Count("id", _filter=Q(to_tier__gt=F("from_tier"))), down=Count("id", _filter=Q(to_tier__lt=F("from_tier")))
     )
-    for office_id, row in changes.items():
+    for office_id, row in tier_changes.items():
         stats[office_id].upgrades_last_30_days = row["up"]
         stats[office_id].downgrades_last_30_days = row["down"]
 

@@ -18,6 +18,7 @@ from datetime import date
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import Q
 from tortoise.functions import Coalesce, Sum
+from tortoise.transactions import in_transaction
 
 from loyalty import calendar as cal
 from loyalty.models import LedgerEntry
@@ -25,7 +26,9 @@ from loyalty.rules import TIERS, Rules
 from members.enums import Tier
 from members.models import Member
 
-__all__ = ["CHUNK", "at_risk", "chunked", "listen", "members_changed", "store_retention_totals", "update_each"]
+__all__ = [
+    "CHUNK", "at_risk", "chunked", "listen", "members_changed", "refresh_members", "store_retention_totals", "update_each",
+]
 
 CHUNK = 500  # ids per statement, well inside every database's parameter limit
 
@@ -96,6 +99,14 @@ async def members_changed(
     await store_retention_totals(connection, member_ids, rules)
     for listener in _listeners:
         await listener(connection, member_ids, rules, today)
+
+
+async def refresh_members(member_ids: Sequence[int], rules: Rules, today: date) -> None:
+    """``members_changed`` for members a bulk writer (the demo) wrote without the
+    services, one short transaction per chunk."""
+    for ids in chunked(list(member_ids)):
+        async with in_transaction() as connection:
+            await members_changed(connection, ids, rules, today)
 
 
 def at_risk(rules: Rules, today: date) -> Q:
