@@ -55,9 +55,12 @@ async def update_each(connection: BaseDBAsyncClient, columns: Sequence[str], row
     if not rows:
         return
     executor = connection.executor_class(model=Member, db=connection)
-    sets = ", ".join(f'"{column}" = {executor.parameter(i)}' for i, column in enumerate(columns))
-    query = f'UPDATE "{Member._meta.db_table}" SET {sets} WHERE "id" = {executor.parameter(len(columns))}'
-    await connection.execute_many(query, [list(row) for row in rows])
+    table = Member._meta.basetable
+    query = connection.query_class.update(table)
+    for index, column in enumerate(columns):
+        query = query.set(column, executor.parameter(index))
+    query = query.where(table.id == executor.parameter(len(columns)))
+    await connection.execute_many(str(query), [list(row) for row in rows])
 
 
 async def store_retention_totals(connection: BaseDBAsyncClient, member_ids: Sequence[int], rules: Rules) -> None:
