@@ -129,6 +129,9 @@ class Member(Model):
             ("office_id", "status", "care_priority", "care_due_since", "id"),
             ("branch_id", "status", "care_priority", "care_due_since", "id"),
             ("status", "care_priority", "care_due_since", "id"),
+            # Rows whose worklist state is due a recheck, found per office or branch.
+            ("office_id", "care_recheck_on"),
+            ("branch_id", "care_recheck_on"),
         )
 
 

@@ -51,4 +51,24 @@ class Migration(migrations.Migration):
             model_name='Member',
             index=Index(fields=['status', 'care_priority', 'care_due_since', 'id']),
         ),
+        ops.AddIndex(
+            model_name='Member',
+            index=Index(fields=['office_id', 'care_recheck_on']),
+        ),
+        ops.AddIndex(
+            model_name='Member',
+            index=Index(fields=['branch_id', 'care_recheck_on']),
+        ),
+        ops.AddIndex(
+            model_name='TierEvent',
+            index=Index(fields=['office_id', 'effective_at']),
+        ),
+        ops.AddIndex(
+            model_name='TierEvent',
+            index=Index(fields=['branch_id', 'effective_at']),
+        ),
+        ops.AddIndex(
+            model_name='TierEvent',
+            index=Index(fields=['effective_at']),
+        ),
     ]
