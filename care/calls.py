@@ -267,7 +267,8 @@ async def _stale_rows(region, today: date, *columns: str) -> list[dict]:
     when some state was computed for a later day than ``today``."""
     columns = ("id", *(column for column in columns if column != "id"))
     rows = {row["id"]: row for row in await region.filter(care_recheck_on__lte=today).values(*columns)}
-    if await Member.filter(care_state_on__gt=today).exists():
+    latest = await Member.annotate(latest=Max("care_state_on")).first().values_list("latest", flat=True)
+    if latest is not None and latest > today:  # MAX: one index probe (an EXISTS may scan)
         rows.update((row["id"], row) for row in await region.filter(care_state_on__gt=today).values(*columns))
     return list(rows.values())
 

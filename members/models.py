@@ -115,8 +115,8 @@ class Member(Model):
     # next day on which the mere passing of time may change it.
     care_priority = fields.SmallIntField(null=True)
     care_due_since = fields.DateField(null=True)
-    care_state_on = fields.DateField(null=True, db_index=True)
-    care_recheck_on = fields.DateField(null=True, db_index=True)
+    care_state_on = fields.DateField(null=True)
+    care_recheck_on = fields.DateField(null=True)
 
     class Meta:
         table = "member"
@@ -129,9 +129,13 @@ class Member(Model):
             ("office_id", "status", "care_priority", "care_due_since", "id"),
             ("branch_id", "status", "care_priority", "care_due_since", "id"),
             ("status", "care_priority", "care_due_since", "id"),
-            # Rows whose worklist state is due a recheck, found per office or branch.
+            # Rows whose worklist state is due a recheck (the daily job; per office or
+            # branch at read time), or was computed for a later day. In Meta, not
+            # db_index: a migration's AddField does not create a field's index.
+            ("care_recheck_on",),
             ("office_id", "care_recheck_on"),
             ("branch_id", "care_recheck_on"),
+            ("care_state_on",),
         )
 
 

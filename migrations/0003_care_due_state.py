@@ -22,12 +22,12 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='Member',
             name='care_recheck_on',
-            field=fields.DateField(null=True, db_index=True),
+            field=fields.DateField(null=True),
         ),
         ops.AddField(
             model_name='Member',
             name='care_state_on',
-            field=fields.DateField(null=True, db_index=True),
+            field=fields.DateField(null=True),
         ),
         ops.AddField(
             model_name='Member',
@@ -53,11 +53,19 @@ class Migration(migrations.Migration):
         ),
         ops.AddIndex(
             model_name='Member',
+            index=Index(fields=['care_recheck_on']),
+        ),
+        ops.AddIndex(
+            model_name='Member',
             index=Index(fields=['office_id', 'care_recheck_on']),
         ),
         ops.AddIndex(
             model_name='Member',
             index=Index(fields=['branch_id', 'care_recheck_on']),
+        ),
+        ops.AddIndex(
+            model_name='Member',
+            index=Index(fields=['care_state_on']),
         ),
         ops.AddIndex(
             model_name='TierEvent',
