@@ -136,6 +136,10 @@ class Member(Model):
             ("office_id", "care_recheck_on"),
             ("branch_id", "care_recheck_on"),
             ("care_state_on",),
+            # Region statistics of an office's VIPs (care.stats: contacted within the
+            # interval, at risk of downgrade) read from the index alone.
+            ("office_id", "status", "tier", "care_last_contact_on", "tier_valid_until", "retention_miles",
+             "retention_segments"),
         )
 
 

@@ -68,6 +68,10 @@ class Migration(migrations.Migration):
             index=Index(fields=['care_state_on']),
         ),
         ops.AddIndex(
+            model_name='Member',
+            index=Index(fields=['office_id', 'status', 'tier', 'care_last_contact_on', 'tier_valid_until', 'retention_miles', 'retention_segments']),
+        ),
+        ops.AddIndex(
             model_name='TierEvent',
             index=Index(fields=['office_id', 'effective_at']),
         ),
