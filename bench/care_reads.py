@@ -3,6 +3,7 @@ office; officeStats of all 142 offices) as domain calls on a SQLite database bui
 `loyalty demo` (and grown by bench/grow_sqlite.py): p50 and p99 in ms.
 
     .venv/bin/python bench/care_reads.py /path/to/loyalty.db [RUNS] [YYYY-MM-DD]
+    .venv/bin/python bench/care_reads.py postgres://postgres@127.0.0.1:5432/NAME [RUNS] [YYYY-MM-DD]
 
 The day defaults to the demo's (give the day the demo was built).
 """
@@ -15,7 +16,7 @@ TODAY = date.fromisoformat(sys.argv[3]) if len(sys.argv) > 3 else date.today()
 
 async def main():
     from api.db import tortoise_config
-    await Tortoise.init(config=tortoise_config(f"sqlite://{DB}"))
+    await Tortoise.init(config=tortoise_config(DB if "://" in DB else f"sqlite://{DB}"))
     from care.calls import care_calls_due
     from care.stats import office_stats, region_stats
     from loyalty.rules import load_rules
