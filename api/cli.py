@@ -280,15 +280,27 @@ def cmd_ledger_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_care_refresh(settings: Settings, args: argparse.Namespace) -> int:
+    from care.calls import refresh_care_due
     from care.segments import refresh_segments
 
     as_of = args.as_of or _today(settings)
     rules = _rules(settings)
-    summary = asyncio.run(_with_orm(
-        settings, lambda: refresh_segments(rules, as_of, Progress("care refresh"), timezone=settings.tz)
-    ))
+
+    async def run():
+        if args.rebuild_worklist:
+            from loyalty.changes import refresh_members
+            from members.enums import Tier
+            from members.models import Member
+
+            elite = await Member.filter(tier__gt=Tier.STANDARD).order_by("id").values_list("id", flat=True)
+            await refresh_members(elite, rules, as_of)
+        due = await refresh_care_due(rules, as_of, Progress("care refresh (worklist)"))
+        return due, await refresh_segments(rules, as_of, Progress("care refresh"), timezone=settings.tz)
+
+    due, summary = asyncio.run(_with_orm(settings, run))
     stages = ", ".join(f"{n} {stage.value}" for stage, n in summary.stages.items())
     segments = ", ".join(f"{n} {segment.value}" for segment, n in summary.segments.items())
+    print(f"care worklist as of {as_of}: {due.members} members rechecked, {due.due} of them due a call")
     print(f"care refresh as of {as_of}: {summary.members} members in {summary.offices} offices; {stages}; {segments}")
     return 0
 
@@ -338,13 +350,14 @@ def cmd_export_members(settings: Settings, args: argparse.Namespace) -> int:
 # ---- parser ----------------------------------------------------------------------
 
 
-def _dated_job(sub, group: str, group_help: str, action: str, action_help: str, func) -> None:
-    """`loyalty GROUP ACTION [--as-of DATE]`: a daily job that can be run for any day."""
+def _dated_job(sub, group: str, group_help: str, action: str, action_help: str, func) -> argparse.ArgumentParser:
+    """`loyalty GROUP ACTION [--as-of DATE]`: a daily job that can be run for any day; its parser."""
     parser = sub.add_parser(group, help=group_help)
     actions = parser.add_subparsers(dest=f"{group}_command", required=True, metavar="ACTION")
     job = actions.add_parser(action, help=action_help)
     job.add_argument("--as-of", type=_date, dest="as_of")
     job.set_defaults(func=func)
+    return job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -396,7 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
     ledger_sub.add_parser("reconcile", help="prove every balance equals the sum of its ledger").set_defaults(func=cmd_ledger_reconcile)
 
-    _dated_job(sub, "care", "VIP care jobs", "refresh", "write every member's lifecycle stage and value segment as of --as-of", cmd_care_refresh)
+    care_refresh = _dated_job(sub, "care", "VIP care jobs", "refresh", "write every member's lifecycle stage and value segment, and the worklist state of the members whose recheck day has come, as of --as-of", cmd_care_refresh)
+    care_refresh.add_argument(
+        "--rebuild-worklist", action="store_true", dest="rebuild_worklist",
+        help="first recompute the retention totals and worklist state of every elite member (after an upgrade "
+             "adding them, or a change of the rules' tier or care numbers)")
 
     imports = sub.add_parser("import", help="bulk load from CSV (see the README for the columns)")
     imports_sub = imports.add_subparsers(dest="import_command", required=True, metavar="WHAT")

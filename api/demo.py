@@ -49,12 +49,12 @@ from api.demo_care import build_demo_care
 from api.settings import Settings
 from loyalty import calendar as cal
 from loyalty import engine
+from loyalty.changes import at_risk, refresh_members
 from loyalty.jobs import SYSTEM_SOURCE
 # The posting services' own content and name keys, so fingerprints match theirs.
 from loyalty.ledger import AIRLINE_SOURCE, MEMBER_SOURCE, FlightDetails, family_name_key, flight_content
 from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
 from loyalty.rules import TIERS, Rules
-from loyalty.tiers import at_risk_member_ids
 from members import partners
 from members.access import Role
 from members.addresses import Address, office_for_address
@@ -783,6 +783,7 @@ async def build_demo(
                 # The ledger's indexes outgrow SQLite's default 2 MB page cache.
                 await connection.execute_query("PRAGMA cache_size = -131072")
             member_id, entry_id = await _next_id(Member, connection), await _next_id(LedgerEntry, connection)
+            first_member_id = member_id
             for start in range(0, len(people), CHUNK):
                 batch, member_id, entry_id = simulate(people[start:start + CHUNK], member_id, entry_id)
                 done += await _write(connection, batch)
@@ -795,6 +796,11 @@ async def build_demo(
             # Members were written beside the services: count them into the office x tier rollup.
             await rebuild_tier_counts(connection)
     care = await build_demo_care(rules, today, settings.tz, care_progress or (lambda done, total: None))
+    # What the services keep on the member row from tiers, ledgers and calls (retention
+    # totals, the care worklist's state): STANDARD members keep the defaults.
+    if missing:
+        elite = await Member.filter(id__gte=first_member_id, tier__gt=Tier.STANDARD).order_by("id").values_list("id", flat=True)
+        await refresh_members(elite, rules, today)
     summary = await _summary(rules, today, created=len(missing))
     return {"summary": summary + "\n" + care, "tokens": await _tokens(settings, cards)}
 
@@ -803,14 +809,14 @@ async def _summary(rules: Rules, today: date, *, created: int) -> str:
     counts = (await tier_counts(Member.all())).get(None, {tier: 0 for tier in Tier})
     total = sum(counts.values())
     offices = len(await Member.all().distinct().values_list("office_id", flat=True))
-    at_risk = len(await at_risk_member_ids(Member.all(), rules=rules, today=today))
+    at_risk_count = await Member.filter(at_risk(rules, today)).count()
     until = today + timedelta(days=rules.expiring_soon_days)
     expiring = len(await CreditLot.filter(remaining__gt=0, expires_on__gte=today, expires_on__lte=until)
                    .distinct().values_list("member_id", flat=True))
     tiers = ", ".join(f"{tier.name} {counts.get(tier, 0):,}" for tier in Tier)
     return "\n".join([
         f"demo data: {total:,} members ({created:,} created now) in {offices} of {await Office.all().count()} offices: {tiers}",
-        f"  {at_risk:,} at risk of downgrade (validUntil within {rules.at_risk_months} months), "
+        f"  {at_risk_count:,} at risk of downgrade (validUntil within {rules.at_risk_months} months), "
         f"{expiring:,} with miles expiring within {rules.expiring_soon_days} days (today {today})",
         "  GraphiQL: http://127.0.0.1:8000/graphql (or your --host/--port); "
         'set the header {"Authorization": "Bearer <token>"} with a token below',

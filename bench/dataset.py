@@ -432,9 +432,19 @@ async def _care_refresh(rules, today: date, tz) -> None:
     await refresh_segments(rules, today, timezone=tz)
 
 
+async def _tier_count_rollup(rules, today: date, tz) -> None:
+    """The office x tier rollup (members.regions) is not member-linked, so not copied."""
+    from tortoise.transactions import in_transaction
+
+    from members.regions import rebuild_tier_counts
+
+    async with in_transaction() as connection:
+        await rebuild_tier_counts(connection)
+
+
 # The daily jobs that compute derived state, as `loyalty` runs them: run after copying,
 # so state kept outside the copied tables (or computed from the whole table) is right.
-DERIVED_JOBS: dict[str, Callable[..., Any]] = {"care refresh": _care_refresh}
+DERIVED_JOBS: dict[str, Callable[..., Any]] = {"care refresh": _care_refresh, "tier count rollup": _tier_count_rollup}
 
 
 # ---- building ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ pure function of the member's facts):
 
 - FOLLOW_UP_DUE: the follow-up date has come (care_follow_up_on <= today); due since
   the follow-up date.
-- AT_RISK: at risk of losing the tier at validUntil (loyalty.tiers.at_risk_member_ids)
+- AT_RISK: at risk of losing the tier at validUntil (loyalty.engine.is_at_risk)
   and not reached in the last upgrade_call_days days (last contact + upgrade_call_days
   <= today); due since the member entered the at-risk horizon (validUntil -
   at_risk_months), or since the last contact + upgrade_call_days when later, never
@@ -26,9 +26,17 @@ pure function of the member's facts):
   SILVER 90 days by default); due since that date.
 
 Urgency: the most urgent reason (in the order above), then the tier (PLATINUM first),
-then dueSince (oldest first), then member id. The database narrows the candidates
-(any of the conditions above, with the smallest call interval); the exact reasons are
-decided here, and the page is cut by a cursor holding that sort key.
+then dueSince (oldest first), then member id.
+
+The member row keeps that sort key (care_priority = reason rank * 10 + (3 - tier),
+care_due_since; NULL when not due) with the day it was computed for (care_state_on)
+and the next day time alone may change it (care_recheck_on). ``recompute_care_state``
+writes them, from ``due_reasons``, in the transaction of every change of the facts:
+a care call here, and every posting and tier change through loyalty.changes (this
+module registers with it), and the daily job (``refresh_care_due``) for the members
+whose recheck day has come. So the worklist pages and counts by index; the few rows
+whose state does not hold on the day asked (the job has not run yet) are recomputed
+at read time and merged in.
 """
 
 from __future__ import annotations
@@ -39,22 +47,25 @@ from datetime import timezone as dt_timezone
 from enum import Enum
 from typing import NamedTuple
 
-from tortoise.expressions import Q, Subquery
+from collections.abc import Callable, Sequence
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import Q
 from tortoise.functions import Max
+from tortoise.transactions import in_transaction
 
 from care.models import CallOutcome, CareCall
 from care.paging import newest_first
-from care.segments import chunks
 from loyalty import calendar as cal
+from loyalty import changes, engine
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
-from loyalty.tiers import at_risk_member_ids
 from members.access import STAFF_ROLES, Caller, in_region, require_role, restrict_by_member_region, restrict_members
 from members.enums import MemberStatus, Tier
 from members.errors import DomainError, invalid
 from members.idempotency import run_once
 from members.models import Member
-from members.paging import Page, decode_cursor, encode_cursor, known_count, page_size
+from members.paging import Page, decode_cursor, encode_cursor, page_size
 from members.services import visible_member
 
 __all__ = [
@@ -180,33 +191,185 @@ def _check_staff(caller: Caller, what: str) -> None:
     require_role(caller, STAFF_ROLES, f"{what} are for office, branch and admin staff")
 
 
-def _candidates(rules: Rules, today: date) -> Q:
-    """A superset of the members due a call: any reason's condition, with the smallest
-    call interval standing for every tier's."""
-    smallest = min(rules.care.call_interval(tier.name) for tier in Tier if tier.is_vip)
-    return Q(
-        Q(care_follow_up_on__lte=today),
-        Q(care_last_contact_on__isnull=True),
-        Q(care_last_contact_on__lte=today - timedelta(days=smallest)),
-        Q(tier_since__gt=today - timedelta(days=rules.care.upgrade_call_days)),
-        Q(tier_valid_until__lte=cal.add_months(today, rules.at_risk_months)),
+# ---- the worklist's state on the member row ------------------------------------------
+
+# The member columns the reasons follow from (CareFacts, plus the stored retention totals
+# that decide at-risk; loyalty.changes keeps them).
+FACT_COLUMNS = (
+    "id", "tier", "tier_since", "tier_valid_until", "care_last_contact_on", "care_follow_up_on",
+    "retention_miles", "retention_segments",
+)
+STATE_COLUMNS = ("care_priority", "care_due_since", "care_state_on", "care_recheck_on")
+
+
+@dataclass(frozen=True)
+class DueState:
+    """What the member row keeps of due_reasons on a day: the sort key of the most urgent
+    reason (None: not due) and the next day on which time alone may change it."""
+
+    priority: int | None
+    due_since: date | None
+    recheck_on: date | None
+
+
+def priority(reason: CareCallReason, tier: Tier) -> int:
+    """The stored sort key's first column: the reason's rank, then PLATINUM first."""
+    return reason.rank * 10 + (int(Tier.PLATINUM) - int(tier))
+
+
+def _at_risk_horizon(valid_until: date, months: int) -> date:
+    """The first day on which validUntil is within ``months`` (loyalty.engine.is_at_risk):
+    the least T with valid_until <= add_months(T, months); add_months is monotonic."""
+    day = cal.add_months(valid_until, -months)
+    while cal.add_months(day - timedelta(days=1), months) >= valid_until:
+        day -= timedelta(days=1)
+    while cal.add_months(day, months) < valid_until:
+        day += timedelta(days=1)
+    return day
+
+
+def _recheck_on(facts: CareFacts, rules: Rules, today: date) -> date | None:
+    """The next day after today on which due_reasons may change with the facts unchanged:
+    every date its conditions compare today with (a superset is harmless: the job finds
+    nothing changed and moves the day on)."""
+    tier = Tier(facts.tier)
+    interval = rules.care.call_interval(tier.name)
+    if not tier.is_vip or interval is None:
+        return None
+    if facts.tier_since > today:
+        return today + timedelta(days=1)  # dueSince is capped at today until then
+    welcome = timedelta(days=rules.care.upgrade_call_days)
+    days = [facts.follow_up_on, facts.tier_since + welcome]
+    if facts.last_contact_on is not None:
+        days += [facts.last_contact_on + welcome, facts.last_contact_on + timedelta(days=interval)]
+    if facts.tier_valid_until is not None:
+        days.append(_at_risk_horizon(facts.tier_valid_until, rules.at_risk_months))
+    return min((day for day in days if day is not None and day > today), default=None)
+
+
+def due_state(facts: CareFacts, rules: Rules, today: date, at_risk: bool) -> DueState:
+    """The member row's worklist state on ``today``, from due_reasons."""
+    reasons = due_reasons(facts, rules, today, at_risk)
+    first = reasons[0] if reasons else None
+    return DueState(
+        priority(first.reason, Tier(facts.tier)) if first else None,
+        first.since if first else None,
+        _recheck_on(facts, rules, today),
+    )
+
+
+async def _stale_rows(region, today: date, *columns: str) -> list[dict]:
+    """The rows of ``region`` (a member queryset) whose stored state does not hold on
+    ``today`` (time has reached its recheck day and the daily job has not run yet, or it
+    was computed for a later day: a job run ahead, a clock set back), with ``columns``
+    and id. Two seeks rather than one OR, which databases tend to answer with a scan:
+    by recheck day ((office_id | branch_id,) care_recheck_on), and by care_state_on only
+    when some state was computed for a later day than ``today``."""
+    columns = ("id", *(column for column in columns if column != "id"))
+    rows = {row["id"]: row for row in await region.filter(care_recheck_on__lte=today).values(*columns)}
+    latest = await Member.annotate(latest=Max("care_state_on")).first().values_list("latest", flat=True)
+    if latest is not None and latest > today:  # MAX: one index probe (an EXISTS may scan)
+        rows.update((row["id"], row) for row in await region.filter(care_state_on__gt=today).values(*columns))
+    return list(rows.values())
+
+
+async def _downgraded(member_ids: Sequence[int], connection: BaseDBAsyncClient | None = None) -> set[int]:
+    """Those of the members whose latest tier event lowered the tier: two queries."""
+    if not member_ids:
+        return set()
+    events = TierEvent.filter(member_id__in=list(member_ids))
+    if connection is not None:
+        events = events.using_db(connection)
+    latest = await events.annotate(last=Max("id")).group_by("member_id").values_list("last", flat=True)
+    rows = TierEvent.filter(id__in=list(latest))
+    if connection is not None:
+        rows = rows.using_db(connection)
+    return {member_id for member_id, from_tier, to_tier in await rows.values_list("member_id", "from_tier", "to_tier")
+            if to_tier < from_tier}
+
+
+async def _facts(
+    rows: Sequence[dict], rules: Rules, today: date, connection: BaseDBAsyncClient | None = None
+) -> list[tuple[CareFacts, bool]]:
+    """(facts, at risk) of member rows holding FACT_COLUMNS. Whether the tier came by a
+    downgrade is read only for tiers recent enough for a welcome call."""
+    recent = today - timedelta(days=rules.care.upgrade_call_days)
+    down = await _downgraded([row["id"] for row in rows if row["tier_since"] > recent], connection)
+    result = []
+    for row in rows:
+        tier = Tier(row["tier"])
+        facts = CareFacts(
+            row["id"], tier, row["tier_since"], row["tier_valid_until"], row["care_last_contact_on"],
+            row["care_follow_up_on"], downgraded=row["id"] in down,
+        )
+        at_risk = engine.is_at_risk(
+            rules, tier.name, row["tier_valid_until"], today, row["retention_miles"], row["retention_segments"]
+        )
+        result.append((facts, at_risk))
+    return result
+
+
+@changes.listen
+async def recompute_care_state(
+    connection: BaseDBAsyncClient, member_ids: Sequence[int], rules: Rules, today: date
+) -> int:
+    """Store the worklist state of these members as of ``today`` (in the caller's
+    transaction): per chunk one read of their facts, the tier events of recent tiers, one
+    batched update. Every change of the facts calls it (loyalty.changes.members_changed,
+    log_care_call), as does the daily job for the members whose recheck day has come.
+    Returns how many of them are due a call."""
+    due = 0
+    for ids in changes.chunked(list(member_ids)):
+        rows = await Member.filter(id__in=list(ids)).using_db(connection).values(*FACT_COLUMNS)
+        updates = []
+        for facts, at_risk in await _facts(rows, rules, today, connection):
+            state = due_state(facts, rules, today, at_risk)
+            due += state.priority is not None
+            updates.append((state.priority, state.due_since, today, state.recheck_on, facts.member_id))
+        await changes.update_each(connection, STATE_COLUMNS, updates)
+    return due
+
+
+@dataclass(frozen=True)
+class DueRefreshSummary:
+    members: int  # members whose state was recomputed
+    due: int  # of those, due a call as of the day
+
+
+async def refresh_care_due(
+    rules: Rules, today: date, progress: Callable[[int, int], None] | None = None
+) -> DueRefreshSummary:
+    """The daily part of `loyalty care refresh`: recompute the worklist state of the
+    members whose recheck day has come (or whose state was computed for a later day),
+    found by index, in short transactions of a chunk each; the cost grows with those
+    members, not with all members."""
+    ids = sorted(row["id"] for row in await _stale_rows(Member.all(), today))
+    due = done = 0
+    if progress:
+        progress(0, len(ids))
+    for chunk in changes.chunked(ids):
+        async with in_transaction() as connection:
+            due += await recompute_care_state(connection, chunk, rules, today)
+        done += len(chunk)
+        if progress:
+            progress(done, len(ids))
+    return DueRefreshSummary(members=len(ids), due=due)
+
+
+# ---- the worklist ----------------------------------------------------------------------
+
+
+def _after(key: tuple[int, int, date, int]) -> Q:
+    """Rows after the cursor in (care_priority, care_due_since, id) order; the redundant
+    first conjunct lets the database seek to the cursor's priority."""
+    rank, negative_tier, since, pk = key
+    level = rank * 10 + int(Tier.PLATINUM) + negative_tier
+    return Q(care_priority__gte=level) & Q(
+        Q(care_priority__gt=level),
+        Q(care_priority=level, care_due_since__gt=since),
+        Q(care_priority=level, care_due_since=since, id__gt=pk),
         join_type="OR",
     )
-
-
-async def _downgraded(candidates, rules: Rules, today: date) -> set[int]:
-    """Of the candidates whose tier_since is recent enough for a welcome call, those whose
-    latest tier event lowered the tier: two queries (the latest event ids, the events)."""
-    recent = candidates.filter(tier_since__gt=today - timedelta(days=rules.care.upgrade_call_days))
-    latest = await (
-        TierEvent.filter(member_id__in=Subquery(recent.values("id")))
-        .annotate(last=Max("id")).group_by("member_id").values_list("last", flat=True)
-    )
-    down: set[int] = set()
-    for ids in chunks(sorted(latest)):
-        rows = await TierEvent.filter(id__in=ids).values_list("member_id", "from_tier", "to_tier")
-        down |= {member_id for member_id, from_tier, to_tier in rows if to_tier < from_tier}
-    return down
 
 
 async def care_calls_due(
@@ -220,32 +383,58 @@ async def care_calls_due(
 ) -> Page[CareCallDue]:
     """A page of the caller's ACTIVE VIPs due a call (narrowed to an office or branch in
     scope), most urgent first, with the total number due. ForbiddenError for a region
-    outside the scope or a role other than staff; INVALID for an unknown code or cursor."""
+    outside the scope or a role other than staff; INVALID for an unknown code or cursor.
+
+    The page and the count are index reads of the stored state (care_priority,
+    care_due_since, id); rows whose stored state does not hold today (the daily job has
+    not reached them yet) are recomputed here and merged in, so the answer is exact on
+    any day at the cost of those rows only."""
     _check_staff(caller, "care calls")
     size = page_size(first, DEFAULT_DUE_PAGE)
     start = _after_key(after) if after else None
-    members = restrict_members(Member.filter(status=MemberStatus.ACTIVE, tier__gte=Tier.SILVER), caller)
-    candidates = (await in_region(members, caller, office_code, branch_code)).filter(_candidates(rules, today))
-    rows = await candidates.values_list(
-        "id", "tier", "tier_since", "tier_valid_until", "care_last_contact_on", "care_follow_up_on"
-    )
-    at_risk = await at_risk_member_ids(candidates, rules=rules, today=today)
-    down = await _downgraded(candidates, rules, today)
-    due: list[tuple[tuple[int, int, date, int], CareFacts, list[DueReason]]] = []
-    for pk, tier, since, until, last, follow_up in rows:
-        facts = CareFacts(pk, Tier(tier), since, until, last, follow_up, downgraded=pk in down)
-        reasons = due_reasons(facts, rules, today, pk in at_risk)
+    region = await in_region(restrict_members(Member.all(), caller), caller, office_code, branch_code)
+
+    # Only ACTIVE members are listed; the stale rows are found by region alone (status
+    # would steer the database to the worklist index) and narrowed here.
+    stale_rows = [
+        row for row in await _stale_rows(region, today, *FACT_COLUMNS, "status", "care_priority")
+        if MemberStatus(row["status"]) is MemberStatus.ACTIVE
+    ]
+    stale_ids = {row["id"] for row in stale_rows}
+    stale_counted = sum(1 for row in stale_rows if row["care_priority"] is not None)
+    stale_due = 0
+    merged: list[tuple[tuple[int, int, date, int], CareFacts, list[DueReason]]] = []
+    for facts, at_risk in await _facts(stale_rows, rules, today):
+        if reasons := due_reasons(facts, rules, today, at_risk):
+            stale_due += 1
+            if start is None or _sort_key(facts, reasons) > start:
+                merged.append((_sort_key(facts, reasons), facts, reasons))
+
+    due = region.filter(status=MemberStatus.ACTIVE, care_priority__gte=0)
+
+    async def total() -> int:
+        """Counted only when totalCount is asked: the stored due rows, corrected for the stale ones."""
+        return await due.count() - stale_counted + stale_due
+
+    page_rows = await (due.filter(_after(start)) if start else due).order_by(
+        "care_priority", "care_due_since", "id").limit(size + 1 + len(stale_ids))
+    fresh = [row for row in page_rows if row.id not in stale_ids]
+    loaded = {row.id: row for row in fresh}
+    fresh_facts = await _facts([{column: getattr(row, column) for column in FACT_COLUMNS} for row in fresh], rules, today)
+    for facts, at_risk in fresh_facts:
+        reasons = due_reasons(facts, rules, today, at_risk)
         if reasons:
-            due.append((_sort_key(facts, reasons), facts, reasons))
-    due.sort(key=lambda item: item[0])
-    after_start = [item for item in due if start is None or item[0] > start]
-    page = after_start[:size]
-    loaded = {m.id: m for m in await Member.filter(id__in=[facts.member_id for _, facts, _ in page])} if page else {}
+            merged.append((_sort_key(facts, reasons), facts, reasons))
+    merged.sort(key=lambda item: item[0])
+    page = merged[:size]
+    missing = [facts.member_id for _, facts, _ in page if facts.member_id not in loaded]
+    if missing:
+        loaded.update({row.id: row for row in await Member.filter(id__in=missing)})
     return Page(
         items=[CareCallDue(loaded[facts.member_id], reasons, facts) for _, facts, reasons in page],
         cursors=[_cursor(key) for key, _, _ in page],
-        has_next_page=len(after_start) > size,
-        count=known_count(len(due)),
+        has_next_page=len(merged) > size,
+        count=total,
     )
 
 
@@ -287,6 +476,7 @@ async def log_care_call(
     called_at: datetime | None = None,
     idempotency_key: str | None = None,
     now: datetime,
+    rules: Rules,
     timezone: tzinfo = dt_timezone.utc,
 ) -> CareCall:
     """Log a call (office or branch staff in scope, or admin) to an ACTIVE member the
@@ -334,6 +524,7 @@ async def log_care_call(
             values["care_follow_up_on"] = follow_up_on
         if values:
             await Member.filter(id=member.id).using_db(connection).update(**values)
+            await recompute_care_state(connection, [member.id], rules, today)
         return call, call.id
 
     async def load(call_id: int) -> CareCall:

@@ -19,7 +19,7 @@ Month arithmetic is loyalty.calendar.add_months (clamped to the month's end).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from datetime import timezone as dt_timezone
@@ -29,6 +29,7 @@ from tortoise.functions import Coalesce, Count, Sum
 from tortoise.transactions import in_transaction
 
 from loyalty import calendar as cal
+from loyalty.changes import chunked
 from loyalty.models import LedgerEntry, LedgerEntryKind
 from loyalty.rules import LifecycleRules, Rules
 from members.enums import LifecycleStage, ValueSegment
@@ -37,7 +38,6 @@ from members.models import Member, Office
 __all__ = ["RefreshSummary", "lifecycle_stage", "refresh_segments", "value_segments"]
 
 EARNING_KINDS = (LedgerEntryKind.FLIGHT, LedgerEntryKind.PARTNER)
-UPDATE_CHUNK = 500  # ids per UPDATE ... WHERE id IN (...), well inside every database's limit
 
 
 # ---- pure decisions ----------------------------------------------------------------
@@ -160,12 +160,6 @@ def _enrolled_on(enrolled_at: datetime, zone: tzinfo) -> date:
     return enrolled_at.astimezone(zone).date()
 
 
-def chunks(ids: list[int]) -> Iterable[list[int]]:
-    """`ids` in slices of UPDATE_CHUNK, for id IN (...) lists every database accepts."""
-    for start in range(0, len(ids), UPDATE_CHUNK):
-        yield ids[start:start + UPDATE_CHUNK]
-
-
 async def refresh_office(office_id: int, rules: Rules, periods: Periods, zone: tzinfo) -> dict[int, tuple[LifecycleStage, ValueSegment]]:
     """Stage and segment of every member of one office, written in one short
     transaction as a few grouped UPDATEs (one per (stage, segment) pair present)."""
@@ -188,7 +182,7 @@ async def refresh_office(office_id: int, rules: Rules, periods: Periods, zone: t
         groups.setdefault(decided[member_id], []).append(member_id)
     async with in_transaction() as connection:
         for (stage, segment), ids in groups.items():
-            for chunk in chunks(ids):
+            for chunk in chunked(ids):
                 # office_id again: a member moved to another office since the read keeps
                 # what their new office's run gives them (or its last snapshot).
                 await Member.filter(id__in=chunk, office_id=office_id).using_db(connection).update(

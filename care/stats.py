@@ -1,9 +1,10 @@
 """Region statistics of VIP care, counted by the database and grouped by office.
 
 Whatever the size of the region, a statistic costs a handful of grouped aggregate
-queries (members by tier; ACTIVE VIPs and those contacted within their tier's call
-interval; tier events of the last 30 days; open and overdue complaints) plus the
-at-risk selection of loyalty.tiers; no member row is loaded. The figures of a region
+queries (members by tier; ACTIVE VIPs, those contacted within their tier's call
+interval and those at risk of downgrade, by the retention totals kept on the member
+row (loyalty.changes.at_risk); tier events of the last 30 days; open and overdue
+complaints); no member row is loaded. The figures of a region
 are the sums of its offices'.
 
 Definitions:
@@ -33,10 +34,9 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 
 from care.models import Feedback, FeedbackKind, FeedbackStatus
-from care.segments import chunks
+from loyalty import changes
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
-from loyalty.tiers import at_risk_member_ids
 from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_by_member_region, restrict_members, restrict_offices
 from members.enums import MemberStatus, Tier
 from members.models import Branch, Member, Office
@@ -118,19 +118,21 @@ async def _by_office(
 
     vip = Q(status=MemberStatus.ACTIVE, tier__gte=Tier.SILVER)
     care = await _grouped(
-        members.filter(vip), vips=Count("id"), contacted=Count("id", _filter=_contacted(rules, today))
+        members.filter(vip), vips=Count("id"), contacted=Count("id", _filter=_contacted(rules, today)),
+        at_risk=Count("id", _filter=changes.at_risk(rules, today)),
     )
     for office_id, row in care.items():
         stats[office_id].vips = row["vips"]
         stats[office_id].vips_contacted_within_interval = row["contacted"]
+        stats[office_id].at_risk_vips = row["at_risk"]
 
     start = datetime.combine(today - timedelta(days=STATS_DAYS - 1), time(0), tzinfo=zone)
     end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone)
     events = restrict_by_member_region(TierEvent.filter(effective_at__gte=start, effective_at__lt=end, **columns), caller)
-    changes = await _grouped(
+    tier_changes = await _grouped(
         events, up=Count("id", _filter=Q(to_tier__gt=F("from_tier"))), down=Count("id", _filter=Q(to_tier__lt=F("from_tier")))
     )
-    for office_id, row in changes.items():
+    for office_id, row in tier_changes.items():
         stats[office_id].upgrades_last_30_days = row["up"]
         stats[office_id].downgrades_last_30_days = row["down"]
 
@@ -140,10 +142,6 @@ async def _by_office(
         stats[office_id].open_complaints = row["open"]
         stats[office_id].overdue_complaints = row["overdue"]
 
-    at_risk = sorted(await at_risk_member_ids(members.filter(vip), rules=rules, today=today))
-    for ids in chunks(at_risk):
-        for office_id, row in (await _grouped(Member.filter(id__in=ids), n=Count("id"))).items():
-            stats[office_id].at_risk_vips += row["n"]
     return stats
 
 

@@ -45,6 +45,7 @@ from tortoise.transactions import in_transaction
 from loyalty import calendar as cal
 from loyalty import engine
 from loyalty import lots
+from loyalty.changes import members_changed
 from loyalty.events import record_tier_change
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
 from loyalty.rules import Rules
@@ -252,14 +253,14 @@ async def flight_accrue(
         member = await _member_by_card(card)
         if member.status is not MemberStatus.ACTIVE:
             raise _not_active(member, "input", "cardNumber")
-        return await _post_flight(caller, member.id, clean, earning, ref, print_, rules)
+        return await _post_flight(caller, member.id, clean, earning, ref, print_, rules, today)
 
     return await _post_once(AIRLINE_SOURCE, ref, print_, post)
 
 
 async def _post_flight(
     caller: Caller, member_id: int, flight: FlightDetails, earning: engine.FlightEarning,
-    ref: str, print_: str, rules: Rules,
+    ref: str, print_: str, rules: Rules, today: date,
 ) -> PostingResult:
     expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
     async with in_transaction() as connection:
@@ -319,6 +320,7 @@ async def _post_flight(
                     connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.UPGRADE,
                     since=decision.since, valid_until=decision.valid_until, actor=caller.actor, cause=entry,
                 )
+            await members_changed(connection, [member_id], rules, today)
         member = await Member.get(id=member_id).using_db(connection)
     return PostingResult(entry=entry, member=member, tier_event=event)
 
@@ -526,6 +528,7 @@ async def reverse(
                     since=decision.since, valid_until=decision.valid_until, actor=caller.actor,
                     cause=reversals[0], note=f"reversal of entry {original.id}: {text}"[:300],
                 )
+            await members_changed(connection, [member_id], rules, today)
         member = await Member.get(id=member_id).using_db(connection)
         return PostingResult(entry=reversals[0], member=member, tier_event=event), reversals[0].id
 

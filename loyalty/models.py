@@ -115,4 +115,11 @@ class TierEvent(Model):
 
     class Meta:
         table = "tier_event"
-        indexes = (("member_id", "id"),)
+        indexes = (
+            ("member_id", "id"),
+            # Upgrades and downgrades of the last 30 days of an office, a branch, everyone
+            # (care.stats): a range of the days asked, not every event of the region.
+            ("office_id", "effective_at"),
+            ("branch_id", "effective_at"),
+            ("effective_at",),
+        )

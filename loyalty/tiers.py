@@ -30,6 +30,7 @@ from tortoise.transactions import in_transaction
 
 from loyalty import calendar as cal
 from loyalty import engine, lots
+from loyalty.changes import members_changed
 from loyalty.events import record_tier_change
 from loyalty.models import LedgerEntry, TierChangeReason, TierEvent
 from loyalty.rules import Rules
@@ -153,6 +154,7 @@ async def override_tier(
             connection, member, to_tier=tier, reason=TierChangeReason.MANUAL, since=today,
             valid_until=valid_until, actor=caller.actor, note=text,
         )
+        await members_changed(connection, [member.id], rules, today)
         member = await Member.get(id=member.id).using_db(connection)
     return member, event
 
@@ -208,6 +210,8 @@ async def _review_member(member_id: int, as_of: date, rules: Rules, actor: str) 
             written += 1
         if not written:
             return None
+        # The review's day stands for today: the decisions take effect by as_of.
+        await members_changed(connection, [member.id], rules, as_of)
         return before, Tier(member.tier), written
 
 

@@ -102,6 +102,21 @@ class Member(Model):
     lifecycle_stage = fields.CharEnumField(LifecycleStage, max_length=10, default=LifecycleStage.NEW)
     value_segment = fields.CharEnumField(ValueSegment, max_length=6, default=ValueSegment.LOW)
     care_refreshed_on = fields.DateField(null=True)
+    # Qualifying miles and segments (hundredths) so far in the retention window of the
+    # current tier (the window_months ending with tier_valid_until's month; 0 without a
+    # validUntil), kept by loyalty.changes in the transaction of every posting and tier
+    # change, so that "at risk of downgrade" is a predicate SQL can count.
+    retention_miles = fields.IntField(default=0)
+    retention_segments = fields.IntField(default=0)
+    # The care worklist's order (care.calls), kept in the transaction of every change of
+    # the facts it follows from and by `loyalty care refresh`: care_priority is the most
+    # urgent reason's rank * 10 + (3 - tier) (NULL: not due), care_due_since the day that
+    # reason is due since; the state holds from care_state_on until care_recheck_on, the
+    # next day on which the mere passing of time may change it.
+    care_priority = fields.SmallIntField(null=True)
+    care_due_since = fields.DateField(null=True)
+    care_state_on = fields.DateField(null=True)
+    care_recheck_on = fields.DateField(null=True)
 
     class Meta:
         table = "member"
@@ -124,6 +139,21 @@ class Member(Model):
             ("tier_valid_until", "id"),
             ("office_id", "lifecycle_stage"),
             ("office_id", "value_segment"),
+            # careCallsDue of an office, a branch, everyone: seek and keyset in this order.
+            ("office_id", "status", "care_priority", "care_due_since", "id"),
+            ("branch_id", "status", "care_priority", "care_due_since", "id"),
+            ("status", "care_priority", "care_due_since", "id"),
+            # Rows whose worklist state is due a recheck (the daily job; per office or
+            # branch at read time), or was computed for a later day. In Meta, not
+            # db_index: a migration's AddField does not create a field's index.
+            ("care_recheck_on",),
+            ("office_id", "care_recheck_on"),
+            ("branch_id", "care_recheck_on"),
+            ("care_state_on",),
+            # Region statistics of an office's VIPs (care.stats: contacted within the
+            # interval, at risk of downgrade) read from the index alone.
+            ("office_id", "status", "tier", "care_last_contact_on", "tier_valid_until", "retention_miles",
+             "retention_segments"),
         )
 
 

@@ -26,15 +26,6 @@ DEFAULT_PAGE = 50
 Count = Callable[[], Awaitable[int]]
 
 
-def known_count(total: int) -> Count:
-    """A Count for a total already known (the list was computed whole)."""
-
-    async def count() -> int:
-        return total
-
-    return count
-
-
 @dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a list. `count` computes the total of the whole list; it runs only

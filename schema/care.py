@@ -391,7 +391,7 @@ class CareMutation:
             row = await call_services.log_care_call(
                 context.caller, input.member_id, input.outcome, notes=input.notes, needs=input.needs,
                 follow_up_on=input.follow_up_on, called_at=input.called_at, idempotency_key=input.idempotency_key,
-                now=context.now(), timezone=context.timezone,
+                now=context.now(), rules=context.rules, timezone=context.timezone,
             )
         except ForbiddenError as error:
             raise forbidden(str(error)) from None

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from tortoise.transactions import in_transaction
+
+from api.settings import load_settings
 from care.models import CareCall, Feedback, FeedbackChange
+from loyalty.changes import members_changed
+from loyalty.rules import load_rules
 from members.models import Member
 from tests.api.conftest import USER_ERRORS, data, enroll, set_tier
 
@@ -55,8 +60,13 @@ async def care_columns(member: dict) -> tuple[date | None, date | None]:
 
 
 async def set_care(member: dict, **columns) -> None:
-    """Write care columns (or tier dates) of a member row directly."""
+    """Write care columns (or tier dates) of a member row directly, then what the row
+    keeps from them, as every writer does (loyalty.changes.members_changed), as of the
+    programme's today."""
     await Member.filter(id=int(member["id"])).update(**columns)
+    today = datetime.now(load_settings(environ={}, dotenv=None).tz).date()
+    async with in_transaction() as connection:
+        await members_changed(connection, [int(member["id"])], load_rules(), today)
 
 
 async def care_rows() -> tuple[int, int, int]:

@@ -1,0 +1,121 @@
+"""The worklist state kept on the member row (care.calls, loyalty.changes) against a
+recomputation from scratch, after random sequences of flights, reversals, tier
+overrides, tier reviews, care calls and days passing.
+
+From scratch: the retention totals summed from the ledger (loyalty.totals), at-risk
+from the ledger (loyalty.tiers.at_risk_member_ids), "downgraded" from the tier event
+log, the reasons from care.calls.due_reasons. Checked after every step: careCallsDue
+(paged by 3) lists exactly the due members in order with the right total, whether or
+not the daily job has run that day; after the job, every stored column equals the
+recomputation.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, time, timedelta, timezone
+
+import pytest
+from tortoise.functions import Max
+
+from care.calls import CareFacts, _recheck_on, _sort_key, care_calls_due, due_reasons, due_state, log_care_call, refresh_care_due
+from care.models import CallOutcome
+from loyalty import calendar as cal
+from loyalty.models import TierEvent
+from loyalty.tiers import at_risk_member_ids, override_tier, review_tiers
+from loyalty.totals import window_totals
+from members.enums import MemberStatus, Tier
+from members.models import Member
+from tests.care.history import ADMIN, RULES, fly, member_at, undo
+
+START = date(2026, 1, 10)
+MEMBERS = 6
+
+
+async def _scratch(today: date) -> tuple[list[tuple[int, list[str]]], dict[int, tuple]]:
+    """(the due list in order as (member id, reasons), every member's state and retention
+    totals) recomputed from the ledger and the event log."""
+    at_risk = await at_risk_member_ids(Member.all(), rules=RULES, today=today)
+    latest = await TierEvent.all().annotate(last=Max("id")).group_by("member_id").values_list("last", flat=True)
+    events = await TierEvent.filter(id__in=list(latest)).values_list("member_id", "from_tier", "to_tier")
+    down = {member_id for member_id, from_tier, to_tier in events if to_tier < from_tier}
+    due, states = [], {}
+    for row in await Member.all().order_by("id"):
+        facts = CareFacts(row.id, row.tier, row.tier_since, row.tier_valid_until, row.care_last_contact_on,
+                          row.care_follow_up_on, downgraded=row.id in down)
+        totals = (0, 0)
+        if row.tier_valid_until is not None:
+            totals = await window_totals(row.id, *cal.retention_window(row.tier_valid_until, RULES.window_months))
+        state = due_state(facts, RULES, today, row.id in at_risk)
+        states[row.id] = (state.priority, state.due_since, _recheck_on(facts, RULES, today), totals)
+        reasons = due_reasons(facts, RULES, today, row.id in at_risk)
+        if reasons and row.status is MemberStatus.ACTIVE:
+            due.append((_sort_key(facts, reasons), row.id, [r.reason.value for r in reasons]))
+    due.sort()
+    return [(member_id, reasons) for _, member_id, reasons in due], states
+
+
+async def _worklist(today: date) -> tuple[list[tuple[int, list[str]]], set[int]]:
+    """careCallsDue as an admin reads it, page by page (3 a page); and the totals seen."""
+    seen, totals, after = [], set(), None
+    while True:
+        page = await care_calls_due(ADMIN, RULES, today, first=3, after=after)
+        totals.add(page.total_count)
+        seen += [(item.member.id, [r.reason.value for r in item.reasons]) for item in page.items]
+        if not page.has_next_page:
+            return seen, totals
+        after = page.end_cursor
+
+
+async def _check(today: date, *, job: bool) -> None:
+    expected, states = await _scratch(today)
+    listed, totals = await _worklist(today)
+    assert listed == expected
+    assert totals == {len(expected)}
+    if job:
+        await refresh_care_due(RULES, today)
+        stored = {
+            row["id"]: (row["care_priority"], row["care_due_since"], row["care_recheck_on"],
+                        (row["retention_miles"], row["retention_segments"]))
+            for row in await Member.all().values(
+                "id", "care_priority", "care_due_since", "care_recheck_on", "retention_miles", "retention_segments")
+        }
+        assert stored == states
+        assert await _worklist(today) == (listed, totals)
+
+
+async def _step(rng: random.Random, day: date, members: list[Member], flights: list) -> None:
+    member = rng.choice(members)
+    action = rng.choice(("fly", "fly", "undo", "override", "call", "call", "review"))
+    if action == "fly":
+        km = rng.choice((800, 2000, 6000, 12000))
+        flights.append(await fly(member, day - timedelta(days=rng.randint(0, 20)), km=km, fare_class=rng.choice("JYB")))
+    elif action == "undo" and flights:
+        await undo(flights.pop(rng.randrange(len(flights))), day)
+    elif action == "override":
+        tier = rng.choice(list(Tier))
+        until = None if tier is Tier.STANDARD else rng.choice((None, day + timedelta(days=rng.randint(0, 400))))
+        await override_tier(ADMIN, str(member.id), tier, until, "property test", rules=RULES, today=day)
+    elif action == "call":
+        now = datetime.combine(day, time(10), tzinfo=timezone.utc)
+        follow_up = rng.choice((None, None, day + timedelta(days=rng.randint(0, 20))))
+        outcome = rng.choice((CallOutcome.REACHED, CallOutcome.NO_ANSWER, CallOutcome.DECLINED))
+        await log_care_call(ADMIN, str(member.id), outcome, follow_up_on=follow_up, now=now, rules=RULES)
+    elif action == "review":
+        await review_tiers(day, rules=RULES)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_kept_state_equals_a_recomputation_after_random_histories(db, seed):
+    rng = random.Random(seed)
+    members = [await member_at(rng.choice(("PEK01", "TSN01", "PVG01")), "Prop", f"M{n}") for n in range(MEMBERS)]
+    for member in members[:4]:
+        await override_tier(ADMIN, str(member.id), rng.choice((Tier.SILVER, Tier.GOLD, Tier.PLATINUM)),
+                            START + timedelta(days=rng.randint(20, 300)), "start", rules=RULES, today=START)
+    day, flights = START, []
+    for _ in range(14):
+        for _ in range(rng.randint(1, 4)):
+            await _step(rng, day, members, flights)
+        await _check(day, job=rng.random() < 0.5)
+        day += timedelta(days=rng.choice((1, 5, 29, 31, 61)))
+    await _check(day, job=True)
