@@ -148,7 +148,9 @@ def _greeting_days(field: FieldNode, variables: Variables) -> int:
             except ValueError:
                 return 1  # refused by validation
     if len(ends) == 2:
-        return max(1, min((ends["to"] - ends["from"]).days + 1, GREETINGS_MAX_DAYS))
+        days = (ends["to"] - ends["from"]).days + 1
+        # A range the service refuses (INVALID: backwards, or longer than it allows) costs nothing to refuse.
+        return days if 1 <= days <= GREETINGS_MAX_DAYS else 1
     return GREETINGS_MAX_DAYS
 
 

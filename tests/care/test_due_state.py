@@ -60,7 +60,7 @@ async def _worklist(today: date) -> tuple[list[tuple[int, list[str]]], set[int]]
     seen, totals, after = [], set(), None
     while True:
         page = await care_calls_due(ADMIN, RULES, today, first=3, after=after)
-        totals.add(page.total_count)
+        totals.add(await page.total_count())
         seen += [(item.member.id, [r.reason.value for r in item.reasons]) for item in page.items]
         if not page.has_next_page:
             return seen, totals
