@@ -8,10 +8,10 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
-from strawberry.extensions import DisableIntrospection, MaskErrors, MaxTokensLimiter, ParserCache
+from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, ParserCache
 
 from schema.care import CareMutation, CareQuery
-from schema.errors import should_mask_error
+from schema.errors import RefusalErrors, should_mask_error
 from schema.insights import InsightsQuery
 from schema.limits import Limits, QueryLimits, ValidationWithLimits
 from schema.loyalty import LoyaltyMutation, LoyaltyQuery
@@ -71,7 +71,7 @@ def build_schema(*, introspection: bool = True, limits: Limits = Limits()) -> st
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationWithLimits(query_limits, maxsize=256),
-        lambda: MaskErrors(should_mask_error=should_mask_error, error_message="Internal error."),
+        lambda: RefusalErrors(should_mask_error=should_mask_error, error_message="Internal error."),
     ]
     if not introspection:
         extensions.append(DisableIntrospection)

@@ -18,11 +18,10 @@ from care.models import FeedbackStatus as DomainStatus
 from care.paging import newest_first_cursor
 from members import models
 from members.access import Role
-from members.errors import DomainError, ForbiddenError
 from members.paging import Page, page_size
 from schema.common import PageInfo, total_count_field
 from schema.context import Info
-from schema.errors import UserError, forbidden, query_error, user_errors
+from schema.errors import UserError, mutation
 from schema.insights import _described
 from schema.members import Member, member_view
 from schema.permissions import STAFF, allow
@@ -80,9 +79,6 @@ FeedbackStatus = _described(
 )
 
 
-def _refused(error: Exception):
-    return forbidden(str(error)) if isinstance(error, ForbiddenError) else query_error(error)
-
 
 def _page_info(page: Page) -> PageInfo:
     return PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor)
@@ -138,18 +134,15 @@ async def member_care_calls(info: Info, row: models.Member, first: int | None, a
     page comes from the read layer's loaders (a page of members costs two statements
     for all their calls); a later page (after:) from care.calls for the one member."""
     reads = info.context.reads
-    try:
-        if after is None:
-            size = page_size(first, call_services.DEFAULT_CALLS_PAGE)
-            rows = await reads.first_care_calls.load((row.id, size))
-            page = Page.of(
-                rows, size, lambda call: newest_first_cursor(call, "called_at", call_services.CALLS_ORDER),
-                lambda: reads.care_call_count.load(row.id),
-            )
-        else:
-            page = await call_services.member_care_calls(info.context.caller, row, first, after)
-    except (ForbiddenError, DomainError) as error:
-        raise _refused(error) from None
+    if after is None:
+        size = page_size(first, call_services.DEFAULT_CALLS_PAGE)
+        rows = await reads.first_care_calls.load((row.id, size))
+        page = Page.of(
+            rows, size, lambda call: newest_first_cursor(call, "called_at", call_services.CALLS_ORDER),
+            lambda: reads.care_call_count.load(row.id),
+        )
+    else:
+        page = await call_services.member_care_calls(info.context.caller, row, first, after)
     return CareCallConnection(
         edges=[CareCallEdge(node=CareCall.from_row(r, row), cursor=c) for r, c in zip(page.items, page.cursors)],
         page_info=_page_info(page), page=page,
@@ -283,12 +276,9 @@ class CareQuery:
         first: int | None = call_services.DEFAULT_DUE_PAGE, after: str | None = None,
     ) -> CareCallDueConnection:
         context = info.context
-        try:
-            page = await call_services.care_calls_due(
-                context.caller, context.rules, context.today(), office_code, branch_code, first, after
-            )
-        except (ForbiddenError, DomainError) as error:
-            raise _refused(error) from None
+        page = await call_services.care_calls_due(
+            context.caller, context.rules, context.today(), office_code, branch_code, first, after
+        )
         return CareCallDueConnection(
             edges=[CareCallDueEdge(node=_due(item), cursor=c) for item, c in zip(page.items, page.cursors)],
             page_info=_page_info(page), page=page,
@@ -307,12 +297,9 @@ class CareQuery:
                 office_code=filter.office_code, branch_code=filter.branch_code, overdue=filter.overdue,
                 member_id=filter.member_id,
             )
-        try:
-            page = await feedback_services.list_feedback(
-                info.context.caller, domain_filter, now=info.context.now(), first=first, after=after
-            )
-        except (ForbiddenError, DomainError) as error:
-            raise _refused(error) from None
+        page = await feedback_services.list_feedback(
+            info.context.caller, domain_filter, now=info.context.now(), first=first, after=after
+        )
         return FeedbackConnection(
             edges=[FeedbackEdge(node=Feedback.from_row(r), cursor=c) for r, c in zip(page.items, page.cursors)],
             page_info=_page_info(page), page=page,
@@ -381,54 +368,39 @@ class FeedbackUpdatePayload:
 
 @strawberry.type
 class CareMutation:
-    @strawberry.mutation(
+    @mutation(
         description="Log a care call to a member and update the member's last contact and follow-up (office or branch staff in scope, or admin).",
         permission_classes=[allow(*STAFF)],
     )
     async def care_call_log(self, info: Info, input: CareCallLogInput) -> CareCallLogPayload:
         context = info.context
-        try:
-            row = await call_services.log_care_call(
-                context.caller, input.member_id, input.outcome, notes=input.notes, needs=input.needs,
-                follow_up_on=input.follow_up_on, called_at=input.called_at, idempotency_key=input.idempotency_key,
-                now=context.now(), rules=context.rules, timezone=context.timezone,
-            )
-        except ForbiddenError as error:
-            raise forbidden(str(error)) from None
-        except DomainError as error:
-            return CareCallLogPayload(care_call=None, user_errors=user_errors(error))
+        row = await call_services.log_care_call(
+            context.caller, input.member_id, input.outcome, notes=input.notes, needs=input.needs,
+            follow_up_on=input.follow_up_on, called_at=input.called_at, idempotency_key=input.idempotency_key,
+            now=context.now(), rules=context.rules, timezone=context.timezone,
+        )
         return CareCallLogPayload(care_call=CareCall.from_row(row, row.member), user_errors=[])
 
-    @strawberry.mutation(
+    @mutation(
         description="Submit feedback: a member for themselves, or office/branch staff and admin for a member in scope.",
         permission_classes=[allow(Role.MEMBER, *STAFF)],
     )
     async def feedback_submit(self, info: Info, input: FeedbackSubmitInput) -> FeedbackSubmitPayload:
         context = info.context
-        try:
-            row = await feedback_services.submit_feedback(
-                context.caller, member_id=input.member_id, kind=input.kind, channel=input.channel,
-                subject=input.subject, text=input.text, idempotency_key=input.idempotency_key,
-                rules=context.rules, now=context.now(),
-            )
-        except ForbiddenError as error:
-            raise forbidden(str(error)) from None
-        except DomainError as error:
-            return FeedbackSubmitPayload(feedback=None, user_errors=user_errors(error))
+        row = await feedback_services.submit_feedback(
+            context.caller, member_id=input.member_id, kind=input.kind, channel=input.channel,
+            subject=input.subject, text=input.text, idempotency_key=input.idempotency_key,
+            rules=context.rules, now=context.now(),
+        )
         return FeedbackSubmitPayload(feedback=Feedback.from_row(row), user_errors=[])
 
-    @strawberry.mutation(
+    @mutation(
         description="Change the status of a feedback item, with a note (office or branch staff in scope, or admin).",
         permission_classes=[allow(*STAFF)],
     )
     async def feedback_update(self, info: Info, input: FeedbackUpdateInput) -> FeedbackUpdatePayload:
-        try:
-            row = await feedback_services.update_feedback(
-                info.context.caller, input.id, input.status, note=input.note, resolution=input.resolution,
-                now=info.context.now(),
-            )
-        except ForbiddenError as error:
-            raise forbidden(str(error)) from None
-        except DomainError as error:
-            return FeedbackUpdatePayload(feedback=None, user_errors=user_errors(error))
+        row = await feedback_services.update_feedback(
+            info.context.caller, input.id, input.status, note=input.note, resolution=input.resolution,
+            now=info.context.now(),
+        )
         return FeedbackUpdatePayload(feedback=Feedback.from_row(row), user_errors=[])

@@ -3,12 +3,15 @@ top-level errors with extensions.code for UNAUTHENTICATED / FORBIDDEN / INVALID.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import Enum
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import FieldExtension, MaskErrors
 
-from members.errors import DomainError
+from members.errors import DomainError, ForbiddenError
 
 
 @strawberry.enum(description="Why a request was refused.")
@@ -59,19 +62,69 @@ def forbidden(message: str = "your role may not do this") -> CodedError:
     return CodedError("FORBIDDEN", message)
 
 
-def query_error(error: DomainError) -> CodedError:
-    """A DomainError raised by a query (queries have no payload) as a top-level error."""
+def coded(error: DomainError | ForbiddenError) -> CodedError:
+    """The one mapping of a service's refusal to a top-level GraphQL error: ForbiddenError
+    is FORBIDDEN, a DomainError keeps its code (a query has no payload; a mutation's
+    refusal goes to its payload instead, RefusalInPayload)."""
+    if isinstance(error, ForbiddenError):
+        return forbidden(str(error))
     return CodedError(error.code, error.message)
 
 
 def should_mask_error(error: GraphQLError) -> bool:
-    """Mask everything except our coded errors and GraphQL's own validation errors."""
+    """Mask everything except our coded errors, services' refusals and GraphQL's own
+    validation errors."""
     original = error.original_error
     if original is None:
         return False  # syntax and validation errors carry no original error
     if error.path is None:
         return False  # raised before execution: a variable value the client sent is malformed
-    if isinstance(original, CodedError):
+    if isinstance(original, (CodedError, DomainError, ForbiddenError)):
         return False
     code = (getattr(original, "extensions", None) or {}).get("code")
     return code not in EXPOSED_CODES
+
+
+class RefusalErrors(MaskErrors):
+    """The response's errors: a service's refusal raised through any resolver becomes its
+    coded error (coded()), so no resolver catches DomainError or ForbiddenError by hand;
+    anything unexpected is masked as "Internal error."."""
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = []
+        for error in errors:
+            if isinstance(error.original_error, (DomainError, ForbiddenError)):
+                refusal = coded(error.original_error)
+                processed.append(GraphQLError(
+                    refusal.message, nodes=error.nodes, source=error.source, positions=error.positions,
+                    path=error.path, extensions=refusal.extensions,
+                ))
+            elif self.should_mask_error(error):
+                processed.append(self.anonymise_error(error))
+            else:
+                processed.append(error)
+        return processed
+
+
+class RefusalInPayload(FieldExtension):
+    """A mutation's refusal in its payload: a DomainError whose code the contract lists
+    becomes the payload's userErrors, every other field null. ForbiddenError (FORBIDDEN)
+    and any other code stay top-level errors (RefusalErrors)."""
+
+    def apply(self, field: Any) -> None:
+        self.payload = field.type  # the mutation's payload class
+
+    async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any) -> Any:
+        try:
+            return await next_(source, info, **kwargs)
+        except DomainError as error:
+            if error.code not in ErrorCode.__members__:
+                raise
+            payload = self.payload
+            others = {f.python_name: None for f in payload.__strawberry_definition__.fields if f.python_name != "user_errors"}
+            return payload(**others, user_errors=user_errors(error))
+
+
+def mutation(**options: Any) -> Any:
+    """strawberry.mutation whose refusals go to its payload (RefusalInPayload)."""
+    return strawberry.mutation(extensions=[RefusalInPayload()], **options)

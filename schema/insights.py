@@ -14,9 +14,7 @@ from care.stats import RegionStats as DomainStats
 from care.stats import office_stats, region_stats
 from members.enums import LifecycleStage as DomainStage
 from members.enums import ValueSegment as DomainSegment
-from members.errors import DomainError, ForbiddenError
 from schema.context import Info
-from schema.errors import forbidden, query_error
 from schema.members import Member
 from schema.permissions import STAFF, allow
 from schema.regions import TierCounts
@@ -96,9 +94,6 @@ class RegionStats:
         )
 
 
-def _refused(error: Exception):
-    return forbidden(str(error)) if isinstance(error, ForbiddenError) else query_error(error)
-
 
 @strawberry.type
 class InsightsQuery:
@@ -115,10 +110,7 @@ class InsightsQuery:
         office_code: str | None = None,
         branch_code: str | None = None,
     ) -> list[Greeting]:
-        try:
-            rows = await greetings_due(info.context.caller, from_, to, office_code, branch_code)
-        except (ForbiddenError, DomainError) as error:
-            raise _refused(error) from None
+        rows = await greetings_due(info.context.caller, from_, to, office_code, branch_code)
         return [
             Greeting(
                 date=g.date, kind=g.kind, member=Member.from_row(g.member) if g.member is not None else None,
@@ -133,13 +125,10 @@ class InsightsQuery:
     )
     async def region_stats(self, info: Info, office_code: str | None = None, branch_code: str | None = None) -> RegionStats:
         context = info.context
-        try:
-            stats = await region_stats(
-                context.caller, context.rules, context.today(), office_code, branch_code,
-                timezone=context.timezone, now=context.now(),
-            )
-        except (ForbiddenError, DomainError) as error:
-            raise _refused(error) from None
+        stats = await region_stats(
+            context.caller, context.rules, context.today(), office_code, branch_code,
+            timezone=context.timezone, now=context.now(),
+        )
         return RegionStats.from_domain(stats)
 
     @strawberry.field(
@@ -148,10 +137,7 @@ class InsightsQuery:
     )
     async def office_stats(self, info: Info, branch_code: str | None = None) -> list[RegionStats]:
         context = info.context
-        try:
-            rows = await office_stats(
-                context.caller, context.rules, context.today(), branch_code, timezone=context.timezone, now=context.now()
-            )
-        except (ForbiddenError, DomainError) as error:
-            raise _refused(error) from None
+        rows = await office_stats(
+            context.caller, context.rules, context.today(), branch_code, timezone=context.timezone, now=context.now()
+        )
         return [RegionStats.from_domain(row) for row in rows]

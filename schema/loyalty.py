@@ -16,11 +16,10 @@ from loyalty.models import TierEvent
 from members import models
 from members.access import Role
 from members.enums import Tier as DomainTier
-from members.errors import DomainError, ForbiddenError
 from members.paging import Page
 from schema.common import PageInfo
 from schema.context import Info
-from schema.errors import UserError, forbidden, query_error, user_errors
+from schema.errors import UserError, mutation
 from schema.permissions import ALL_ROLES, FULL_MEMBER_VIEW, allow
 
 MembersModule = "schema.members"
@@ -223,17 +222,11 @@ def _change_connection(page: Page[TierEvent]) -> TierChangeConnection:
 
 
 async def member_ledger(info: Info, row: models.Member, first, after, kinds) -> LedgerEntryConnection:
-    try:
-        return _entry_connection(await reads.member_ledger(row.id, first, after, kinds))
-    except DomainError as error:
-        raise query_error(error) from None
+    return _entry_connection(await reads.member_ledger(row.id, first, after, kinds))
 
 
 async def member_tier_history(info: Info, row: models.Member, first, after) -> TierChangeConnection:
-    try:
-        return _change_connection(await reads.member_tier_history(row.id, first, after))
-    except DomainError as error:
-        raise query_error(error) from None
+    return _change_connection(await reads.member_tier_history(row.id, first, after))
 
 
 @strawberry.type(description="Thresholds and benefits of one tier.")
@@ -263,12 +256,7 @@ class LoyaltyQuery:
         self, info: Info, after: str | None = None, first: int | None = 50,
         office_code: str | None = None, branch_code: str | None = None,
     ) -> TierChangeConnection:
-        try:
-            page = await reads.tier_changes(info.context.caller, after, first, office_code, branch_code)
-        except ForbiddenError as error:
-            raise forbidden(str(error)) from None
-        except DomainError as error:
-            raise query_error(error) from None
+        page = await reads.tier_changes(info.context.caller, after, first, office_code, branch_code)
         return _change_connection(page)
 
     @strawberry.field(description="The tier rules in force (thresholds, windows, bonuses).", permission_classes=[allow(*ALL_ROLES)])
@@ -390,7 +378,7 @@ async def _announce(info: Info, event: TierEvent | None) -> None:
 
 @strawberry.type
 class LoyaltyMutation:
-    @strawberry.mutation(description="Credit a flown segment (source AIRLINE); upgrades take effect at once.",
+    @mutation(description="Credit a flown segment (source AIRLINE); upgrades take effect at once.",
                          permission_classes=[allow(Role.AIRLINE, Role.ADMIN)])
     async def flight_accrue(self, info: Info, input: FlightAccrueInput) -> FlightAccruePayload:
         f = input.flight
@@ -398,70 +386,53 @@ class LoyaltyMutation:
             carrier=f.carrier, flight_number=f.flight_number, date=f.date, origin=f.origin,
             destination=f.destination, distance_km=f.distance_km, fare_class=f.fare_class,
         )
-        try:
-            result = await ledger_services.flight_accrue(
-                info.context.caller, input.card_number, details, input.external_ref,
-                rules=info.context.rules, today=info.context.today(),
-            )
-        except DomainError as error:
-            return FlightAccruePayload(entry=None, member=None, tier_change=None, user_errors=user_errors(error))
+        result = await ledger_services.flight_accrue(
+            info.context.caller, input.card_number, details, input.external_ref,
+            rules=info.context.rules, today=info.context.today(),
+        )
         await _announce(info, result.tier_event)
         return FlightAccruePayload(
             entry=LedgerEntry.from_row(result.entry), member=_member(info, result.member),
             tier_change=_change(result.tier_event), user_errors=[],
         )
 
-    @strawberry.mutation(description="Credit partner miles under the partner's own code (redeemable only).",
+    @mutation(description="Credit partner miles under the partner's own code (redeemable only).",
                          permission_classes=[allow(Role.PARTNER, Role.ADMIN)])
     async def partner_accrue(self, info: Info, input: PartnerAccrueInput) -> PartnerAccruePayload:
-        try:
-            result = await ledger_services.partner_accrue(
-                info.context.caller, input.card_number, input.family_name, input.miles, input.activity_date,
-                input.description, input.external_ref, rules=info.context.rules, today=info.context.today(),
-            )
-        except DomainError as error:
-            return PartnerAccruePayload(entry=None, user_errors=user_errors(error))
+        result = await ledger_services.partner_accrue(
+            info.context.caller, input.card_number, input.family_name, input.miles, input.activity_date,
+            input.description, input.external_ref, rules=info.context.rules, today=info.context.today(),
+        )
         return PartnerAccruePayload(entry=LedgerEntry.from_row(result.entry), user_errors=[])
 
-    @strawberry.mutation(description="Redeem miles, earliest-expiring first (a member their own, or an admin).",
+    @mutation(description="Redeem miles, earliest-expiring first (a member their own, or an admin).",
                          permission_classes=[allow(Role.MEMBER, Role.ADMIN)])
     async def miles_redeem(self, info: Info, input: MilesRedeemInput) -> MilesRedeemPayload:
-        try:
-            result = await ledger_services.redeem(
-                info.context.caller, input.member_id, input.miles, input.description, input.idempotency_key,
-                rules=info.context.rules, today=info.context.today(),
-            )
-        except DomainError as error:
-            return MilesRedeemPayload(entry=None, member=None, user_errors=user_errors(error))
+        result = await ledger_services.redeem(
+            info.context.caller, input.member_id, input.miles, input.description, input.idempotency_key,
+            rules=info.context.rules, today=info.context.today(),
+        )
         return MilesRedeemPayload(entry=LedgerEntry.from_row(result.entry), member=_member(info, result.member), user_errors=[])
 
-    @strawberry.mutation(description="Reverse an entry at most once (airline: its flight entries; admin: any entry).",
+    @mutation(description="Reverse an entry at most once (airline: its flight entries; admin: any entry).",
                          permission_classes=[allow(Role.AIRLINE, Role.ADMIN)])
     async def ledger_entry_reverse(self, info: Info, input: LedgerEntryReverseInput) -> LedgerEntryReversePayload:
-        try:
-            result = await ledger_services.reverse(
-                info.context.caller, input.entry_id, input.reason, input.idempotency_key,
-                rules=info.context.rules, today=info.context.today(),
-            )
-        except ForbiddenError as error:
-            raise forbidden(str(error)) from None
-        except DomainError as error:
-            return LedgerEntryReversePayload(entry=None, member=None, tier_change=None, user_errors=user_errors(error))
+        result = await ledger_services.reverse(
+            info.context.caller, input.entry_id, input.reason, input.idempotency_key,
+            rules=info.context.rules, today=info.context.today(),
+        )
         await _announce(info, result.tier_event)
         return LedgerEntryReversePayload(
             entry=LedgerEntry.from_row(result.entry), member=_member(info, result.member),
             tier_change=_change(result.tier_event), user_errors=[],
         )
 
-    @strawberry.mutation(description="Admin: set a member's tier by hand, with a reason (reason MANUAL).",
+    @mutation(description="Admin: set a member's tier by hand, with a reason (reason MANUAL).",
                          permission_classes=[allow(Role.ADMIN)])
     async def tier_override(self, info: Info, input: TierOverrideInput) -> TierOverridePayload:
-        try:
-            row, event = await tiers.override_tier(
-                info.context.caller, input.member_id, input.tier, input.valid_until, input.reason,
-                rules=info.context.rules, today=info.context.today(),
-            )
-        except DomainError as error:
-            return TierOverridePayload(member=None, tier_change=None, user_errors=user_errors(error))
+        row, event = await tiers.override_tier(
+            info.context.caller, input.member_id, input.tier, input.valid_until, input.reason,
+            rules=info.context.rules, today=info.context.today(),
+        )
         await _announce(info, event)
         return TierOverridePayload(member=_member(info, row), tier_change=_change(event), user_errors=[])

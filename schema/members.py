@@ -15,14 +15,13 @@ from members.access import Role
 from members.addresses import Address as DomainAddress
 from members.enums import MemberStatus as DomainStatus
 from members.enums import Tier as DomainTier
-from members.errors import DomainError, ForbiddenError
 from members.paging import Page
 from members.queries import MemberFilter as DomainFilter
 from members.queries import MemberOrder as DomainOrder
 from members.queries import find_member, list_members
 from schema.common import PageInfo, total_count_field
 from schema.context import Info
-from schema.errors import UserError, forbidden, query_error, user_errors
+from schema.errors import UserError, forbidden, mutation
 from schema.permissions import FULL_MEMBER_VIEW, STAFF, allow
 from schema.regions import Branch, Office
 
@@ -264,10 +263,7 @@ class MemberQuery:
         if caller.role in (Role.PARTNER, Role.AIRLINE) and card_number is None:
             # Ids are sequential, card numbers unguessable: by id they could list every member.
             raise forbidden(f"role {caller.role.value} looks members up by cardNumber")
-        try:
-            return member_view(info, await find_member(caller, member_id=id, card_number=card_number))
-        except DomainError as error:
-            raise query_error(error) from None
+        return member_view(info, await find_member(caller, member_id=id, card_number=card_number))
 
     @strawberry.field(
         description="Members visible to the caller (office staff: their office; branch: their branch).",
@@ -293,12 +289,7 @@ class MemberQuery:
             )
             if filter.at_risk_of_downgrade is not None:
                 extra = await _at_risk_condition(info, filter.at_risk_of_downgrade)
-        try:
-            page = await list_members(caller, domain_filter, order_by or DomainOrder.TIER_DESC_NAME, first, after, extra=extra)
-        except ForbiddenError as error:
-            raise forbidden(str(error)) from None
-        except DomainError as error:
-            raise query_error(error) from None
+        page = await list_members(caller, domain_filter, order_by or DomainOrder.TIER_DESC_NAME, first, after, extra=extra)
         return MemberConnection(
             edges=[MemberEdge(node=Member.from_row(m), cursor=c) for m, c in zip(page.items, page.cursors)],
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
@@ -388,25 +379,22 @@ def _unset(value):
 
 @strawberry.type
 class MemberMutation:
-    @strawberry.mutation(description="Enrol a member; the address decides the office, whoever enrols.",
+    @mutation(description="Enrol a member; the address decides the office, whoever enrols.",
                          permission_classes=[allow(Role.ADMIN, Role.AIRLINE, Role.OFFICE, Role.BRANCH)])
     async def member_enroll(self, info: Info, input: MemberEnrollInput) -> MemberEnrollPayload:
         enrolment = member_services.Enrolment(
             family_name=input.family_name, given_name=input.given_name, address=input.address.to_domain(),
             birth_date=input.birth_date, phone=input.phone, email=input.email,
         )
-        try:
-            row = await member_services.enroll(
-                info.context.caller, enrolment, today=info.context.today(), idempotency_key=input.idempotency_key
-            )
-        except DomainError as error:
-            return MemberEnrollPayload(member=None, user_errors=user_errors(error))
+        row = await member_services.enroll(
+            info.context.caller, enrolment, today=info.context.today(), idempotency_key=input.idempotency_key
+        )
         # The enroller is shown the card (id, card number, names, tier) of a member the
         # address put in another office, and of one that has moved away since a
         # replayed first response; the rest only in scope.
         return MemberEnrollPayload(member=Member.from_row(row, in_scope=info.context.reads.visible(row)), user_errors=[])
 
-    @strawberry.mutation(description="Change a member's phone, email or address (the member themself, or an admin).",
+    @mutation(description="Change a member's phone, email or address (the member themself, or an admin).",
                          permission_classes=[allow(Role.MEMBER, Role.ADMIN)])
     async def member_update(self, info: Info, input: MemberUpdateInput) -> MemberUpdatePayload:
         address = _unset(input.address)
@@ -414,28 +402,17 @@ class MemberMutation:
             phone=_unset(input.phone), email=_unset(input.email),
             address=address.to_domain() if isinstance(address, AddressInput) else address,
         )
-        try:
-            row = await member_services.update(info.context.caller, input.id, changes)
-        except DomainError as error:
-            return MemberUpdatePayload(member=None, user_errors=user_errors(error))
+        row = await member_services.update(info.context.caller, input.id, changes)
         return MemberUpdatePayload(member=member_view(info, row), user_errors=[])
 
-    @strawberry.mutation(description="Assign a member to an office by hand, with a reason (branch staff within their branch, or admin).",
+    @mutation(description="Assign a member to an office by hand, with a reason (branch staff within their branch, or admin).",
                          permission_classes=[allow(Role.BRANCH, Role.ADMIN)])
     async def member_region_assign(self, info: Info, input: MemberRegionAssignInput) -> MemberRegionAssignPayload:
-        try:
-            row = await member_services.assign_region(info.context.caller, input.member_id, input.office_code, input.reason)
-        except ForbiddenError as error:
-            raise forbidden(str(error)) from None
-        except DomainError as error:
-            return MemberRegionAssignPayload(member=None, user_errors=user_errors(error))
+        row = await member_services.assign_region(info.context.caller, input.member_id, input.office_code, input.reason)
         return MemberRegionAssignPayload(member=member_view(info, row), user_errors=[])
 
-    @strawberry.mutation(description="Admin: suspend, close or re-activate a member; the ledger is kept.",
+    @mutation(description="Admin: suspend, close or re-activate a member; the ledger is kept.",
                          permission_classes=[allow(Role.ADMIN)])
     async def member_status_set(self, info: Info, input: MemberStatusSetInput) -> MemberStatusSetPayload:
-        try:
-            row = await member_services.set_status(info.context.caller, input.member_id, input.status, input.reason)
-        except DomainError as error:
-            return MemberStatusSetPayload(member=None, user_errors=user_errors(error))
+        row = await member_services.set_status(info.context.caller, input.member_id, input.status, input.reason)
         return MemberStatusSetPayload(member=member_view(info, row), user_errors=[])

@@ -8,10 +8,8 @@ from members import models
 from members.access import region_filter
 from members.codes import fits
 from members.enums import Tier
-from members.errors import DomainError, ForbiddenError
 from members.regions import office_tier_counts
 from schema.context import Info
-from schema.errors import forbidden, query_error
 from schema.permissions import STAFF, allow
 
 
@@ -98,12 +96,7 @@ class RegionQuery:
         permission_classes=[allow(*STAFF)],
     )
     async def tier_counts(self, info: Info, office_code: str | None = None, branch_code: str | None = None) -> TierCounts:
-        try:
-            columns = await region_filter(info.context.caller, office_code, branch_code)
-        except ForbiddenError as error:
-            raise forbidden(str(error)) from None
-        except DomainError as error:
-            raise query_error(error) from None
+        columns = await region_filter(info.context.caller, office_code, branch_code)
         offices = info.context.reads.offices().filter(**{"id" if column == "office_id" else column: value for column, value in columns.items()})
         return TierCounts.from_counts((await office_tier_counts(offices)).get(None))
 

@@ -10,7 +10,7 @@ import strawberry
 from loyalty.feed import SubscriberTooSlow
 from members.errors import DomainError, ForbiddenError
 from schema.context import Info
-from schema.errors import CodedError, forbidden, query_error
+from schema.errors import CodedError, coded
 from schema.loyalty import TierChange
 from schema.permissions import ALL_ROLES, allow
 
@@ -57,9 +57,8 @@ class Subscription:
                 # The connection lives for hours: read the member afresh for every change.
                 context.reads = context.fresh_reads()
                 yield TierChange.from_event(event)
-        except ForbiddenError as error:
-            raise forbidden(str(error)) from None
-        except DomainError as error:
-            raise query_error(error) from None
+        except (ForbiddenError, DomainError) as error:
+            # Raised inside the event stream, after the resolver returned: mapped here.
+            raise coded(error) from None
         except SubscriberTooSlow:
             raise CodedError("SUBSCRIBER_TOO_SLOW", SLOW_SUBSCRIBER_REASON) from None
