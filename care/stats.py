@@ -40,7 +40,7 @@ from loyalty.rules import Rules
 from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_by_member_region, restrict_members, restrict_offices
 from members.enums import MemberStatus, Tier
 from members.models import Branch, Member, Office
-from members.regions import tier_counts
+from members.regions import office_tier_counts
 
 __all__ = ["RegionStats", "office_stats", "open_complaint", "overdue_complaint", "region_stats", "require_staff"]
 
@@ -113,7 +113,9 @@ async def _by_office(
     by ``columns`` (office_id / branch_id); keys are office ids."""
     stats: dict[int, RegionStats] = defaultdict(lambda: RegionStats(None, None, ""))
     members = restrict_members(Member.filter(**columns), caller)
-    for office_id, counts in (await tier_counts(members, group_by="office_id")).items():
+    # Tier counts from the office x tier rollup (members.regions), not by counting members.
+    offices = restrict_offices(Office.filter(**{"id" if k == "office_id" else k: v for k, v in columns.items()}), caller)
+    for office_id, counts in (await office_tier_counts(offices, group_by="id")).items():
         stats[office_id].tier_counts.update(counts)
 
     vip = Q(status=MemberStatus.ACTIVE, tier__gte=Tier.SILVER)
