@@ -482,7 +482,7 @@ async def _build(url: str, members: int, pool: int, code: str, today: date, sour
                  progress: Callable[[str], None]) -> DatasetInfo:
     from tortoise import Tortoise, connections
 
-    from api.db import init_orm, migrate
+    from api.db import migrate
     from api.demo import build_demo
     from loyalty.rules import load_rules
 

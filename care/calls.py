@@ -65,7 +65,7 @@ from members.enums import MemberStatus, Tier
 from members.errors import DomainError, invalid
 from members.idempotency import run_once
 from members.models import Member
-from members.paging import Page, decode_cursor, encode_cursor, page_size
+from members.paging import Page, after_key, decode_cursor, encode_cursor, page_size
 from members.services import visible_member
 
 __all__ = [
@@ -364,12 +364,7 @@ def _after(key: tuple[int, int, date, int]) -> Q:
     first conjunct lets the database seek to the cursor's priority."""
     rank, negative_tier, since, pk = key
     level = rank * 10 + int(Tier.PLATINUM) + negative_tier
-    return Q(care_priority__gte=level) & Q(
-        Q(care_priority__gt=level),
-        Q(care_priority=level, care_due_since__gt=since),
-        Q(care_priority=level, care_due_since=since, id__gt=pk),
-        join_type="OR",
-    )
+    return after_key(("care_priority", "care_due_since", "id"), (level, since, pk))
 
 
 async def care_calls_due(

@@ -9,12 +9,13 @@ from datetime import datetime, timezone
 from tortoise.queryset import QuerySet
 
 from members.errors import invalid
-from members.paging import Page, after_pair, decode_cursor, encode_cursor, page_size
+from members.ids import BIGINT_IDS
+from members.paging import Page, after_key, decode_cursor, encode_cursor, page_size
 
 
 def _key(after: str, ordering: str) -> tuple[datetime, int]:
     instant, pk = decode_cursor(after, ordering, 2)
-    if not isinstance(instant, str) or isinstance(pk, bool) or not isinstance(pk, int) or not 0 <= pk < 2**63:
+    if not isinstance(instant, str) or isinstance(pk, bool) or not isinstance(pk, int) or not 0 <= pk < BIGINT_IDS:
         raise invalid("after is not a valid cursor", "after")
     try:
         moment = datetime.fromisoformat(instant)
@@ -34,7 +35,7 @@ async def newest_first(
     count = query.count
     if after:
         moment, pk = _key(after, ordering)
-        query = query.filter(after_pair(column, "id", (moment, pk), descending=True))
+        query = query.filter(after_key((column, "id"), (moment, pk), descending=True))
     rows = await query.order_by(f"-{column}", "-id").limit(size + 1)
     return Page.of(rows, size, lambda row: newest_first_cursor(row, column, ordering), count)
 

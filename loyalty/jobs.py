@@ -27,7 +27,7 @@ from loyalty import lots
 from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind
 from loyalty.rules import Rules
 from members.models import Member
-from members.paging import after_pair
+from members.paging import after_key
 
 __all__ = [
     "Difference",
@@ -83,7 +83,7 @@ async def _members_due(as_of: date, batch_size: int):
     while True:
         query = _expired_lots(as_of)
         if last is not None:
-            query = query.filter(after_pair("expires_on", "member_id", last))
+            query = query.filter(after_key(("expires_on", "member_id"), last))
         keys = await query.order_by("expires_on", "member_id").limit(batch_size).values_list("expires_on", "member_id")
         if not keys:
             return

@@ -39,7 +39,7 @@ from members.access import Caller, Role
 from members.enums import Tier
 from members.errors import ForbiddenError, invalid
 from members.models import Member
-from members.paging import after_pair
+from members.paging import after_key
 from members.services import visible_member
 
 __all__ = [
@@ -241,7 +241,7 @@ async def review_tiers(
     while True:
         # By key (validUntil, id) in the order of the index on them: a batch reads its
         # own rows, never all members due.
-        after = due if last is None else due.filter(after_pair("tier_valid_until", "id", last))
+        after = due if last is None else due.filter(after_key(("tier_valid_until", "id"), last))
         batch = await after.order_by("tier_valid_until", "id").limit(batch_size).values_list("tier_valid_until", "id")
         if not batch:
             break

@@ -56,14 +56,16 @@ class Page(Generic[T]):
         return self.cursors[-1] if self.cursors else None
 
 
-def after_pair(first: str, second: str, key: tuple[Any, Any] | list[Any], descending: bool = False) -> Q:
-    """Rows after `key` in the order (first, second), both ascending or both
-    descending, written so that an index on (first, second) can seek to the key: the
-    redundant `first >= key` (`<=` descending) opens the index range at the key on
-    SQLite and PostgreSQL alike, and the OR only trims the rows equal to it."""
+def after_key(columns: Sequence[str], key: Sequence[Any], descending: bool = False) -> Q:
+    """Rows after `key` in the order of `columns`, all ascending or all descending,
+    written so that an index on those columns can seek to the key: the redundant
+    `first >= key` (`<=` descending) opens the index range at the key on SQLite and
+    PostgreSQL alike, and the OR after it only trims the rows equal to the key."""
     beyond, reaching = ("lt", "lte") if descending else ("gt", "gte")
-    at, then = key
-    return Q(**{f"{first}__{reaching}": at}) & (Q(**{f"{first}__{beyond}": at}) | Q(**{first: at, f"{second}__{beyond}": then}))
+    trimmed = Q(**{f"{columns[-1]}__{beyond}": key[-1]})
+    for column, value in reversed(list(zip(columns[:-1], key[:-1]))):
+        trimmed = Q(**{f"{column}__{beyond}": value}) | (Q(**{column: value}) & trimmed)
+    return Q(**{f"{columns[0]}__{reaching}": key[0]}) & trimmed
 
 
 def encode_cursor(ordering: str, key: list[Any]) -> str:

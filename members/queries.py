@@ -12,9 +12,9 @@ from members.access import Caller, in_region, restrict_members
 from members.cards import CARD_PATTERN, is_valid_card_number
 from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
-from members.ids import database_id
+from members.ids import INT_IDS, database_id
 from members.models import Member
-from members.paging import Page, after_pair, decode_cursor, encode_cursor, page_size
+from members.paging import Page, after_key, decode_cursor, encode_cursor, page_size
 
 
 class MemberOrder(str, Enum):
@@ -65,13 +65,10 @@ def _after(order: MemberOrder, key: list) -> Q:
     only trims the rows equal to the key. TIER_DESC_NAME's tier is not in here: the
     list reads one tier at a time (see _walk_tiers), so the key's tier is an equality."""
     if order is MemberOrder.TIER_DESC_NAME:
-        _, family, given, pk = key
-        return Q(family_name__gte=family) & (
-            Q(family_name__gt=family) | Q(family_name=family) & (Q(given_name__gt=given) | Q(given_name=given, id__gt=pk))
-        )
+        return after_key(("family_name", "given_name", "id"), key[1:])
     if order is MemberOrder.CARD_NUMBER:
         return Q(card_number__gt=key[0])
-    return after_pair("enrolled_at", "id", key, descending=True)
+    return after_key(("enrolled_at", "id"), key, descending=True)
 
 
 # Orderings within one tier (see _walk_tiers), each served by an index (tier, columns)
@@ -93,7 +90,7 @@ def _cursor_key(order: MemberOrder, after: str) -> list:
     """The sort key inside a cursor of this ordering, with the types its columns need."""
     key = decode_cursor(after, order.value, len(KEY_TYPES[order]))
     for value, kind in zip(key, KEY_TYPES[order]):
-        if type(value) is not kind or (kind is int and not 0 <= value < 2**31):
+        if type(value) is not kind or (kind is int and not 0 <= value < INT_IDS):
             raise invalid("after is not a valid cursor", "after")
     if order is MemberOrder.ENROLLED_AT_DESC:
         try:
