@@ -17,9 +17,14 @@ the build with a message saying what to do). Derived state is then recomputed by
 daily jobs in DERIVED_JOBS (add a new job there when a change adds derived state that
 lives outside the copied tables).
 
-A built data set records its parameters and a fingerprint of the code that shapes it
-(models, migrations, the demo, this module) in the table `bench_dataset`; the bench
-reuses a data set whose record matches and rebuilds it otherwise.
+A built data set records its parameters and two fingerprints in the table
+`bench_dataset`: of the code that shapes its data (the demo, the rules engine, the
+rules file, this module) and of the schema (models, migrations, the code of the derived
+state). The bench reuses a data set whose record matches; when only the schema differs
+it upgrades the data set in place (pending migrations, then DERIVED_JOBS, the same
+steps a full build ends with), which gives the data a full build would give as long as
+what the schema change adds is derived state recomputed by DERIVED_JOBS or filled by its
+migration; otherwise (or with --rebuild) it builds it again.
 """
 
 from __future__ import annotations
@@ -45,11 +50,11 @@ NAME_STEP = 7_919
 # What shapes a data set: a change to any of these files, or to DATASET_VERSION (raise it
 # when the copying below changes what it writes), rebuilds it.
 DATASET_VERSION = 1
-SHAPING_FILES = (
-    "members/models.py", "loyalty/models.py", "care/models.py", "api/demo.py", "api/demo_care.py",
-    "loyalty/engine.py", "loyalty/calendar.py", "loyalty/rules.py", "loyalty/default_rules.toml",
-    "care/segments.py", "members/regions.py", "members/data/regions.json",
+DATA_FILES = (
+    "api/demo.py", "api/demo_care.py", "loyalty/engine.py", "loyalty/calendar.py", "loyalty/rules.py",
+    "loyalty/default_rules.toml", "members/data/regions.json", "bench/dataset.py",
 )
+SCHEMA_FILES = ("members/models.py", "loyalty/models.py", "care/models.py", "care/segments.py", "members/regions.py")
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,24 @@ class DatasetInfo:
     steps: dict[str, float]  # seconds per build step
 
 
-def code_fingerprint() -> str:
-    digest = hashlib.sha256(f"dataset {DATASET_VERSION}".encode())
-    paths = [ROOT / name for name in SHAPING_FILES] + sorted((ROOT / "migrations").glob("*.py"))
+def _digest(label: str, paths: list[Path]) -> str:
+    digest = hashlib.sha256(label.encode())
     for path in paths:
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes() if path.exists() else b"-")
     return digest.hexdigest()[:16]
+
+
+def code_fingerprint() -> str:
+    """``<data>-<schema>``: what shapes the data, then what shapes the schema."""
+    data = _digest(f"dataset {DATASET_VERSION}", [ROOT / name for name in DATA_FILES])
+    schema = _digest("schema", [ROOT / name for name in SCHEMA_FILES] + sorted((ROOT / "migrations").glob("*.py")))
+    return f"{data}-{schema}"
+
+
+def same_data(code: str, other: str) -> bool:
+    """Both fingerprints name the same data (their schemas may differ)."""
+    return code.split("-")[0] == other.split("-")[0]
 
 
 def is_postgres(url: str) -> bool:
@@ -466,6 +482,9 @@ async def ensure(url: str, members: int, pool: int, *, rebuild: bool, progress: 
     if not rebuild and info is not None and (info.members, info.pool, info.code) == (members, pool, code):
         progress(f"{url}: reusing the data set built {info.built_at} ({members:,} members)")
         return info
+    if not rebuild and info is not None and (info.members, info.pool) == (members, pool) and same_data(info.code, code):
+        progress(f"{url}: upgrading the data set built {info.built_at} to this schema (migrations, derived state)")
+        return await _upgrade(url, info, code, progress)
     if members % pool or members < pool:
         raise SystemExit(f"--members {members} must be a multiple of the pool ({pool})")
     today = datetime.now(settings_for(url).tz).date()
@@ -505,17 +524,8 @@ async def _build(url: str, members: int, pool: int, code: str, today: date, sour
     try:
         if members > pool:
             steps.update(await replicate(members // pool - 1, progress))
-            for name, job in DERIVED_JOBS.items():
-                began = time.perf_counter()
-                await job(rules, today, settings.tz)
-                steps[name] = time.perf_counter() - began
-                progress(f"{name}: {steps[name]:.1f} s")
+        await _derive(settings, rules, today, steps, progress)
         connection = connections.get("default")
-        began = time.perf_counter()
-        if connection.capabilities.dialect == "postgres":
-            # What autovacuum would do soon after a load: planner statistics.
-            await connection.execute_script("ANALYZE")
-        steps["analyze"] = time.perf_counter() - began
         info = DatasetInfo(members, pool, today.isoformat(), code, datetime.now().isoformat(timespec="seconds"),
                            round(time.perf_counter() - started, 1), {k: round(v, 1) for k, v in steps.items()})
         await _write_info(connection, info)
@@ -525,6 +535,55 @@ async def _build(url: str, members: int, pool: int, code: str, today: date, sour
         _checkpoint_sqlite(sqlite_path(url))
     progress(f"{url}: {members:,} members built in {info.build_seconds:.0f} s")
     return info
+
+
+async def _upgrade(url: str, info: DatasetInfo, code: str, progress: Callable[[str], None]) -> DatasetInfo:
+    """Bring a data set built by the same data code to this schema: the steps a build
+    runs after its copies (pending migrations, DERIVED_JOBS, ANALYZE)."""
+    from tortoise import Tortoise, connections
+
+    from api.db import migrate
+    from loyalty.rules import load_rules
+
+    settings = settings_for(url)
+    rules = load_rules(settings.rules_path)
+    today = date.fromisoformat(info.today)
+    steps: dict[str, float] = {}
+    started = began = time.perf_counter()
+    await migrate(settings)
+    steps["upgrade: migrations"] = time.perf_counter() - began
+    try:
+        await _derive(settings, rules, today, steps, progress, upgrade=True)
+        connection = connections.get("default")
+        upgraded = DatasetInfo(
+            info.members, info.pool, info.today, code, info.built_at,
+            round(info.build_seconds + time.perf_counter() - started, 1), {**info.steps, **{k: round(v, 1) for k, v in steps.items()}},
+        )
+        await _write_info(connection, upgraded)
+    finally:
+        await Tortoise.close_connections()
+    if not is_postgres(url):
+        _checkpoint_sqlite(sqlite_path(url))
+    progress(f"{url}: upgraded in {time.perf_counter() - started:.0f} s")
+    return upgraded
+
+
+async def _derive(settings, rules, today: date, steps: dict[str, float], progress: Callable[[str], None],
+                  *, upgrade: bool = False) -> None:
+    """DERIVED_JOBS, then planner statistics (PostgreSQL)."""
+    from tortoise import connections
+
+    for name, job in DERIVED_JOBS.items():
+        began = time.perf_counter()
+        await job(rules, today, settings.tz)
+        steps[("upgrade: " if upgrade else "") + name] = time.perf_counter() - began
+        progress(f"{name}: {time.perf_counter() - began:.1f} s")
+    connection = connections.get("default")
+    began = time.perf_counter()
+    if connection.capabilities.dialect == "postgres":
+        # What autovacuum would do soon after a load: planner statistics.
+        await connection.execute_script("ANALYZE")
+    steps["upgrade: analyze" if upgrade else "analyze"] = time.perf_counter() - began
 
 
 def size_label(members: int) -> str:
