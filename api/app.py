@@ -23,6 +23,7 @@ from api.auth import AuthError, bearer_token, decode_token
 from api.board import board_routes
 from api.db import tortoise_config
 from api.settings import Settings
+from care.counts import ensure_care_counts
 from loyalty.feed import EventFeed
 from loyalty.rules import Rules, load_rules
 from members.access import resolve_caller
@@ -269,6 +270,9 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
     async def lifespan(app: Starlette):
         if manage_orm:
             async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+                # The VIP care rollup follows the rules' retain thresholds: rebuilt here,
+                # not by a first statistics request, when the rules file changed them.
+                await ensure_care_counts(rules)
                 async with feed.running():
                     yield
         else:

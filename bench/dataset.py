@@ -458,9 +458,19 @@ async def _tier_count_rollup(rules, today: date, tz) -> None:
         await rebuild_tier_counts(connection)
 
 
+async def _care_counts(rules, today: date, tz) -> None:
+    """The VIP care rollup (care.counts): its triggers count copies as they are
+    inserted, but its retain thresholds come from the rules at first use."""
+    from care.counts import ensure_care_counts
+
+    await ensure_care_counts(rules)
+
+
 # The daily jobs that compute derived state, as `loyalty` runs them: run after copying,
 # so state kept outside the copied tables (or computed from the whole table) is right.
-DERIVED_JOBS: dict[str, Callable[..., Any]] = {"care refresh": _care_refresh, "tier count rollup": _tier_count_rollup}
+DERIVED_JOBS: dict[str, Callable[..., Any]] = {
+    "care refresh": _care_refresh, "tier count rollup": _tier_count_rollup, "care counts": _care_counts,
+}
 
 
 # ---- building ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Tortoise models of VIP care: logged care calls and member feedback with its history."""
 
-from enum import Enum
+from enum import Enum, IntEnum
 
 from tortoise import fields
 from tortoise.models import Model
@@ -103,3 +103,51 @@ class FeedbackChange(Model):
 
     class Meta:
         table = "feedback_change"
+
+
+class CareMeasure(IntEnum):
+    """What a row of the VIP care rollup (OfficeCareCount) counts."""
+
+    VIPS = 0  # ACTIVE members of the tier (on_date: NEVER)
+    LAST_CONTACT = 1  # of those, last contacted on on_date (NEVER: not yet contacted)
+    SHORT_UNTIL = 2  # of those, below both retain thresholds, tier valid until on_date
+
+
+class OfficeCareCount(Model):
+    """The VIP care rollup that region statistics read (care.counts): per office, VIP
+    tier, measure and day, how many ACTIVE VIPs. Keyed by day because "contacted within
+    the call interval" and "at risk of downgrade" move with the day: a statistic sums
+    the rows on the right side of its day's cut-off, at most one per day of the interval
+    for each office and tier, whatever the number of members. Kept by triggers on the
+    member table (migration 0006), so every writer, bulk SQL included, keeps it right in
+    its own transaction; rebuilt from the member table when the retain thresholds
+    change (care.counts.ensure_care_counts)."""
+
+    id = fields.IntField(primary_key=True)
+    office: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Office", related_name="care_counts", on_delete=fields.RESTRICT
+    )
+    office_id: int
+    tier = fields.SmallIntField()
+    measure = fields.SmallIntField()
+    on_date = fields.DateField()
+    members = fields.IntField(default=0)
+
+    class Meta:
+        table = "office_care_count"
+        # The key in the order statistics read it: per office and measure, a range of days.
+        unique_together = (("office_id", "measure", "on_date", "tier"),)
+
+
+class CareRetentionThreshold(Model):
+    """The rules file's retain thresholds per VIP tier, as the member triggers read them
+    to tell a VIP short of retaining the tier (care.counts keeps them equal to the
+    rules in force)."""
+
+    id = fields.IntField(primary_key=True)
+    tier = fields.SmallIntField(unique=True)
+    retain_miles = fields.BigIntField()
+    retain_segments = fields.IntField()
+
+    class Meta:
+        table = "care_retention_threshold"

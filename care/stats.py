@@ -1,11 +1,11 @@
 """Region statistics of VIP care, counted by the database and grouped by office.
 
-Whatever the size of the region, a statistic costs a handful of grouped aggregate
-queries (members by tier; ACTIVE VIPs, those contacted within their tier's call
-interval and those at risk of downgrade, by the retention totals kept on the member
-row (loyalty.changes.at_risk); tier events of the last 30 days; open and overdue
-complaints); no member row is loaded. The figures of a region
-are the sums of its offices'.
+Whatever the size of the region or the programme, a statistic reads rollups and a
+day's worth of rows, never the member table: tier counts from the office x tier rollup
+(members.regions); ACTIVE VIPs, those contacted within their tier's call interval and
+those at risk of downgrade from the VIP care rollup kept by day (care.counts); tier
+events of the last 30 days; open and overdue complaints. The figures of a region are
+the sums of its offices'.
 
 Definitions:
 
@@ -34,12 +34,12 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 
 from care.models import Feedback, FeedbackKind, FeedbackStatus
-from loyalty import changes
+from care.counts import ensure_care_counts, office_care_figures
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
-from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_by_member_region, restrict_members, restrict_offices
-from members.enums import MemberStatus, Tier
-from members.models import Branch, Member, Office
+from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_by_member_region, restrict_offices
+from members.enums import Tier
+from members.models import Branch, Office
 from members.regions import office_tier_counts
 
 __all__ = ["RegionStats", "office_stats", "open_complaint", "overdue_complaint", "region_stats", "require_staff"]
@@ -90,17 +90,6 @@ def require_staff(caller: Caller) -> None:
     require_role(caller, STAFF_ROLES, "VIP care insights are for office, branch and admin staff")
 
 
-def _contacted(rules: Rules, today: date) -> Q:
-    """Within the call interval of the member's own tier."""
-    return Q(
-        *(
-            Q(tier=tier, care_last_contact_on__gt=today - timedelta(days=rules.care.call_interval(tier.name)))
-            for tier in (Tier.SILVER, Tier.GOLD, Tier.PLATINUM)
-        ),
-        join_type="OR",
-    )
-
-
 async def _grouped(query, **aggregates: Any) -> dict[int, dict[str, int]]:
     rows = await query.annotate(**aggregates).group_by("office_id").values("office_id", *aggregates)
     return {row["office_id"]: {name: int(row[name] or 0) for name in aggregates} for row in rows}
@@ -112,21 +101,17 @@ async def _by_office(
     """Figures of every office with anything to count in the caller's scope, narrowed
     by ``columns`` (office_id / branch_id); keys are office ids."""
     stats: dict[int, RegionStats] = defaultdict(lambda: RegionStats(None, None, ""))
-    members = restrict_members(Member.filter(**columns), caller)
     # Tier counts from the office x tier rollup (members.regions), not by counting members.
     offices = restrict_offices(Office.filter(**{"id" if k == "office_id" else k: v for k, v in columns.items()}), caller)
     for office_id, counts in (await office_tier_counts(offices, group_by="id")).items():
         stats[office_id].tier_counts.update(counts)
 
-    vip = Q(status=MemberStatus.ACTIVE, tier__gte=Tier.SILVER)
-    care = await _grouped(
-        members.filter(vip), vips=Count("id"), contacted=Count("id", _filter=_contacted(rules, today)),
-        at_risk=Count("id", _filter=changes.at_risk(rules, today)),
-    )
-    for office_id, row in care.items():
-        stats[office_id].vips = row["vips"]
-        stats[office_id].vips_contacted_within_interval = row["contacted"]
-        stats[office_id].at_risk_vips = row["at_risk"]
+    # VIPs, contacted and at risk from the care rollup (care.counts), not by counting members.
+    await ensure_care_counts(rules)
+    for office_id, figures in (await office_care_figures(offices, rules, today)).items():
+        stats[office_id].vips = figures.vips
+        stats[office_id].vips_contacted_within_interval = figures.contacted
+        stats[office_id].at_risk_vips = figures.at_risk
 
     start = datetime.combine(today - timedelta(days=STATS_DAYS - 1), time(0), tzinfo=zone)
     end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone)

@@ -95,6 +95,9 @@ async def db(database):
         await connection.execute_script(f"DELETE FROM {table}")
     # The office x tier rollup stays with the offices (region data): no members, no counts.
     await connection.execute_script("UPDATE office_tier_count SET members = 0")
+    # The VIP care rollup: the member triggers took every deleted VIP out; the rows left
+    # hold zeros.
+    await connection.execute_script("DELETE FROM office_care_count")
     yield database
 
 

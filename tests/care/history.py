@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+import random
+from datetime import date, datetime, time, timedelta, timezone
 from itertools import count
+
+from care.calls import log_care_call
+from care.models import CallOutcome
 
 from loyalty.ledger import FlightDetails, flight_accrue, partner_accrue, reverse
 from loyalty.models import LedgerEntry
 from loyalty.rules import load_rules
+from loyalty.tiers import override_tier, review_tiers
 from members.access import Caller, Role
 from members.addresses import Address
+from members.enums import Tier
 from members.models import Member
 from members.regions import region_data
 from members.services import Enrolment, enroll
@@ -56,3 +62,26 @@ async def credit(member: Member, day: date, miles: int = 500) -> LedgerEntry:
 
 async def undo(entry: LedgerEntry, today: date) -> None:
     await reverse(ADMIN, str(entry.id), "not flown", f"care-undo-{next(_refs)}", rules=RULES, today=today)
+
+
+async def random_step(rng: random.Random, day: date, members: list[Member], flights: list) -> None:
+    """One random change through the services: a flight, a reversal, a tier override, a
+    care call or a tier review on ``day``."""
+    member = rng.choice(members)
+    action = rng.choice(("fly", "fly", "undo", "override", "call", "call", "review"))
+    if action == "fly":
+        km = rng.choice((800, 2000, 6000, 12000))
+        flights.append(await fly(member, day - timedelta(days=rng.randint(0, 20)), km=km, fare_class=rng.choice("JYB")))
+    elif action == "undo" and flights:
+        await undo(flights.pop(rng.randrange(len(flights))), day)
+    elif action == "override":
+        tier = rng.choice(list(Tier))
+        until = None if tier is Tier.STANDARD else rng.choice((None, day + timedelta(days=rng.randint(0, 400))))
+        await override_tier(ADMIN, str(member.id), tier, until, "property test", rules=RULES, today=day)
+    elif action == "call":
+        now = datetime.combine(day, time(10), tzinfo=timezone.utc)
+        follow_up = rng.choice((None, None, day + timedelta(days=rng.randint(0, 20))))
+        outcome = rng.choice((CallOutcome.REACHED, CallOutcome.NO_ANSWER, CallOutcome.DECLINED))
+        await log_care_call(ADMIN, str(member.id), outcome, follow_up_on=follow_up, now=now, rules=RULES)
+    elif action == "review":
+        await review_tiers(day, rules=RULES)

@@ -13,20 +13,19 @@ recomputation.
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 from tortoise.functions import Max
 
-from care.calls import CareFacts, _recheck_on, _sort_key, care_calls_due, due_reasons, due_state, log_care_call, refresh_care_due
-from care.models import CallOutcome
+from care.calls import CareFacts, _recheck_on, _sort_key, care_calls_due, due_reasons, due_state, refresh_care_due
 from loyalty import calendar as cal
 from loyalty.models import TierEvent
-from loyalty.tiers import at_risk_member_ids, override_tier, review_tiers
+from loyalty.tiers import at_risk_member_ids, override_tier
 from loyalty.totals import window_totals
 from members.enums import MemberStatus, Tier
 from members.models import Member
-from tests.care.history import ADMIN, RULES, fly, member_at, undo
+from tests.care.history import ADMIN, RULES, member_at, random_step
 
 START = date(2026, 1, 10)
 MEMBERS = 6
@@ -84,27 +83,6 @@ async def _check(today: date, *, job: bool) -> None:
         assert await _worklist(today) == (listed, totals)
 
 
-async def _step(rng: random.Random, day: date, members: list[Member], flights: list) -> None:
-    member = rng.choice(members)
-    action = rng.choice(("fly", "fly", "undo", "override", "call", "call", "review"))
-    if action == "fly":
-        km = rng.choice((800, 2000, 6000, 12000))
-        flights.append(await fly(member, day - timedelta(days=rng.randint(0, 20)), km=km, fare_class=rng.choice("JYB")))
-    elif action == "undo" and flights:
-        await undo(flights.pop(rng.randrange(len(flights))), day)
-    elif action == "override":
-        tier = rng.choice(list(Tier))
-        until = None if tier is Tier.STANDARD else rng.choice((None, day + timedelta(days=rng.randint(0, 400))))
-        await override_tier(ADMIN, str(member.id), tier, until, "property test", rules=RULES, today=day)
-    elif action == "call":
-        now = datetime.combine(day, time(10), tzinfo=timezone.utc)
-        follow_up = rng.choice((None, None, day + timedelta(days=rng.randint(0, 20))))
-        outcome = rng.choice((CallOutcome.REACHED, CallOutcome.NO_ANSWER, CallOutcome.DECLINED))
-        await log_care_call(ADMIN, str(member.id), outcome, follow_up_on=follow_up, now=now, rules=RULES)
-    elif action == "review":
-        await review_tiers(day, rules=RULES)
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_kept_state_equals_a_recomputation_after_random_histories(db, seed):
     rng = random.Random(seed)
@@ -115,7 +93,7 @@ async def test_kept_state_equals_a_recomputation_after_random_histories(db, seed
     day, flights = START, []
     for _ in range(14):
         for _ in range(rng.randint(1, 4)):
-            await _step(rng, day, members, flights)
+            await random_step(rng, day, members, flights)
         await _check(day, job=rng.random() < 0.5)
         day += timedelta(days=rng.choice((1, 5, 29, 31, 61)))
     await _check(day, job=True)
