@@ -18,9 +18,15 @@ pure function of the member's facts):
   <= today); due since the member entered the at-risk horizon (validUntil -
   at_risk_months), or since the last contact + upgrade_call_days when later, never
   before tier_since nor after today.
-- JUST_UPGRADED: the tier was reached within upgrade_call_days (tier_since +
-  upgrade_call_days > today) by a rise, not by a downgrade, and the member has not been
-  reached since (on or after tier_since); due since tier_since.
+- JUST_UPGRADED: the tier was recorded within upgrade_call_days (tier_recorded_on +
+  upgrade_call_days > today; tier_since on rows from before it was kept) by a rise, not
+  by a downgrade, and the member has not been reached since (on or after that day); due
+  since that day. Keyed to when the upgrade was recorded, not to the flight that earned
+  it: an upgrade posted late from an old flight still gets its welcome call.
+- DECLINING / DORMANT: the member's lifecycle stage (care.segments, written by the
+  daily refresh) is DECLINING or DORMANT, and the member has not been reached since
+  the refresh day the stage began (lifecycle_since): the churn warning the stage is
+  for; due since that day.
 - NEVER_CALLED: never reached; due since tier_since.
 - INTERVAL_PASSED: last contact + call_interval(tier) <= today (PLATINUM 30, GOLD 60,
   SILVER 90 days by default); due since that date.
@@ -61,7 +67,7 @@ from loyalty import changes, engine
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
 from members.access import STAFF_ROLES, Caller, in_region, require_role, restrict_by_member_region, restrict_members
-from members.enums import MemberStatus, Tier
+from members.enums import LifecycleStage, MemberStatus, Tier
 from members.errors import DomainError, invalid
 from members.idempotency import run_once
 from members.models import Member
@@ -95,6 +101,8 @@ class CareCallReason(str, Enum):
     FOLLOW_UP_DUE = "FOLLOW_UP_DUE"
     AT_RISK = "AT_RISK"
     JUST_UPGRADED = "JUST_UPGRADED"
+    DECLINING = "DECLINING"
+    DORMANT = "DORMANT"
     NEVER_CALLED = "NEVER_CALLED"
     INTERVAL_PASSED = "INTERVAL_PASSED"
 
@@ -115,6 +123,15 @@ class CareFacts:
     follow_up_on: date | None = None
     # The current tier was reached by a downgrade (the member's latest tier event lowered it).
     downgraded: bool = False
+    # The day the current tier was recorded (None: rows from before it was kept).
+    recorded_on: date | None = None
+    lifecycle_stage: LifecycleStage = LifecycleStage.NEW
+    lifecycle_since: date | None = None
+
+    @property
+    def welcome_from(self) -> date:
+        """The day the welcome call's window opens: when the tier was recorded."""
+        return self.recorded_on or self.tier_since
 
 
 class DueReason(NamedTuple):
@@ -140,12 +157,12 @@ def due_reasons(facts: CareFacts, rules: Rules, today: date, at_risk: bool) -> l
         if last is not None:
             since = max(since, last + welcome)
         reasons.append(DueReason(CareCallReason.AT_RISK, min(since, today)))
-    if (
-        not facts.downgraded
-        and facts.tier_since <= today < facts.tier_since + welcome
-        and (last is None or last < facts.tier_since)
-    ):
-        reasons.append(DueReason(CareCallReason.JUST_UPGRADED, facts.tier_since))
+    start = facts.welcome_from
+    if not facts.downgraded and start <= today < start + welcome and (last is None or last < start):
+        reasons.append(DueReason(CareCallReason.JUST_UPGRADED, start))
+    churn = CHURN_REASONS.get(facts.lifecycle_stage)
+    if churn is not None and facts.lifecycle_since is not None and (last is None or last < facts.lifecycle_since):
+        reasons.append(DueReason(churn, min(facts.lifecycle_since, today)))
     if last is None:
         reasons.append(DueReason(CareCallReason.NEVER_CALLED, facts.tier_since))
     elif last + timedelta(days=interval) <= today:
@@ -166,6 +183,9 @@ class CareCallDue:
     @property
     def due_since(self) -> date:
         return self.reasons[0].since
+
+
+CHURN_REASONS = {LifecycleStage.DECLINING: CareCallReason.DECLINING, LifecycleStage.DORMANT: CareCallReason.DORMANT}
 
 
 def _sort_key(facts: CareFacts, reasons: list[DueReason]) -> tuple[int, int, date, int]:
@@ -197,7 +217,7 @@ def _check_staff(caller: Caller, what: str) -> None:
 # that decide at-risk; loyalty.changes keeps them).
 FACT_COLUMNS = (
     "id", "tier", "tier_since", "tier_valid_until", "care_last_contact_on", "care_follow_up_on",
-    "retention_miles", "retention_segments",
+    "retention_miles", "retention_segments", "tier_recorded_on", "lifecycle_stage", "lifecycle_since",
 )
 STATE_COLUMNS = ("care_priority", "care_due_since", "care_state_on", "care_recheck_on")
 
@@ -236,10 +256,10 @@ def _recheck_on(facts: CareFacts, rules: Rules, today: date) -> date | None:
     interval = rules.care.call_interval(tier.name)
     if not tier.is_vip or interval is None:
         return None
-    if facts.tier_since > today:
+    if facts.tier_since > today or (facts.lifecycle_since or today) > today:
         return today + timedelta(days=1)  # dueSince is capped at today until then
     welcome = timedelta(days=rules.care.upgrade_call_days)
-    days = [facts.follow_up_on, facts.tier_since + welcome]
+    days = [facts.follow_up_on, facts.welcome_from, facts.welcome_from + welcome]
     if facts.last_contact_on is not None:
         days += [facts.last_contact_on + welcome, facts.last_contact_on + timedelta(days=interval)]
     if facts.tier_valid_until is not None:
@@ -294,13 +314,14 @@ async def _facts(
     """(facts, at risk) of member rows holding FACT_COLUMNS. Whether the tier came by a
     downgrade is read only for tiers recent enough for a welcome call."""
     recent = today - timedelta(days=rules.care.upgrade_call_days)
-    down = await _downgraded([row["id"] for row in rows if row["tier_since"] > recent], connection)
+    down = await _downgraded([row["id"] for row in rows if (row["tier_recorded_on"] or row["tier_since"]) > recent], connection)
     result = []
     for row in rows:
         tier = Tier(row["tier"])
         facts = CareFacts(
             row["id"], tier, row["tier_since"], row["tier_valid_until"], row["care_last_contact_on"],
-            row["care_follow_up_on"], downgraded=row["id"] in down,
+            row["care_follow_up_on"], downgraded=row["id"] in down, recorded_on=row["tier_recorded_on"],
+            lifecycle_stage=LifecycleStage(row["lifecycle_stage"]), lifecycle_since=row["lifecycle_since"],
         )
         at_risk = engine.is_at_risk(
             rules, tier.name, row["tier_valid_until"], today, row["retention_miles"], row["retention_segments"]

@@ -28,11 +28,12 @@ from tortoise.expressions import Q, Subquery
 from tortoise.functions import Coalesce, Count, Sum
 from tortoise.transactions import in_transaction
 
+from care.calls import recompute_care_state
 from loyalty import calendar as cal
 from loyalty.changes import chunked
 from loyalty.models import LedgerEntry, LedgerEntryKind
 from loyalty.rules import LifecycleRules, Rules
-from members.enums import LifecycleStage, ValueSegment
+from members.enums import LifecycleStage, Tier, ValueSegment
 from members.models import Member, Office
 
 __all__ = ["RefreshSummary", "lifecycle_stage", "refresh_segments", "value_segments"]
@@ -162,8 +163,12 @@ def _enrolled_on(enrolled_at: datetime, zone: tzinfo) -> date:
 
 async def refresh_office(office_id: int, rules: Rules, periods: Periods, zone: tzinfo) -> dict[int, tuple[LifecycleStage, ValueSegment]]:
     """Stage and segment of every member of one office, written in one short
-    transaction as a few grouped UPDATEs (one per (stage, segment) pair present)."""
-    members = await Member.filter(office_id=office_id).values_list("id", "enrolled_at")
+    transaction as a few grouped UPDATEs (one per (stage, segment) pair present, and
+    per pair whose stage changed: lifecycle_since = as_of). The VIPs whose stage changed
+    have their worklist state recomputed in the same transaction (a DECLINING or
+    DORMANT VIP is due a call: care.calls)."""
+    rows = await Member.filter(office_id=office_id).values_list("id", "enrolled_at", "lifecycle_stage", "tier")
+    members = [(member_id, enrolled_at) for member_id, enrolled_at, _, _ in rows]
     if not members:
         return {}
     activity = await office_activity(office_id, periods)
@@ -174,20 +179,26 @@ async def refresh_office(office_id: int, rules: Rules, periods: Periods, zone: t
         high_percent=care.value_high_percent, medium_percent=care.value_medium_percent,
     )
     decided: dict[int, tuple[LifecycleStage, ValueSegment]] = {}
-    groups: dict[tuple[LifecycleStage, ValueSegment], list[int]] = {}
-    for member_id, enrolled_at in members:
+    groups: dict[tuple[LifecycleStage, ValueSegment, bool], list[int]] = {}
+    changed_vips: list[int] = []
+    for member_id, enrolled_at, old_stage, tier in rows:
         totals = activity.get(member_id, none)
         stage = lifecycle_stage(_enrolled_on(enrolled_at, zone), totals.recent, totals.previous, periods.as_of, care.lifecycle)
         decided[member_id] = (stage, segments[member_id])
-        groups.setdefault(decided[member_id], []).append(member_id)
+        changed = LifecycleStage(old_stage) is not stage
+        groups.setdefault((stage, segments[member_id], changed), []).append(member_id)
+        if changed and Tier(tier).is_vip:
+            changed_vips.append(member_id)
     async with in_transaction() as connection:
-        for (stage, segment), ids in groups.items():
+        for (stage, segment, changed), ids in groups.items():
+            values = {"lifecycle_stage": stage, "value_segment": segment, "care_refreshed_on": periods.as_of}
+            if changed:
+                values["lifecycle_since"] = periods.as_of
             for chunk in chunked(ids):
                 # office_id again: a member moved to another office since the read keeps
                 # what their new office's run gives them (or its last snapshot).
-                await Member.filter(id__in=chunk, office_id=office_id).using_db(connection).update(
-                    lifecycle_stage=stage, value_segment=segment, care_refreshed_on=periods.as_of
-                )
+                await Member.filter(id__in=chunk, office_id=office_id).using_db(connection).update(**values)
+        await recompute_care_state(connection, changed_vips, rules, periods.as_of)
     return decided
 
 

@@ -40,16 +40,22 @@ async def record_tier_change(
     cause: LedgerEntry | None = None,
     note: str | None = None,
     effective_at: datetime | None = None,
+    recorded_on: date | None = None,
 ) -> TierEvent:
     """Set the member's tier and append the event, both on `connection` (the caller's
-    transaction). `member` is updated in memory to match."""
+    transaction). `member` is updated in memory to match. ``recorded_on``: the
+    programme's day of the change (the services' ``today``; default the UTC day of
+    effective_at), kept as the member's tier_recorded_on when the tier changes."""
     office = await Office.get(id=member.office_id).using_db(connection)
     branch = await Branch.get(id=member.branch_id).using_db(connection)
     from_tier = member.tier
-    await Member.filter(id=member.id).using_db(connection).update(
-        tier=to_tier, tier_since=since, tier_valid_until=valid_until
-    )
-    member.tier, member.tier_since, member.tier_valid_until = to_tier, since, valid_until
+    effective_at = effective_at or datetime.now(timezone.utc)
+    columns = {"tier": to_tier, "tier_since": since, "tier_valid_until": valid_until}
+    if to_tier != from_tier:  # a retention keeps the tier, and the day it was reached
+        columns["tier_recorded_on"] = recorded_on or effective_at.astimezone(timezone.utc).date()
+    await Member.filter(id=member.id).using_db(connection).update(**columns)
+    for column, value in columns.items():
+        setattr(member, column, value)
     await move_tier_counts(connection, [(office.id, from_tier, -1), (office.id, to_tier, 1)])
     await _serialise_writers(connection)
     return await TierEvent.create(
@@ -58,7 +64,7 @@ async def record_tier_change(
         from_tier=from_tier,
         to_tier=to_tier,
         reason=reason,
-        effective_at=effective_at or datetime.now(timezone.utc),
+        effective_at=effective_at,
         since=since,
         valid_until=valid_until,
         office_id=office.id,

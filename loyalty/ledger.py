@@ -319,6 +319,7 @@ async def _post_flight(
                 event = await record_tier_change(
                     connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.UPGRADE,
                     since=decision.since, valid_until=decision.valid_until, actor=caller.actor, cause=entry,
+                    recorded_on=today,
                 )
             await members_changed(connection, [member_id], rules, today)
         member = await Member.get(id=member_id).using_db(connection)
@@ -526,7 +527,7 @@ async def reverse(
                 event = await record_tier_change(
                     connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.REVERSAL,
                     since=decision.since, valid_until=decision.valid_until, actor=caller.actor,
-                    cause=reversals[0], note=f"reversal of entry {original.id}: {text}"[:300],
+                    cause=reversals[0], note=f"reversal of entry {original.id}: {text}"[:300], recorded_on=today,
                 )
             await members_changed(connection, [member_id], rules, today)
         member = await Member.get(id=member_id).using_db(connection)

@@ -152,7 +152,7 @@ async def override_tier(
         member = await Member.get(id=member.id).using_db(connection)
         event = await record_tier_change(
             connection, member, to_tier=tier, reason=TierChangeReason.MANUAL, since=today,
-            valid_until=valid_until, actor=caller.actor, note=text,
+            valid_until=valid_until, actor=caller.actor, note=text, recorded_on=today,
         )
         await members_changed(connection, [member.id], rules, today)
         member = await Member.get(id=member.id).using_db(connection)

@@ -91,6 +91,10 @@ class Member(Model):
     tier = fields.IntEnumField(Tier, default=Tier.STANDARD)
     tier_since = fields.DateField()
     tier_valid_until = fields.DateField(null=True)
+    # The programme day the current tier was recorded (its tier event written), which is
+    # later than tier_since for an upgrade posted late from an old flight: the welcome
+    # call runs from it (care.calls). NULL on rows from before it was kept: tier_since.
+    tier_recorded_on = fields.DateField(null=True)
     # Running total of redeemable miles; `loyalty ledger reconcile` proves it.
     redeemable_miles = fields.BigIntField(default=0)
     # VIP care, kept on the row so that worklists and filters are plain indexed reads:
@@ -102,6 +106,9 @@ class Member(Model):
     lifecycle_stage = fields.CharEnumField(LifecycleStage, max_length=10, default=LifecycleStage.NEW)
     value_segment = fields.CharEnumField(ValueSegment, max_length=6, default=ValueSegment.LOW)
     care_refreshed_on = fields.DateField(null=True)
+    # The refresh day on which lifecycle_stage last changed: a DECLINING or DORMANT VIP
+    # is due a call until contacted on or after it (care.calls).
+    lifecycle_since = fields.DateField(null=True)
     # Qualifying miles and segments (hundredths) so far in the retention window of the
     # current tier (the window_months ending with tier_valid_until's month; 0 without a
     # validUntil), kept by loyalty.changes in the transaction of every posting and tier

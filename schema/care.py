@@ -41,7 +41,18 @@ CareCallReason = _described(
     {
         "FOLLOW_UP_DUE": "The follow-up date a call asked for has come.",
         "AT_RISK": "At risk of losing the tier at validUntil, and not reached in the last upgrade_call_days days.",
-        "JUST_UPGRADED": "Reached the tier within upgrade_call_days and not reached since: a welcome call.",
+        "JUST_UPGRADED": (
+            "The tier was recorded within upgrade_call_days (whatever the date of the flight that earned it) "
+            "and the member not reached since: a welcome call."
+        ),
+        "DECLINING": (
+            "The lifecycle stage is DECLINING (recent activity below decline_percent of the period before) and the "
+            "member has not been reached since the stage began: a churn warning."
+        ),
+        "DORMANT": (
+            "The lifecycle stage is DORMANT (no earning activity in either period) and the member has "
+            "not been reached since the stage began: a churn warning."
+        ),
         "NEVER_CALLED": "Never reached by a care call.",
         "INTERVAL_PASSED": "The last contact is the tier's call interval ago or longer (PLATINUM 30, GOLD 60, SILVER 90 days).",
     },

@@ -221,6 +221,8 @@
     FOLLOW_UP_DUE: "follow-up due",
     AT_RISK: "at risk of downgrade",
     JUST_UPGRADED: "just upgraded",
+    DECLINING: "declining: churn warning",
+    DORMANT: "dormant: churn warning",
     NEVER_CALLED: "never called",
     INTERVAL_PASSED: "call interval passed",
   };

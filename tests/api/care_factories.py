@@ -62,7 +62,10 @@ async def care_columns(member: dict) -> tuple[date | None, date | None]:
 async def set_care(member: dict, **columns) -> None:
     """Write care columns (or tier dates) of a member row directly, then what the row
     keeps from them, as every writer does (loyalty.changes.members_changed), as of the
-    programme's today."""
+    programme's today. A tier_since given alone stands for a tier recorded that day too
+    (tier_recorded_on), as if it had been reached then."""
+    if "tier_since" in columns:
+        columns.setdefault("tier_recorded_on", columns["tier_since"])
     await Member.filter(id=int(member["id"])).update(**columns)
     today = datetime.now(load_settings(environ={}, dotenv=None).tz).date()
     async with in_transaction() as connection:

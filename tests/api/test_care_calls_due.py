@@ -9,8 +9,13 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from care.segments import refresh_segments
+from loyalty.rules import load_rules
+from members.models import Member
+
 from tests.api.care_factories import ADMIN, ECB, NCB, PEK01, PVG01, TSN01, logged, set_care, vip
 from tests.api.conftest import as_member, data, enroll, error_codes, set_status, set_tier
+from tests.api.loyalty_factories import loyalty_fly
 
 DUE = """query($o: String, $b: String, $first: Int, $after: String) {
   careCallsDue(officeCode: $o, branchCode: $b, first: $first, after: $after) {
@@ -185,3 +190,31 @@ async def test_a_member_lowered_to_silver_today_is_not_just_upgraded(clocked_api
     await set_tier(api, lowered, "SILVER")  # latest tier event: GOLD -> SILVER
     rows = {e["node"]["member"]["id"]: e["node"]["reasons"] for e in (await due(api))["edges"]}
     assert rows == {raised["id"]: ["JUST_UPGRADED", "NEVER_CALLED"], lowered["id"]: ["NEVER_CALLED"]}
+
+
+async def test_an_upgrade_posted_late_from_an_old_flight_gets_a_welcome_call(clocked_api):
+    api = clocked_api
+    today = start_clock(api)
+    member = await enroll(api, "PEK01")
+    flight_day = today - timedelta(days=70)
+    # 14,000 km in J: 42,000 qualifying miles, over SILVER's 40,000; posted 70 days late.
+    payload = await loyalty_fly(api, member, "late-flight-1", distance_km=14_000, fare_class="J", day=flight_day)
+    assert payload["tierChange"]["toTier"] == "SILVER"
+    rows = (await due(api))["edges"]
+    assert [(r["node"]["member"]["id"], r["node"]["reasons"], r["node"]["dueSince"]) for r in rows] == [
+        (member["id"], ["JUST_UPGRADED", "NEVER_CALLED"], today.isoformat())
+    ]
+
+
+async def test_a_vip_turning_dormant_is_due_a_churn_call_until_reached(clocked_api):
+    api = clocked_api
+    today = start_clock(api)
+    gold = await vip(api, "PEK01", "GOLD")
+    await Member.filter(id=int(gold["id"])).update(enrolled_at=datetime(2020, 1, 1, tzinfo=timezone.utc))
+    await set_care(gold, tier_since=today - timedelta(days=400), care_last_contact_on=today - timedelta(days=10))
+    assert (await due(api))["totalCount"] == 0  # reached 10 days ago: within GOLD's 60 days
+    await refresh_segments(load_rules(), today, timezone=api.settings.tz)  # no activity in either period
+    rows = (await due(api))["edges"]
+    assert [(r["node"]["reasons"], r["node"]["dueSince"]) for r in rows] == [(["DORMANT"], today.isoformat())]
+    await logged(api, gold)
+    assert (await due(api))["totalCount"] == 0

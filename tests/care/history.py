@@ -8,6 +8,7 @@ from itertools import count
 
 from care.calls import log_care_call
 from care.models import CallOutcome
+from care.segments import refresh_segments
 
 from loyalty.ledger import FlightDetails, flight_accrue, partner_accrue, reverse
 from loyalty.models import LedgerEntry
@@ -66,9 +67,9 @@ async def undo(entry: LedgerEntry, today: date) -> None:
 
 async def random_step(rng: random.Random, day: date, members: list[Member], flights: list) -> None:
     """One random change through the services: a flight, a reversal, a tier override, a
-    care call or a tier review on ``day``."""
+    care call, a tier review or the lifecycle refresh on ``day``."""
     member = rng.choice(members)
-    action = rng.choice(("fly", "fly", "undo", "override", "call", "call", "review"))
+    action = rng.choice(("fly", "fly", "undo", "override", "call", "call", "review", "stages"))
     if action == "fly":
         km = rng.choice((800, 2000, 6000, 12000))
         flights.append(await fly(member, day - timedelta(days=rng.randint(0, 20)), km=km, fare_class=rng.choice("JYB")))
@@ -85,3 +86,5 @@ async def random_step(rng: random.Random, day: date, members: list[Member], flig
         await log_care_call(ADMIN, str(member.id), outcome, follow_up_on=follow_up, now=now, rules=RULES)
     elif action == "review":
         await review_tiers(day, rules=RULES)
+    elif action == "stages":  # the daily refresh's lifecycle stages (DECLINING / DORMANT calls)
+        await refresh_segments(RULES, day)

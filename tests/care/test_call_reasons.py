@@ -11,7 +11,7 @@ import pytest
 from care.calls import CareCallReason as R
 from care.calls import CareFacts, DueReason, _sort_key, due_reasons
 from loyalty.rules import load_rules
-from members.enums import Tier
+from members.enums import LifecycleStage, Tier
 
 RULES = load_rules()
 TODAY = date(2026, 6, 15)
@@ -19,8 +19,11 @@ LONG_AGO = date(2024, 1, 10)  # tier_since well outside upgrade_call_days
 
 
 def facts(tier: Tier = Tier.GOLD, *, since: date = LONG_AGO, until: date | None = date(2027, 12, 31),
-          last: date | None = None, follow_up: date | None = None, downgraded: bool = False, pk: int = 1) -> CareFacts:
-    return CareFacts(pk, tier, since, until, last, follow_up, downgraded)
+          last: date | None = None, follow_up: date | None = None, downgraded: bool = False, pk: int = 1,
+          recorded: date | None = None, stage: LifecycleStage = LifecycleStage.STABLE,
+          stage_since: date | None = None) -> CareFacts:
+    return CareFacts(pk, tier, since, until, last, follow_up, downgraded, recorded_on=recorded, lifecycle_stage=stage,
+                     lifecycle_since=stage_since)
 
 
 def days_ago(n: int) -> date:
@@ -130,7 +133,51 @@ def test_every_reason_at_once_in_urgency_order():
     since = days_ago(3)
     reasons = due_reasons(facts(Tier.PLATINUM, since=since, until=date(2026, 7, 31), follow_up=TODAY), RULES, TODAY, True)
     assert [r.reason for r in reasons] == [R.FOLLOW_UP_DUE, R.AT_RISK, R.JUST_UPGRADED, R.NEVER_CALLED]
-    assert list(R) == [R.FOLLOW_UP_DUE, R.AT_RISK, R.JUST_UPGRADED, R.NEVER_CALLED, R.INTERVAL_PASSED]
+    assert list(R) == [
+        R.FOLLOW_UP_DUE, R.AT_RISK, R.JUST_UPGRADED, R.DECLINING, R.DORMANT, R.NEVER_CALLED, R.INTERVAL_PASSED
+    ]
+    churning = facts(Tier.PLATINUM, since=since, until=date(2026, 7, 31), follow_up=TODAY,
+                     stage=LifecycleStage.DORMANT, stage_since=days_ago(1))
+    assert [r.reason for r in due_reasons(churning, RULES, TODAY, True)] == [
+        R.FOLLOW_UP_DUE, R.AT_RISK, R.JUST_UPGRADED, R.DORMANT, R.NEVER_CALLED
+    ]
+
+
+def test_an_upgrade_posted_late_from_an_old_flight_gets_its_welcome_call():
+    # The flight of 2026-04-01 earned GOLD (tier_since), the posting came on 2026-06-10:
+    # 70 days after the flight, 5 days before today. The welcome window (30 days) runs
+    # from the day the upgrade was recorded.
+    late = facts(Tier.GOLD, since=date(2026, 4, 1), last=date(2026, 5, 1), recorded=days_ago(5))
+    assert due_reasons(late, RULES, TODAY, False) == [DueReason(R.JUST_UPGRADED, days_ago(5))]
+    # Keyed to the flight date it would have been over (and the May contact predates the
+    # upgrade it would welcome).
+    assert due_reasons(facts(Tier.GOLD, since=date(2026, 4, 1), last=date(2026, 5, 1)), RULES, TODAY, False) == []
+    # A contact on or after the recorded day ends it; the window closes 30 days after it.
+    assert due_reasons(facts(Tier.GOLD, since=date(2026, 4, 1), last=days_ago(5), recorded=days_ago(5)),
+                       RULES, TODAY, False) == []
+    assert due_reasons(facts(Tier.GOLD, since=date(2026, 4, 1), last=date(2026, 5, 1), recorded=days_ago(30)),
+                       RULES, TODAY, False) == []
+    assert due_reasons(facts(Tier.GOLD, since=date(2026, 4, 1), last=date(2026, 5, 1), recorded=days_ago(29)),
+                       RULES, TODAY, False) == [DueReason(R.JUST_UPGRADED, days_ago(29))]
+
+
+@pytest.mark.parametrize(("stage", "reason"), [(LifecycleStage.DECLINING, R.DECLINING), (LifecycleStage.DORMANT, R.DORMANT)])
+def test_declining_and_dormant_vips_are_due_until_reached_after_the_stage_began(stage, reason):
+    began = days_ago(10)
+    # Reached 20 days ago (within GOLD's 60-day interval), before the stage began: due.
+    assert due_reasons(facts(Tier.GOLD, last=days_ago(20), stage=stage, stage_since=began), RULES, TODAY, False) == [
+        DueReason(reason, began)
+    ]
+    # Reached on the day it began, or later: not due.
+    assert due_reasons(facts(Tier.GOLD, last=began, stage=stage, stage_since=began), RULES, TODAY, False) == []
+    # Never reached: due for the stage first, then NEVER_CALLED.
+    assert [r.reason for r in due_reasons(facts(Tier.SILVER, stage=stage, stage_since=began), RULES, TODAY, False)] == [
+        reason, R.NEVER_CALLED
+    ]
+    # STANDARD members and other stages: no churn call.
+    assert due_reasons(facts(Tier.STANDARD, stage=stage, stage_since=began), RULES, TODAY, False) == []
+    for other in (LifecycleStage.NEW, LifecycleStage.GROWING, LifecycleStage.STABLE):
+        assert due_reasons(facts(Tier.GOLD, last=days_ago(20), stage=other, stage_since=began), RULES, TODAY, False) == []
 
 
 def test_worklist_order_reason_then_tier_then_due_since_then_id():

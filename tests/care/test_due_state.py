@@ -41,7 +41,8 @@ async def _scratch(today: date) -> tuple[list[tuple[int, list[str]]], dict[int, 
     due, states = [], {}
     for row in await Member.all().order_by("id"):
         facts = CareFacts(row.id, row.tier, row.tier_since, row.tier_valid_until, row.care_last_contact_on,
-                          row.care_follow_up_on, downgraded=row.id in down)
+                          row.care_follow_up_on, downgraded=row.id in down, recorded_on=row.tier_recorded_on,
+                          lifecycle_stage=row.lifecycle_stage, lifecycle_since=row.lifecycle_since)
         totals = (0, 0)
         if row.tier_valid_until is not None:
             totals = await window_totals(row.id, *cal.retention_window(row.tier_valid_until, RULES.window_months))
