@@ -28,6 +28,10 @@ from members.models import Member
 __all__ = ["Festival", "Greeting", "GreetingKind", "MAX_RANGE_DAYS", "festivals", "greetings_due"]
 
 MAX_RANGE_DAYS = 366  # both ends included: a leap year, or any 366 consecutive days
+# The most birthdays one request reads: an office has about 7,000 members at 1,000,000,
+# so a year of an office's birthdays, or a whole branch's, is refused rather than read
+# (a request's work is bounded before it runs); a week of a branch's fits.
+MAX_BIRTHDAYS = 1_000
 
 
 class GreetingKind(str, Enum):
@@ -92,7 +96,8 @@ async def greetings_due(
     and festivals in [start, end], in date order; on one day festivals first, then
     birthdays by family name, given name and member id. ForbiddenError for a region
     outside the caller's scope or a caller who is not staff; INVALID for an unknown code
-    or a range that is reversed or longer than 366 days."""
+    or a range that is reversed or longer than 366 days, or with more than MAX_BIRTHDAYS
+    birthdays (read no further than one more)."""
     require_staff(caller)
     check_range(start, end)
     members = restrict_members(Member.filter(status=MemberStatus.ACTIVE), caller)
@@ -105,7 +110,12 @@ async def greetings_due(
     dates = _birthday_dates(start, end)
     rows = await members.filter(birth_date__isnull=False).annotate(month_day=_month_day_sql()).filter(
         month_day__in=sorted(dates)
-    )
+    ).limit(MAX_BIRTHDAYS + 1)
+    if len(rows) > MAX_BIRTHDAYS:
+        raise invalid(
+            f"more than {MAX_BIRTHDAYS:,} birthdays from {start} to {end} in this region: "
+            "ask for fewer days or one office", "to",
+        )
     for row in rows:
         greetings += [Greeting(day, GreetingKind.BIRTHDAY, member=row) for day in dates[row.month_day]]
 

@@ -138,6 +138,21 @@ async def test_ranges_reversed_or_longer_than_366_days_are_invalid(db):
     assert await greetings_due(ADMIN, D("2026-03-15"), D("2026-03-15")) == []
 
 
+async def test_more_birthdays_than_a_request_may_read_are_refused(db, monkeypatch):
+    import care.greetings
+
+    monkeypatch.setattr(care.greetings, "MAX_BIRTHDAYS", 3)
+    for n in range(3):
+        await born(f"B{n}", f"1980-05-0{n + 1}")
+    assert len(await greetings_due(ADMIN, D("2026-05-01"), D("2026-05-31"))) == 3  # at the limit
+    await born("B3", "1980-05-20")
+    with pytest.raises(DomainError) as error:
+        await greetings_due(ADMIN, D("2026-05-01"), D("2026-05-31"))  # 4 birthdays, limit 3
+    assert (error.value.code, error.value.field) == ("INVALID", ("to",))
+    assert "more than 3 birthdays" in str(error.value)
+    assert len(await greetings_due(ADMIN, D("2026-05-01"), D("2026-05-19"))) == 3  # a shorter range
+
+
 async def test_scope_an_office_sees_only_its_members_and_counts_only_its_vips(db):
     await born("Beijing", "1980-10-01", "PEK01")
     await born("Tianjin", "1980-10-01", "TSN01")
