@@ -62,6 +62,7 @@ from tortoise.transactions import in_transaction
 
 from care.models import CallOutcome, CareCall
 from care.paging import newest_first
+from care.satisfaction import add_score, checked_score
 from loyalty import calendar as cal
 from loyalty import changes, engine
 from loyalty.models import TierEvent
@@ -491,6 +492,7 @@ async def log_care_call(
     follow_up_on: date | None = None,
     called_at: datetime | None = None,
     idempotency_key: str | None = None,
+    satisfaction: int | None = None,
     now: datetime,
     rules: Rules,
     timezone: tzinfo = dt_timezone.utc,
@@ -498,9 +500,14 @@ async def log_care_call(
     """Log a call (office or branch staff in scope, or admin) to an ACTIVE member the
     caller may see, and update the member's care columns in the same transaction. The
     returned call has its member loaded (``call.member``). calledAt (default now) may
-    be neither in the future nor before the enrolment; followUpOn not before today."""
+    be neither in the future nor before the enrolment; followUpOn not before today;
+    satisfaction (1 to 5) only on a REACHED call, counted on the call's day in its
+    office (care.satisfaction)."""
     _check_staff(caller, "care calls")
     outcome = CallOutcome(outcome)
+    satisfaction = checked_score(satisfaction, "input", "satisfaction")
+    if satisfaction is not None and outcome is not CallOutcome.REACHED:
+        raise invalid("satisfaction is told only on a REACHED call", "input", "satisfaction")
     notes = _notes(notes)
     needs = _needs(needs)
     if called_at is not None and called_at.tzinfo is None:
@@ -511,7 +518,7 @@ async def log_care_call(
     today = _day(now, timezone)
     content = {
         "memberId": str(member_id), "outcome": outcome.value, "notes": notes, "needs": needs,
-        "followUpOn": follow_up_on, "calledAt": called_at,
+        "followUpOn": follow_up_on, "calledAt": called_at, "satisfaction": satisfaction,
     }
 
     async def work(connection) -> tuple[CareCall, int]:
@@ -529,10 +536,12 @@ async def log_care_call(
         call = await CareCall.create(
             member_id=member.id, office_id=member.office_id, branch_id=member.branch_id, called_at=at,
             outcome=outcome, notes=notes, needs=needs, follow_up_on=follow_up_on, actor=caller.actor,
-            using_db=connection,
+            satisfaction=satisfaction, using_db=connection,
         )
         values: dict = {}
         day = _day(at, timezone)
+        if satisfaction is not None:
+            await add_score(connection, member.office_id, day, satisfaction)
         if outcome.is_contact and (member.care_last_contact_on is None or member.care_last_contact_on < day):
             values["care_last_contact_on"] = day
         later = await CareCall.filter(member_id=member.id, called_at__gt=at).using_db(connection).exists()

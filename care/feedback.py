@@ -16,7 +16,7 @@ office, with a status history.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from tortoise.query_utils import Prefetch
 from tortoise.queryset import QuerySet
@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 
 from care.models import Feedback, FeedbackChange, FeedbackChannel, FeedbackKind, FeedbackStatus
 from care.paging import newest_first
+from care.satisfaction import add_score, checked_score
 from care.stats import OPEN_STATUSES, overdue_complaint
 from loyalty.rules import Rules
 from members.access import STAFF_ROLES, Caller, Role, in_region, require_role, restrict_by_member_region
@@ -157,11 +158,15 @@ async def update_feedback(
     *,
     note: str | None = None,
     resolution: str | None = None,
+    satisfaction: int | None = None,
     now: datetime,
+    zone: tzinfo = timezone.utc,
 ) -> Feedback:
     """Move a feedback item (in the caller's scope) to `status` by TRANSITIONS, with a
     history row. RESOLVED requires a resolution; a resolution with another status is
-    INVALID; back to IN_PROGRESS clears the resolution, CLOSED keeps it."""
+    INVALID; back to IN_PROGRESS clears the resolution, CLOSED keeps it. satisfaction
+    (1 to 5, the member's with the resolution) only with RESOLVED, counted on today in
+    the item's office (care.satisfaction; ``zone`` is the programme's time zone)."""
     _check_staff(caller)
     now = now.astimezone(timezone.utc)
     status = FeedbackStatus(status)
@@ -170,6 +175,9 @@ async def update_feedback(
         resolution = _text(resolution, MAX_TEXT, "resolution")
     elif resolution is not None:
         raise invalid("resolution is given only with status RESOLVED", "input", "resolution")
+    satisfaction = checked_score(satisfaction, "input", "satisfaction")
+    if satisfaction is not None and status is not FeedbackStatus.RESOLVED:
+        raise invalid("satisfaction is given only with status RESOLVED", "input", "satisfaction")
     pk = database_id(feedback_id, BIGINT_IDS)
     item = await _scoped(caller).get_or_none(id=pk) if pk is not None else None
     if item is None:
@@ -181,6 +189,7 @@ async def update_feedback(
     values: dict = {"status": status, "updated_at": now}
     if status is FeedbackStatus.RESOLVED:
         values["resolution"] = resolution
+        values["satisfaction"] = satisfaction
     elif status is FeedbackStatus.IN_PROGRESS:
         values["resolution"] = None
     async with in_transaction() as connection:
@@ -193,6 +202,8 @@ async def update_feedback(
             feedback_id=item.id, from_status=item.status, to_status=status, note=note, actor=caller.actor,
             changed_at=now, using_db=connection,
         )
+        if satisfaction is not None:
+            await add_score(connection, item.office_id, now.astimezone(zone).date(), satisfaction)
     return await _load(item.id)
 
 

@@ -58,6 +58,8 @@ class CareCall(Model):
     needs = fields.JSONField(default=list)
     follow_up_on = fields.DateField(null=True)
     actor = fields.CharField(max_length=100)
+    # The member's satisfaction (1 to 5) as told on a REACHED call, if asked.
+    satisfaction = fields.SmallIntField(null=True)
 
     class Meta:
         table = "care_call"
@@ -83,6 +85,8 @@ class Feedback(Model):
     respond_by = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField()
     submitted_by = fields.CharField(max_length=100)
+    # The member's satisfaction (1 to 5) with the latest resolution, if asked.
+    satisfaction = fields.SmallIntField(null=True)
 
     class Meta:
         table = "feedback"
@@ -151,3 +155,23 @@ class CareRetentionThreshold(Model):
 
     class Meta:
         table = "care_retention_threshold"
+
+
+class OfficeSatisfactionDay(Model):
+    """Satisfaction scores (1 to 5) given on one day in one office: on care calls that
+    reached the member and on resolved feedback (care.satisfaction). Region statistics
+    average the last 30 days from at most 30 rows per office, whatever the number of
+    calls. Kept in the transaction of the call or the resolution that gives the score."""
+
+    id = fields.IntField(primary_key=True)
+    office: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Office", related_name="satisfaction_days", on_delete=fields.RESTRICT
+    )
+    office_id: int
+    on_date = fields.DateField()
+    scores = fields.IntField(default=0)
+    score_total = fields.IntField(default=0)
+
+    class Meta:
+        table = "office_satisfaction_day"
+        unique_together = (("office_id", "on_date"),)

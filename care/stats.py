@@ -20,6 +20,10 @@ Definitions:
 - coverage: contacted / VIPs (0 when there are no VIPs).
 - open complaints: COMPLAINT feedback in status OPEN or IN_PROGRESS; overdue: of those,
   the ones whose respond_by has passed.
+- satisfaction: the scores (1 to 5) given in the same 30 days on REACHED care calls (by
+  the call's day) and on resolved feedback (by the day of the resolution), counted at
+  the office of the call or the item (care.satisfaction); the average is null without
+  scores.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tortoise.functions import Count
 
 from care.models import Feedback, FeedbackKind, FeedbackStatus
 from care.counts import ensure_care_counts, office_care_figures
+from care.satisfaction import satisfaction_by_office
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
 from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_by_member_region, restrict_offices
@@ -71,6 +76,13 @@ class RegionStats:
     vips_contacted_within_interval: int = 0
     open_complaints: int = 0
     overdue_complaints: int = 0
+    satisfaction_scores: int = 0
+    satisfaction_total: int = 0
+
+    @property
+    def average_satisfaction(self) -> float | None:
+        """Mean satisfaction score, 1..5; None without scores."""
+        return self.satisfaction_total / self.satisfaction_scores if self.satisfaction_scores else None
 
     @property
     def care_call_coverage(self) -> float:
@@ -81,7 +93,8 @@ class RegionStats:
         for tier, n in other.tier_counts.items():
             self.tier_counts[tier] += n
         for name in ("upgrades_last_30_days", "downgrades_last_30_days", "at_risk_vips", "vips",
-                     "vips_contacted_within_interval", "open_complaints", "overdue_complaints"):
+                     "vips_contacted_within_interval", "open_complaints", "overdue_complaints", "satisfaction_scores",
+                     "satisfaction_total"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -113,7 +126,12 @@ async def _by_office(
         stats[office_id].vips_contacted_within_interval = figures.contacted
         stats[office_id].at_risk_vips = figures.at_risk
 
-    start = datetime.combine(today - timedelta(days=STATS_DAYS - 1), time(0), tzinfo=zone)
+    first_day = today - timedelta(days=STATS_DAYS - 1)
+    for office_id, scores in (await satisfaction_by_office(offices, first_day, today)).items():
+        stats[office_id].satisfaction_scores = scores.scores
+        stats[office_id].satisfaction_total = scores.total
+
+    start = datetime.combine(first_day, time(0), tzinfo=zone)
     end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone)
     events = restrict_by_member_region(TierEvent.filter(effective_at__gte=start, effective_at__lt=end, **columns), caller)
     tier_changes = await _grouped(

@@ -109,12 +109,14 @@ class CareCall:
     needs: list[str] = strawberry.field(description="Needs the member named, e.g. \"window seat\" (up to 20).")
     follow_up_on: date | None = strawberry.field(description="The day the member should be called again, if the call asked for one.")
     actor: str = strawberry.field(description="Who logged the call, e.g. office:zhang@PEK01.")
+    satisfaction: int | None = strawberry.field(description="The member's satisfaction, 1 (very unhappy) to 5 (very happy), if asked on the call.")
 
     @classmethod
     def from_row(cls, row: CallRow, member: models.Member) -> CareCall:
         return cls(
             row=row, member_row=member, id=strawberry.ID(str(row.id)), called_at=row.called_at, outcome=row.outcome,
             notes=row.notes, needs=list(row.needs or []), follow_up_on=row.follow_up_on, actor=row.actor,
+            satisfaction=row.satisfaction,
         )
 
     @strawberry.field(description="The member called; null when the member has since moved outside the caller's scope.")
@@ -217,6 +219,7 @@ class Feedback:
     respond_by: datetime | None = strawberry.field(description="COMPLAINT: submittedAt + complaint_response_hours; null for other kinds.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
     submitted_by: str = strawberry.field(description="Who submitted it: the member, or the staff on their behalf.")
+    satisfaction: int | None = strawberry.field(description="The member's satisfaction with the latest resolution, 1 to 5, if asked.")
 
     @classmethod
     def from_row(cls, row: FeedbackRow) -> Feedback:
@@ -224,6 +227,7 @@ class Feedback:
             row=row, id=strawberry.ID(str(row.id)), kind=row.kind, channel=row.channel, subject=row.subject,
             text=row.text, status=row.status, resolution=row.resolution, submitted_at=row.submitted_at,
             respond_by=row.respond_by, updated_at=row.updated_at, submitted_by=row.submitted_by,
+            satisfaction=row.satisfaction,
         )
 
     @strawberry.field(description="A COMPLAINT still OPEN or IN_PROGRESS after respondBy (not yet at respondBy itself).")
@@ -337,6 +341,9 @@ class CareCallLogInput:
         default=None, description="When the call was made (default now); not in the future, not before the enrolment."
     )
     idempotency_key: str | None = strawberry.field(default=None, description="Retry key: the same key and content returns the first result.")
+    satisfaction: int | None = strawberry.field(
+        default=None, description="The member's satisfaction as told on the call, 1 (very unhappy) to 5 (very happy); REACHED calls only."
+    )
 
 
 @strawberry.type(description="Result of careCallLog.")
@@ -369,6 +376,9 @@ class FeedbackUpdateInput:
     status: FeedbackStatus = strawberry.field(description="The new status; see FeedbackStatus for the transitions allowed.")
     note: str | None = strawberry.field(default=None, description="Why, up to 2,000 characters; kept in the history.")
     resolution: str | None = strawberry.field(default=None, description="The answer; required for (and only with) RESOLVED.")
+    satisfaction: int | None = strawberry.field(
+        default=None, description="The member's satisfaction with the resolution, 1 to 5; only with RESOLVED."
+    )
 
 
 @strawberry.type(description="Result of feedbackUpdate.")
@@ -388,7 +398,7 @@ class CareMutation:
         row = await call_services.log_care_call(
             context.caller, input.member_id, input.outcome, notes=input.notes, needs=input.needs,
             follow_up_on=input.follow_up_on, called_at=input.called_at, idempotency_key=input.idempotency_key,
-            now=context.now(), rules=context.rules, timezone=context.timezone,
+            satisfaction=input.satisfaction, now=context.now(), rules=context.rules, timezone=context.timezone,
         )
         return CareCallLogPayload(care_call=CareCall.from_row(row, row.member), user_errors=[])
 
@@ -412,6 +422,6 @@ class CareMutation:
     async def feedback_update(self, info: Info, input: FeedbackUpdateInput) -> FeedbackUpdatePayload:
         row = await feedback_services.update_feedback(
             info.context.caller, input.id, input.status, note=input.note, resolution=input.resolution,
-            now=info.context.now(),
+            satisfaction=input.satisfaction, now=info.context.now(), zone=info.context.timezone,
         )
         return FeedbackUpdatePayload(feedback=Feedback.from_row(row), user_errors=[])

@@ -80,6 +80,12 @@ class RegionStats:
     care_call_coverage: float = strawberry.field(description="vipsContactedWithinInterval / vips, 0..1 (0 without VIPs).")
     open_complaints: int = strawberry.field(description="Complaints in status OPEN or IN_PROGRESS.")
     overdue_complaints: int = strawberry.field(description="Open complaints past their respondBy.")
+    satisfaction_scores: int = strawberry.field(
+        description="Satisfaction scores given in the 30 days ending today: on REACHED care calls (by the call's day) and on resolved feedback."
+    )
+    average_satisfaction: float | None = strawberry.field(
+        description="The mean of those scores, 1 (very unhappy) to 5 (very happy); null when none was given."
+    )
 
     @classmethod
     def from_domain(cls, stats: DomainStats) -> RegionStats:
@@ -91,6 +97,7 @@ class RegionStats:
             vips_contacted_within_interval=stats.vips_contacted_within_interval,
             care_call_coverage=stats.care_call_coverage,
             open_complaints=stats.open_complaints, overdue_complaints=stats.overdue_complaints,
+            satisfaction_scores=stats.satisfaction_scores, average_satisfaction=stats.average_satisfaction,
         )
 
 

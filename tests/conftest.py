@@ -16,6 +16,7 @@ from api.settings import load_settings
 # Tables holding test-made rows, children first. Region data stays loaded.
 MUTABLE_TABLES = [
     "feedback_change",
+    "office_satisfaction_day",
     "feedback",
     "care_call",
     "tier_event",

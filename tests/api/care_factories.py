@@ -14,11 +14,11 @@ from loyalty.rules import load_rules
 from members.models import Member
 from tests.api.conftest import USER_ERRORS, data, enroll, set_tier
 
-CALL_FIELDS = """id calledAt outcome notes needs followUpOn actor office { code } member { id cardNumber }"""
+CALL_FIELDS = """id calledAt outcome notes needs followUpOn actor satisfaction office { code } member { id cardNumber }"""
 CARE_CALL_LOG = """mutation($input: CareCallLogInput!) { careCallLog(input: $input) { careCall { %s } %s } }""" % (
     CALL_FIELDS, USER_ERRORS)
 
-FEEDBACK_FIELDS = """id kind channel subject text status resolution submittedAt respondBy updatedAt overdue submittedBy
+FEEDBACK_FIELDS = """id kind channel subject text status resolution submittedAt respondBy updatedAt overdue submittedBy satisfaction
   office { code } member { id } history { fromStatus toStatus note actor changedAt }"""
 FEEDBACK_SUBMIT = """mutation($input: FeedbackSubmitInput!) { feedbackSubmit(input: $input) { feedback { %s } %s } }""" % (
     FEEDBACK_FIELDS, USER_ERRORS)
