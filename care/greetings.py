@@ -5,27 +5,37 @@ month and day ("MM-DD") is one of those of the range, so only the members to gre
 are read. A birthday on February 29 is greeted on February 28 in a year without
 February 29. Festivals carry the number of ACTIVE VIP members (tier SILVER and above)
 in the region: the people a festival greeting goes to.
+
+Staff mark a greeting sent (``mark_greeting_sent``): a member's birthday greeting of a
+day, or an office's festival greeting of a day. The list shows when each was marked:
+a birthday always, a festival when the list is one office's (an office's staff, or
+officeCode given), since in a branch or the whole programme each office sends its own.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from functools import cache
 from importlib import resources
 
 from tortoise import connections
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import RawSQL
 
+from care.models import GreetingSent
 from care.stats import require_staff
-from members.access import Caller, in_region, restrict_members
+from members.access import Caller, Role, in_region, region_filter, restrict_members
 from members.enums import MemberStatus, Tier
 from members.errors import invalid
-from members.models import Member
+from members.models import Member, Office
+from members.services import visible_member
 
-__all__ = ["Festival", "Greeting", "GreetingKind", "MAX_RANGE_DAYS", "festivals", "greetings_due"]
+__all__ = [
+    "Festival", "Greeting", "GreetingKind", "MAX_RANGE_DAYS", "festivals", "greetings_due", "mark_greeting_sent",
+]
 
 MAX_RANGE_DAYS = 366  # both ends included: a leap year, or any 366 consecutive days
 # The most birthdays one request reads: an office has about 7,000 members at 1,000,000,
@@ -52,6 +62,8 @@ class Greeting:
     member: Member | None = None  # BIRTHDAY
     festival: str | None = None  # FESTIVAL
     recipients: int | None = None  # FESTIVAL: ACTIVE VIPs of the region
+    sent_at: datetime | None = None  # when staff marked it sent (a festival: one office's list only)
+    sent_by: str | None = None
 
 
 @cache
@@ -119,9 +131,95 @@ async def greetings_due(
     for row in rows:
         greetings += [Greeting(day, GreetingKind.BIRTHDAY, member=row) for day in dates[row.month_day]]
 
+    greetings = await _with_marks(greetings, await _one_office(caller, office_code, branch_code))
+
     def order(g: Greeting) -> tuple:
         if g.member is None:
             return (g.date, 0, g.festival or "", "", 0)
         return (g.date, 1, g.member.family_name, g.member.given_name, g.member.id)
 
     return sorted(greetings, key=order)
+
+
+def _birthday_key(member_id: int, day: date) -> str:
+    return f"B:{member_id}:{day.isoformat()}"
+
+
+def _festival_key(office_id: int, day: date, festival: str) -> str:
+    return f"F:{office_id}:{day.isoformat()}:{festival}"
+
+
+async def _one_office(caller: Caller, office_code: str | None, branch_code: str | None) -> int | None:
+    """The office a greetings list is of, when it is one office's."""
+    if office_code is not None:
+        return (await region_filter(caller, office_code, branch_code)).get("office_id")
+    if caller.role is Role.OFFICE and branch_code is None:
+        return caller.office_id
+    return None
+
+
+async def _with_marks(greetings: list[Greeting], office_id: int | None) -> list[Greeting]:
+    """The greetings with when they were marked sent: one read of the marks."""
+    keys = {}
+    for index, g in enumerate(greetings):
+        if g.member is not None:
+            keys[_birthday_key(g.member.id, g.date)] = index
+        elif office_id is not None and g.festival is not None:
+            keys[_festival_key(office_id, g.date, g.festival)] = index
+    if not keys:
+        return greetings
+    marks = await GreetingSent.filter(greeting_key__in=list(keys)).values_list("greeting_key", "sent_at", "actor")
+    marked = list(greetings)
+    for key, sent_at, actor in marks:
+        g = marked[keys[key]]
+        marked[keys[key]] = Greeting(g.date, g.kind, g.member, g.festival, g.recipients, sent_at, actor)
+    return marked
+
+
+async def mark_greeting_sent(
+    caller: Caller, kind: GreetingKind, day: date, *, member_id: str | None = None, office_code: str | None = None,
+    now: datetime,
+) -> Greeting:
+    """Mark a greeting sent (staff in scope): BIRTHDAY needs ``member_id`` (an ACTIVE
+    member in scope whose birthday is greeted on ``day``); FESTIVAL needs a festival on
+    ``day`` and is marked for ``office_code`` (an office's staff: their own office by
+    default). Marking a greeting again returns the first mark. INVALID for a day that is
+    not the greeting's, ForbiddenError for a member or office outside the scope."""
+    require_staff(caller)
+    kind = GreetingKind(kind)
+    now = now.astimezone(timezone.utc)
+    if kind is GreetingKind.BIRTHDAY:
+        if member_id is None:
+            raise invalid("memberId is required for a BIRTHDAY greeting", "input", "memberId")
+        if office_code is not None:
+            raise invalid("officeCode is for FESTIVAL greetings (a birthday is the member's office's)", "input", "officeCode")
+        member = await visible_member(caller, member_id, "input", "memberId")
+        if member.status is not MemberStatus.ACTIVE:
+            raise invalid(f"the member is {member.status.value}", "input", "memberId")
+        if member.birth_date is None or member.birth_date.strftime("%m-%d") not in _birthday_dates(day, day):
+            raise invalid(f"{day} is not the member's birthday greeting day", "input", "date")
+        key = _birthday_key(member.id, day)
+        values = {"member_id": member.id, "office_id": member.office_id, "branch_id": member.branch_id}
+        greeting = Greeting(day, kind, member=member)
+    else:
+        if member_id is not None:
+            raise invalid("memberId is for BIRTHDAY greetings", "input", "memberId")
+        festival = next((f for f in festivals() if f.date == day), None)
+        if festival is None:
+            raise invalid(f"no festival on {day}", "input", "date")
+        if office_code is None and caller.role is not Role.OFFICE:
+            raise invalid("officeCode is required: each office sends its own festival greeting", "input", "officeCode")
+        office_id = (await region_filter(caller, office_code, None))["office_id"] if office_code else caller.office_id
+        office = await Office.get(id=office_id)
+        key = _festival_key(office.id, day, festival.name)
+        values = {"office_id": office.id, "branch_id": office.branch_id, "festival": festival.name}
+        greeting = Greeting(day, kind, festival=festival.name)
+    mark = await GreetingSent.get_or_none(greeting_key=key)
+    if mark is None:
+        try:
+            mark = await GreetingSent.create(
+                greeting_key=key, kind=kind.value, on_date=day, sent_at=now, actor=caller.actor, **values
+            )
+        except IntegrityError:  # marked at the same moment by another request: that mark stands
+            mark = await GreetingSent.get(greeting_key=key)
+    return Greeting(greeting.date, kind, greeting.member, greeting.festival, None, mark.sent_at, mark.actor)

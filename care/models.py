@@ -175,3 +175,25 @@ class OfficeSatisfactionDay(Model):
     class Meta:
         table = "office_satisfaction_day"
         unique_together = (("office_id", "on_date"),)
+
+
+class GreetingSent(Model):
+    """A greeting staff marked as sent (care.greetings): a member's birthday greeting, or
+    an office's festival greeting to its VIPs. ``greeting_key`` names the greeting
+    (``B:<member id>:<date>`` or ``F:<office id>:<date>:<festival>``), unique: marking
+    it again finds the first mark."""
+
+    id = fields.BigIntField(primary_key=True)
+    greeting_key = fields.CharField(max_length=200, unique=True)
+    kind = fields.CharField(max_length=8)
+    on_date = fields.DateField()
+    member = fields.ForeignKeyField("models.Member", related_name="greetings_sent", null=True, on_delete=fields.RESTRICT)
+    member_id: int | None
+    office_id = fields.IntField()
+    branch_id = fields.IntField()
+    festival = fields.CharField(max_length=100, null=True)
+    sent_at = fields.DatetimeField()
+    actor = fields.CharField(max_length=100)
+
+    class Meta:
+        table = "greeting_sent"

@@ -12,7 +12,7 @@ from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, Parser
 
 from schema.care import CareMutation, CareQuery
 from schema.errors import RefusalErrors, should_mask_error
-from schema.insights import InsightsQuery
+from schema.insights import InsightsMutation, InsightsQuery
 from schema.limits import Limits, QueryLimits, ValidationWithLimits
 from schema.loyalty import LoyaltyMutation, LoyaltyQuery
 from schema.members import MemberMutation, MemberQuery
@@ -28,7 +28,7 @@ class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery):
 
 
 @strawberry.type(description="Writes: every mutation takes one input and returns a payload with userErrors.")
-class Mutation(MemberMutation, LoyaltyMutation, CareMutation):
+class Mutation(MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation):
     pass
 
 

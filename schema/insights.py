@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 from typing import Annotated
 
 import strawberry
 
 from care.greetings import GreetingKind as DomainGreetingKind
-from care.greetings import greetings_due
+from care.greetings import Greeting as DomainGreeting
+from care.greetings import greetings_due, mark_greeting_sent
 from care.stats import RegionStats as DomainStats
 from care.stats import office_stats, region_stats
 from members.enums import LifecycleStage as DomainStage
 from members.enums import ValueSegment as DomainSegment
 from schema.context import Info
+from schema.errors import UserError, mutation
 from schema.members import Member
 from schema.permissions import STAFF, allow
 from schema.regions import TierCounts
@@ -62,6 +64,35 @@ class Greeting:
     member: Member | None = strawberry.field(description="BIRTHDAY: the member (ACTIVE, in the caller's scope).")
     festival: str | None = strawberry.field(description='FESTIVAL: its name, e.g. "Spring Festival 春节".')
     recipients: int | None = strawberry.field(description="FESTIVAL: ACTIVE VIP members (SILVER and above) in the region asked for.")
+    sent_at: datetime | None = strawberry.field(
+        description="When staff marked it sent (greetingMarkSent); a FESTIVAL's only in one office's list, null elsewhere."
+    )
+    sent_by: str | None = strawberry.field(description="Who marked it sent.")
+
+    @classmethod
+    def from_domain(cls, g: DomainGreeting) -> Greeting:
+        return cls(
+            date=g.date, kind=g.kind, member=Member.from_row(g.member) if g.member is not None else None,
+            festival=g.festival, recipients=g.recipients, sent_at=g.sent_at, sent_by=g.sent_by,
+        )
+
+
+@strawberry.input(description="A greeting to mark sent: a member's birthday greeting, or an office's festival greeting.")
+class GreetingMarkSentInput:
+    kind: GreetingKind = strawberry.field(description="BIRTHDAY or FESTIVAL.")
+    date: date = strawberry.field(description="The greeting's day, as greetingsDue lists it.")
+    member_id: strawberry.ID | None = strawberry.field(
+        default=None, description="BIRTHDAY: the member (ACTIVE, in the caller's scope, greeted on date)."
+    )
+    office_code: str | None = strawberry.field(
+        default=None, description="FESTIVAL: the office that sent it (office staff: their own office when omitted)."
+    )
+
+
+@strawberry.type(description="Result of greetingMarkSent.")
+class GreetingMarkSentPayload:
+    greeting: Greeting | None = strawberry.field(description="The greeting, with when it was first marked sent.")
+    user_errors: list[UserError] = strawberry.field(description="Why it was refused.")
 
 
 @strawberry.type(description="VIP care figures of an office, a branch or the caller's whole scope, counted by the database.")
@@ -118,13 +149,7 @@ class InsightsQuery:
         branch_code: str | None = None,
     ) -> list[Greeting]:
         rows = await greetings_due(info.context.caller, from_, to, office_code, branch_code)
-        return [
-            Greeting(
-                date=g.date, kind=g.kind, member=Member.from_row(g.member) if g.member is not None else None,
-                festival=g.festival, recipients=g.recipients,
-            )
-            for g in rows
-        ]
+        return [Greeting.from_domain(g) for g in rows]
 
     @strawberry.field(
         description="VIP care figures of one office or branch in the caller's scope, or of the whole scope when neither is given.",
@@ -148,3 +173,18 @@ class InsightsQuery:
             context.caller, context.rules, context.today(), branch_code, timezone=context.timezone, now=context.now()
         )
         return [RegionStats.from_domain(row) for row in rows]
+
+
+@strawberry.type
+class InsightsMutation:
+    @mutation(
+        description="Mark a greeting sent: a member's birthday greeting, or an office's festival greeting (office or "
+        "branch staff in scope, or admin). Marking it again returns the first mark.",
+        permission_classes=[allow(*STAFF)],
+    )
+    async def greeting_mark_sent(self, info: Info, input: GreetingMarkSentInput) -> GreetingMarkSentPayload:
+        greeting = await mark_greeting_sent(
+            info.context.caller, input.kind, input.date, member_id=input.member_id, office_code=input.office_code,
+            now=info.context.now(),
+        )
+        return GreetingMarkSentPayload(greeting=Greeting.from_domain(greeting), user_errors=[])

@@ -17,6 +17,7 @@ from api.settings import load_settings
 MUTABLE_TABLES = [
     "feedback_change",
     "office_satisfaction_day",
+    "greeting_sent",
     "feedback",
     "care_call",
     "tier_event",
