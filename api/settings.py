@@ -6,7 +6,8 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -54,6 +55,14 @@ class Settings:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def now(self) -> datetime:
+        """The current instant (timezone-aware): ``clock`` when a test sets one."""
+        return self.clock() if self.clock is not None else datetime.now(dt_timezone.utc)
+
+    def today(self) -> date:
+        """The programme's today: the current day in its time zone."""
+        return self.now().astimezone(self.tz).date()
 
     def with_demo(self) -> Settings:
         """Demo mode: a known secret when none is set, so tokens can be printed."""
