@@ -385,6 +385,47 @@ def cmd_care_refresh(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from api.db import ping
+    from api.scheduler import Scheduler
+
+    rules = _rules(settings)
+    if args.catch_up_days < 1:
+        raise OperatorError("--catch-up-days must be at least 1")
+
+    def report(line: str) -> None:
+        print(line, flush=True)
+
+    async def run() -> int:
+        await ping()
+        scheduler = Scheduler(settings, rules, catch_up_days=args.catch_up_days,
+                              lease=timedelta(seconds=args.lease), retry_after=timedelta(seconds=args.retry_after))
+        if args.once:
+            records = await scheduler.tick()
+            for record in records:
+                report(f"{record.job} {record.day}: {record.status.value} in {record.seconds:.1f}s: {record.outcome}")
+            print(f"scheduler: {len(records)} run(s) up to {settings.today()}", file=sys.stderr)
+            return 1 if any(record.status.value == "FAILED" for record in records) else 0
+        print(f"scheduler {scheduler.owner}: the daily jobs every programme day ({settings.timezone}), "
+              f"checking every {args.every:g}s", file=sys.stderr)
+        await scheduler.run_forever(args.every, report=report)
+        return 0
+
+    return asyncio.run(_with_orm(settings, run))
+
+
+def _positive_number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number")
+    return number
+
+
 def _import_command(kind: str):
     def command(settings: Settings, args: argparse.Namespace) -> int:
         from pathlib import Path
@@ -501,6 +542,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--rebuild-worklist", action="store_true", dest="rebuild_worklist",
         help="first recompute the retention totals and worklist state of every elite member (after an upgrade "
              "adding them, or a change of the rules' tier or care numbers)")
+
+    scheduler = sub.add_parser(
+        "scheduler", help="run tiers review, miles expire and care refresh once per programme day (any number of copies)")
+    scheduler.add_argument("--once", action="store_true", help="run what is due (catching up missed days) and exit")
+    scheduler.add_argument("--every", type=_positive_number, default=60.0, help="seconds between checks (default 60)")
+    scheduler.add_argument("--catch-up-days", type=int, default=31, dest="catch_up_days",
+                           help="how many missed days to run, at most (default 31)")
+    scheduler.add_argument("--lease", type=_positive_number, default=600.0,
+                           help="seconds a run's lease lasts without renewal: another copy takes over a crashed run after it (default 600)")
+    scheduler.add_argument("--retry-after", type=_positive_number, default=900.0, dest="retry_after",
+                           help="seconds before a failed run is tried again (default 900)")
+    scheduler.set_defaults(func=cmd_scheduler)
 
     imports = sub.add_parser("import", help="bulk load from CSV (see the README for the columns)")
     imports_sub = imports.add_subparsers(dest="import_command", required=True, metavar="WHAT")
