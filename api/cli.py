@@ -163,13 +163,9 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _check_database(settings: Settings) -> None:
     """Fail early with one line when the database is unreachable or not migrated."""
-    from api.db import pending_migrations, ping
+    from api.db import pending_migrations
 
-    async def check() -> list[str]:
-        await ping()
-        return await pending_migrations(settings)
-
-    pending = asyncio.run(_with_orm(settings, check))
+    pending = asyncio.run(_with_orm(settings, lambda: pending_migrations(settings)))
     if pending:
         raise OperatorError(f"database needs migrations ({', '.join(pending)}): run `loyalty migrate`")
 

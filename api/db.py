@@ -69,7 +69,9 @@ async def ping() -> None:
 
 
 async def pending_migrations(settings: Settings) -> list[str]:
-    """Names of migrations not yet applied on the default connection (needs an initialised ORM)."""
+    """Names of migrations not yet applied on the default connection (needs an initialised
+    ORM). An unreachable database raises (ping) rather than reading as none applied."""
+    await ping()
     from tortoise import connections
     from tortoise.migrations.executor import MigrationExecutor
 
