@@ -401,7 +401,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
         if args.once:
             records = await scheduler.tick()
             for record in records:
-                report(f"{record.job} {record.day}: {record.status.value} in {record.seconds:.1f}s: {record.outcome}")
+                report(record.line())
             print(f"scheduler: {len(records)} run(s) up to {settings.today()}", file=sys.stderr)
             return 1 if any(record.status.value == "FAILED" for record in records) else 0
         print(f"scheduler {scheduler.owner}: the daily jobs every programme day ({settings.timezone}), "

@@ -95,6 +95,9 @@ class RunRecord:
     def seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
 
+    def line(self) -> str:
+        return f"{self.job} {self.day}: {self.status.value} in {self.seconds:.1f}s: {self.outcome}"
+
 
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -222,9 +225,22 @@ class Scheduler:
         while not stop.is_set():
             for record in await self.tick():
                 if report:
-                    report(f"{record.job} {record.day}: {record.status.value} in {record.seconds:.1f}s: {record.outcome}")
+                    report(record.line())
             try:
                 await asyncio.wait_for(stop.wait(), timeout=every)
             except TimeoutError:
                 pass
 
+
+
+async def latest_runs(jobs: list[str] | None = None) -> list[RunRecord]:
+    """The latest finished run of each job (DONE or FAILED), from job_run: for a metrics
+    collector in any server process (last day done, outcome, duration, counts), however
+    many schedulers there are and wherever they run."""
+    records = []
+    for job in jobs or list(JOBS):
+        row = await (JobRun.filter(job=job, finished_at__isnull=False).order_by("-day", "-id").first()
+                     .values("job", "day", "status", "owner", "started_at", "finished_at", "outcome", "counts"))
+        if row is not None:
+            records.append(RunRecord(**{**row, "status": JobRunStatus(row["status"])}))
+    return records

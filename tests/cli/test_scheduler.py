@@ -191,3 +191,19 @@ def test_bad_scheduler_flags_are_one_line(tmp_path, args, expected):
     done = loyalty_cli(["scheduler", *args], tmp_path)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert expected in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+async def test_latest_runs_give_a_metrics_collector_the_last_run_of_each_job(db):
+    from api.scheduler import latest_runs
+
+    clock, fake = Clock(START), Recorder(("review", "expire"))
+    fake.fail.add(("expire", D + timedelta(days=1)))
+    one = scheduler(db, clock, fake.jobs, "one")
+    await one.tick()
+    clock.now += timedelta(days=1)
+    await one.tick()
+    latest = await latest_runs(["review", "expire", "never"])
+    assert [(r.job, r.day, r.status, r.outcome) for r in latest] == [
+        ("review", D + timedelta(days=1), JobRunStatus.DONE, "review done"),
+        ("expire", D + timedelta(days=1), JobRunStatus.FAILED, "RuntimeError: expire broke"),
+    ]
