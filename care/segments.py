@@ -120,8 +120,8 @@ class RefreshSummary:
     members: int
     stages: Mapping[LifecycleStage, int]
     segments: Mapping[ValueSegment, int]
-    # Members whose stage or segment this run changed (or, in a dry run, would change),
-    # and the first few of them: (card number, (stage, segment) before, after).
+    # A dry run's members whose stage or segment would change, and the first few of
+    # them: (card number, (stage, segment) before, after). 0 and () for a real run.
     changed: int = 0
     sample: tuple[tuple[str, tuple[str | None, str | None], tuple[str, str]], ...] = ()
 
@@ -179,9 +179,9 @@ async def refresh_office(
     """Stage and segment of every member of one office, written in one short
     transaction as a few grouped UPDATEs (one per (stage, segment) pair present).
     ``dry_run``: decided and counted into ``changes``, nothing written."""
-    rows = await Member.filter(office_id=office_id).values_list(
-        "id", "enrolled_at", "lifecycle_stage", "value_segment", "card_number"
-    )
+    # What the members hold now is read only to count changes (a dry run).
+    extra = ("lifecycle_stage", "value_segment", "card_number") if changes is not None else ()
+    rows = await Member.filter(office_id=office_id).values_list("id", "enrolled_at", *extra)
     if not rows:
         return {}
     members = [(member_id, enrolled_at) for member_id, enrolled_at, *_ in rows]
@@ -243,7 +243,7 @@ async def refresh_segments(
     if progress:
         progress(0, len(office_ids))
     for done, office_id in enumerate(office_ids, start=1):
-        decided = await refresh_office(office_id, rules, periods, timezone, dry_run=dry_run, changes=changed)
+        decided = await refresh_office(office_id, rules, periods, timezone, dry_run=dry_run, changes=changed if dry_run else None)
         members += len(decided)
         for stage, segment in decided.values():
             stages[stage] += 1
