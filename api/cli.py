@@ -221,6 +221,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.demo:
         settings = settings.with_demo()
+    if args.scheduler:
+        os.environ["LOYALTY_SCHEDULER"] = "1"  # read by api.asgi in every worker
     return _serve(settings, args.host, args.port, args.workers)
 
 
@@ -495,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_options(serve)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--demo", action="store_true", help="demo mode: a built-in JWT secret when none is set")
+    serve.add_argument("--scheduler", action="store_true",
+                       help="also run the daily jobs once per programme day in the server (LOYALTY_SCHEDULER=1; "
+                            "or run `loyalty scheduler` beside it)")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="migrate, create demo data, print tokens, serve")

@@ -22,6 +22,7 @@ LOYALTY_TIMEZONE), however many schedulers run against the database.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import uuid
@@ -223,7 +224,13 @@ class Scheduler:
         """tick() every ``every`` seconds until ``stop`` is set."""
         stop = stop or asyncio.Event()
         while not stop.is_set():
-            for record in await self.tick():
+            try:
+                records = await self.tick()
+            except Exception as error:  # noqa: BLE001 - a database blip must not end the scheduler
+                records = []
+                if report:
+                    report(f"scheduler: check failed, trying again in {every:g}s: {type(error).__name__}: {error}".splitlines()[0])
+            for record in records:
                 if report:
                     report(record.line())
             try:
@@ -244,3 +251,35 @@ async def latest_runs(jobs: list[str] | None = None) -> list[RunRecord]:
         if row is not None:
             records.append(RunRecord(**{**row, "status": JobRunStatus(row["status"])}))
     return records
+
+
+def with_scheduler(app, scheduler: Scheduler, every: float = 60.0):
+    """The ASGI ``app`` with ``scheduler`` running beside it in the same process, from
+    lifespan startup (after the app's own: the ORM is ready) to shutdown (the task is
+    cancelled: a job cut short leaves its run RUNNING, and another scheduler, or this one
+    after a restart, takes it over once its lease lapses; the jobs are idempotent).
+    `loyalty serve --scheduler` (LOYALTY_SCHEDULER=1) runs one in every worker: the
+    lease still runs each job once a day."""
+    log = logging.getLogger("loyalty.scheduler")
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)
+        task: asyncio.Task | None = None
+
+        async def on_send(message):
+            nonlocal task
+            if message["type"] == "lifespan.startup.complete":
+                task = asyncio.create_task(scheduler.run_forever(every, report=log.info))
+            await send(message)
+
+        async def on_receive():
+            message = await receive()
+            if message["type"] == "lifespan.shutdown" and task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            return message
+
+        await app(scope, on_receive, on_send)
+
+    return wrapped

@@ -48,6 +48,8 @@ class Settings:
     # and how many live events may wait for one subscriber before it is dropped.
     feed_poll_seconds: float = 0.25
     feed_queue_size: int = 1000
+    # Run the daily jobs' scheduler inside every server process (api.scheduler.with_scheduler).
+    scheduler: bool = False
     # The current instant (timezone-aware), for tests that need a fixed clock; never
     # set from the environment. None: the system clock.
     clock: Callable[[], datetime] | None = None
@@ -132,6 +134,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         rules_path=env.get("LOYALTY_RULES") or None,
         introspection=not production and not _flag(env.get("LOYALTY_DISABLE_INTROSPECTION")),
         graphiql=not production and not _flag(env.get("LOYALTY_DISABLE_GRAPHIQL")),
+        scheduler=_flag(env.get("LOYALTY_SCHEDULER")),
         feed_poll_seconds=_positive(env, "LOYALTY_FEED_POLL_SECONDS", Settings.feed_poll_seconds),
         feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
         ws_init_timeout=_positive(env, "LOYALTY_WS_INIT_TIMEOUT_SECONDS", Settings.ws_init_timeout),

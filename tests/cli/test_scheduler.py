@@ -207,3 +207,39 @@ async def test_latest_runs_give_a_metrics_collector_the_last_run_of_each_job(db)
         ("review", D + timedelta(days=1), JobRunStatus.DONE, "review done"),
         ("expire", D + timedelta(days=1), JobRunStatus.FAILED, "RuntimeError: expire broke"),
     ]
+
+
+async def test_the_scheduler_runs_inside_a_server_from_startup_to_shutdown(db):
+    """with_scheduler (LOYALTY_SCHEDULER=1): the app's lifespan starts it after the app's
+    own startup, and shutdown cancels it."""
+    from api.scheduler import with_scheduler
+
+    clock, fake = Clock(START), Recorder(("review",))
+    fake.hold = asyncio.Event()
+    started = []
+
+    async def app(scope, receive, send):  # an app with a lifespan of its own
+        assert (await receive())["type"] == "lifespan.startup"
+        started.append(True)
+        await send({"type": "lifespan.startup.complete"})
+        assert (await receive())["type"] == "lifespan.shutdown"
+        await send({"type": "lifespan.shutdown.complete"})
+
+    server = with_scheduler(app, scheduler(db, clock, fake.jobs, "in-server"), every=3600)
+    inbox, outbox = asyncio.Queue(), asyncio.Queue()
+    lifespan = asyncio.create_task(server({"type": "lifespan"}, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    await fake.entered.wait()  # the day's first job started after the app's startup
+    assert started == [True] and fake.calls == [("review", D)]
+    await inbox.put({"type": "lifespan.shutdown"})  # the job is still held: shutdown cuts it short
+    assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+    await lifespan
+    assert await rows() == [("review", D, JobRunStatus.RUNNING, "in-server", 1)]  # taken over once its lease lapses
+
+
+def test_loyalty_scheduler_setting_is_read(tmp_path):
+    from api.settings import load_settings
+
+    assert load_settings(environ={"LOYALTY_SCHEDULER": "1"}, dotenv=None).scheduler
+    assert not load_settings(environ={}, dotenv=None).scheduler
