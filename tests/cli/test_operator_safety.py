@@ -192,3 +192,8 @@ def test_make_run_takes_port_host_and_members():
                           cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert "loyalty demo --members 50 --host 0.0.0.0 --port 8123" in done.stdout
+
+
+def test_rebuild_worklist_has_no_dry_run(tmp_path, db):
+    done = loyalty_cli(["care", "refresh", "--dry-run", "--rebuild-worklist"], tmp_path, db.database_url)
+    assert one_line_error(done, 1) == "loyalty: --rebuild-worklist writes every elite member's state; it has no dry run"
