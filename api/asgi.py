@@ -12,3 +12,8 @@ else:
     _settings.require_secret()
 
 app = create_app(_settings)
+if _settings.scheduler:  # LOYALTY_SCHEDULER=1 / `loyalty serve --scheduler`: the daily jobs in-process
+    from api.scheduler import Scheduler, with_scheduler
+    from loyalty.rules import load_rules
+
+    app = with_scheduler(app, Scheduler(_settings, load_rules(_settings.rules_path)))

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from api.auth import MAX_LIFETIME_SECONDS
@@ -49,7 +49,25 @@ def _ttl(value: str) -> int:
 
 
 def _today(settings: Settings) -> date:
-    return datetime.now(settings.tz).date()
+    return settings.today()
+
+
+def _job_day(settings: Settings, args: argparse.Namespace) -> date:
+    """The day a dated job runs for: --as-of, or today. A later day than today (in the
+    programme's time zone) acts early (downgrades tiers still held, expires miles still
+    valid), so it is refused unless --allow-future says so; a dry run may preview it."""
+    today = _today(settings)
+    as_of = args.as_of or today
+    if as_of > today and not (args.allow_future or args.dry_run):
+        raise OperatorError(
+            f"--as-of {as_of} is after today ({today} in {settings.timezone}): the job would act early; "
+            "preview it with --dry-run, or pass --allow-future to run it anyway"
+        )
+    return as_of
+
+
+def _dry(args: argparse.Namespace) -> str:
+    return " (dry run: nothing written)" if args.dry_run else ""
 
 
 class Progress:
@@ -73,10 +91,15 @@ class Progress:
             print(line, file=sys.stderr, flush=True)
 
 
-def _check_sqlite_file(settings: Settings) -> None:
+def _check_sqlite_file(settings: Settings, *, create: bool = False) -> None:
     """One line for an SQLite file that cannot be opened. Tried here, synchronously: the
     driver opens it in a worker thread, and on failure Tortoise's migration runner waits
-    forever and the thread prints a traceback after the event loop has closed."""
+    forever and the thread prints a traceback after the event loop has closed.
+
+    A relative path is relative to the current directory. Only the commands that make a
+    database (`migrate`, `demo`: ``create``) may create the file; every other command
+    refuses a file that is not there, so running one from another directory never
+    leaves a stray empty loyalty.db behind."""
     import sqlite3
     from pathlib import Path
     from urllib.parse import quote
@@ -87,10 +110,16 @@ def _check_sqlite_file(settings: Settings) -> None:
     path = url.removeprefix("sqlite://").split("?", 1)[0]
     if not path or path == ":memory:":
         return
+    absolute = Path(path).absolute()
+    if not create and not absolute.is_file():
+        raise OperatorError(
+            f"cannot open the SQLite database {absolute}: no such file (run `loyalty migrate` to create it, "
+            "or set DATABASE_URL; a relative path is relative to the current directory)"
+        )
     try:
-        sqlite3.connect(f"file:{quote(str(Path(path).absolute()))}?mode=rwc", uri=True).close()
+        sqlite3.connect(f"file:{quote(str(absolute))}?mode={'rwc' if create else 'rw'}", uri=True).close()
     except sqlite3.Error as error:
-        raise OperatorError(f"cannot open the SQLite database {path}: {error}") from None
+        raise OperatorError(f"cannot open the SQLite database {absolute}: {error}") from None
 
 
 async def _with_orm(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
@@ -126,7 +155,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await Tortoise.close_connections()
 
-    _check_sqlite_file(settings)
+    _check_sqlite_file(settings, create=True)
     asyncio.run(run())
     print("migrations applied; region data loaded")
     return 0
@@ -148,6 +177,32 @@ def _check_database(settings: Settings) -> None:
 UVICORN_OPTIONS = {"lifespan": "on", "ws_per_message_deflate": False, "ws_max_size": Settings.max_body_bytes}
 
 
+def _check_port(host: str, port: int) -> None:
+    """One line when the address cannot be listened on (a busy port, a host that is not
+    this machine's), tried with a socket bound and closed at once, as uvicorn binds it."""
+    import errno
+    import socket
+
+    if not 0 <= port < 65536:
+        raise OperatorError(f"--port {port} is not a port number (0-65535)")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise OperatorError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise OperatorError(
+                    f"port {port} on {host} is already in use (another server?): choose another with --port "
+                    "(make run PORT=...)"
+                ) from None
+            raise OperatorError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
@@ -155,6 +210,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         os.environ["LOYALTY_DEMO"] = "1"
     else:
         settings.require_secret()
+    _check_port(host, port)
     _rules(settings)  # a bad rules file is one line here, not an error inside uvicorn
     _check_database(settings)
     print(f"serving GraphQL on http://{host}:{port}/graphql", file=sys.stderr)
@@ -165,6 +221,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.demo:
         settings = settings.with_demo()
+    if args.scheduler:
+        os.environ["LOYALTY_SCHEDULER"] = "1"  # read by api.asgi in every worker
     return _serve(settings, args.host, args.port, args.workers)
 
 
@@ -175,7 +233,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.with_demo()
     if not settings.database_url.startswith("sqlite://") and not args.allow_server_database:
         raise OperatorError("demo writes invented members; use it on SQLite, or pass --allow-server-database")
-    _check_sqlite_file(settings)
+    if not args.no_serve:
+        _check_port(args.host, args.port)  # before minutes of work, not after
+    _check_sqlite_file(settings, create=True)
 
     async def run() -> dict[str, Any]:
         from tortoise import Tortoise
@@ -201,6 +261,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     from api.auth import mint_token
     from members.access import SCOPED_ROLES, Role
+
+    if args.demo:
+        settings = settings.with_demo()  # the secret `loyalty demo` / `serve --demo` sign and check with
 
     role = Role(args.role)
     if role in SCOPED_ROLES and not args.scope:
@@ -246,26 +309,34 @@ def cmd_partner(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tiers_review(settings: Settings, args: argparse.Namespace) -> int:
     from loyalty.tiers import review_tiers
 
-    as_of = args.as_of or _today(settings)
+    as_of = _job_day(settings, args)
     rules = _rules(settings)
-    summary = asyncio.run(_with_orm(settings, lambda: review_tiers(as_of, rules=rules, progress=Progress("review"))))
-    if summary.events and settings.redis_url:
+    summary = asyncio.run(_with_orm(settings, lambda: review_tiers(
+        as_of, rules=rules, progress=Progress("review"), dry_run=args.dry_run)))
+    if summary.events and settings.redis_url and not args.dry_run:
         from loyalty.feed import announce_to_servers
 
         asyncio.run(announce_to_servers(settings.redis_url))  # tierChanged subscribers get them at once
     print(
         f"tiers review as of {as_of}: {summary.examined} examined, {summary.retained} retained, "
-        f"{summary.downgraded} downgraded, {summary.events} tier changes"
+        f"{summary.downgraded} downgraded, {summary.events} tier changes{_dry(args)}"
     )
+    if args.dry_run:
+        for card, before, after in summary.sample:
+            print(f"  {card}: {before.name} -> {after.name}")
     return 0
 
 
 def cmd_miles_expire(settings: Settings, args: argparse.Namespace) -> int:
     from loyalty.jobs import expire_miles
 
-    as_of = args.as_of or _today(settings)
-    summary = asyncio.run(_with_orm(settings, lambda: expire_miles(as_of, progress=Progress("expiry"))))
-    print(f"miles expire as of {as_of}: {summary.miles} miles expired in {summary.entries} entries for {summary.members} members")
+    as_of = _job_day(settings, args)
+    summary = asyncio.run(_with_orm(settings, lambda: expire_miles(as_of, progress=Progress("expiry"), dry_run=args.dry_run)))
+    print(f"miles expire as of {as_of}: {summary.miles} miles expired in {summary.entries} entries "
+          f"for {summary.members} members{_dry(args)}")
+    if args.dry_run:
+        for card, miles in summary.sample:
+            print(f"  {card}: {miles} miles")
     return 0
 
 
@@ -283,8 +354,10 @@ def cmd_care_refresh(settings: Settings, args: argparse.Namespace) -> int:
     from care.calls import refresh_care_due
     from care.segments import refresh_segments
 
-    as_of = args.as_of or _today(settings)
+    as_of = _job_day(settings, args)
     rules = _rules(settings)
+    if args.dry_run and args.rebuild_worklist:
+        raise OperatorError("--rebuild-worklist writes every elite member's state; it has no dry run")
 
     async def run():
         if args.rebuild_worklist:
@@ -294,15 +367,61 @@ def cmd_care_refresh(settings: Settings, args: argparse.Namespace) -> int:
 
             elite = await Member.filter(tier__gt=Tier.STANDARD).order_by("id").values_list("id", flat=True)
             await refresh_members(elite, rules, as_of)
-        due = await refresh_care_due(rules, as_of, Progress("care refresh (worklist)"))
-        return due, await refresh_segments(rules, as_of, Progress("care refresh"), timezone=settings.tz)
+        due = await refresh_care_due(rules, as_of, Progress("care refresh (worklist)"), dry_run=args.dry_run)
+        return due, await refresh_segments(rules, as_of, Progress("care refresh"), timezone=settings.tz, dry_run=args.dry_run)
 
     due, summary = asyncio.run(_with_orm(settings, run))
     stages = ", ".join(f"{n} {stage.value}" for stage, n in summary.stages.items())
     segments = ", ".join(f"{n} {segment.value}" for segment, n in summary.segments.items())
-    print(f"care worklist as of {as_of}: {due.members} members rechecked, {due.due} of them due a call")
-    print(f"care refresh as of {as_of}: {summary.members} members in {summary.offices} offices; {stages}; {segments}")
+    print(f"care worklist as of {as_of}: {due.members} members rechecked, {due.due} of them due a call{_dry(args)}")
+    changed = f"; {summary.changed} would change" if args.dry_run else ""
+    print(f"care refresh as of {as_of}: {summary.members} members in {summary.offices} offices; {stages}; {segments}"
+          f"{changed}{_dry(args)}")
+    if args.dry_run:
+        for card, before, after in summary.sample:
+            print(f"  {card}: {'/'.join(str(b) for b in before)} -> {'/'.join(after)}")
     return 0
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from api.db import ping
+    from api.scheduler import Scheduler
+
+    rules = _rules(settings)
+    if args.catch_up_days < 1:
+        raise OperatorError("--catch-up-days must be at least 1")
+
+    def report(line: str) -> None:
+        print(line, flush=True)
+
+    async def run() -> int:
+        await ping()
+        scheduler = Scheduler(settings, rules, catch_up_days=args.catch_up_days,
+                              lease=timedelta(seconds=args.lease), retry_after=timedelta(seconds=args.retry_after))
+        if args.once:
+            records = await scheduler.tick()
+            for record in records:
+                report(record.line())
+            print(f"scheduler: {len(records)} run(s) up to {settings.today()}", file=sys.stderr)
+            return 1 if any(record.status.value == "FAILED" for record in records) else 0
+        print(f"scheduler {scheduler.owner}: the daily jobs every programme day ({settings.timezone}), "
+              f"checking every {args.every:g}s", file=sys.stderr)
+        await scheduler.run_forever(args.every, report=report)
+        return 0
+
+    return asyncio.run(_with_orm(settings, run))
+
+
+def _positive_number(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number")
+    return number
 
 
 def _import_command(kind: str):
@@ -355,7 +474,11 @@ def _dated_job(sub, group: str, group_help: str, action: str, action_help: str, 
     parser = sub.add_parser(group, help=group_help)
     actions = parser.add_subparsers(dest=f"{group}_command", required=True, metavar="ACTION")
     job = actions.add_parser(action, help=action_help)
-    job.add_argument("--as-of", type=_date, dest="as_of")
+    job.add_argument("--as-of", type=_date, dest="as_of", help="the day to run for (default today, in LOYALTY_TIMEZONE)")
+    job.add_argument("--dry-run", action="store_true", dest="dry_run",
+                     help="print what would change (counts and the first few members) and write nothing")
+    job.add_argument("--allow-future", action="store_true", dest="allow_future",
+                     help="run for an --as-of after today (refused otherwise: it would act early)")
     job.set_defaults(func=func)
     return job
 
@@ -374,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve_options(serve)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--demo", action="store_true", help="demo mode: a built-in JWT secret when none is set")
+    serve.add_argument("--scheduler", action="store_true",
+                       help="also run the daily jobs once per programme day in the server (LOYALTY_SCHEDULER=1; "
+                            "or run `loyalty scheduler` beside it)")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="migrate, create demo data, print tokens, serve")
@@ -388,6 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", help="office, branch or partner code")
     token.add_argument("--sub", help="subject: the member id for member tokens")
     token.add_argument("--ttl", type=_ttl, default=3600, help="lifetime, e.g. 1h (default), 15m, 7d")
+    token.add_argument("--demo", action="store_true",
+                       help="sign for a demo server (`make run`, `loyalty demo`, `serve --demo`): its built-in secret "
+                            "unless LOYALTY_JWT_SECRET is set")
     token.set_defaults(func=cmd_token)
 
     sub.add_parser("schema", help="print the GraphQL SDL").set_defaults(func=cmd_schema)
@@ -414,6 +543,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--rebuild-worklist", action="store_true", dest="rebuild_worklist",
         help="first recompute the retention totals and worklist state of every elite member (after an upgrade "
              "adding them, or a change of the rules' tier or care numbers)")
+
+    scheduler = sub.add_parser(
+        "scheduler", help="run tiers review, miles expire and care refresh once per programme day (any number of copies)")
+    scheduler.add_argument("--once", action="store_true", help="run what is due (catching up missed days) and exit")
+    scheduler.add_argument("--every", type=_positive_number, default=60.0, help="seconds between checks (default 60)")
+    scheduler.add_argument("--catch-up-days", type=int, default=31, dest="catch_up_days",
+                           help="how many missed days to run, at most (default 31)")
+    scheduler.add_argument("--lease", type=_positive_number, default=600.0,
+                           help="seconds a run's lease lasts without renewal: another copy takes over a crashed run after it (default 600)")
+    scheduler.add_argument("--retry-after", type=_positive_number, default=900.0, dest="retry_after",
+                           help="seconds before a failed run is tried again (default 900)")
+    scheduler.set_defaults(func=cmd_scheduler)
 
     imports = sub.add_parser("import", help="bulk load from CSV (see the README for the columns)")
     imports_sub = imports.add_subparsers(dest="import_command", required=True, metavar="WHAT")

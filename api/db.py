@@ -59,8 +59,19 @@ async def init_orm(settings: Settings) -> None:
     await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
 
 
+async def ping() -> None:
+    """One round trip to the default connection: raises the driver's error when the
+    database cannot be reached (the migration planner reads a missing database as one
+    with no migrations applied)."""
+    from tortoise import connections
+
+    await connections.get("default").execute_query("SELECT 1")
+
+
 async def pending_migrations(settings: Settings) -> list[str]:
-    """Names of migrations not yet applied on the default connection (needs an initialised ORM)."""
+    """Names of migrations not yet applied on the default connection (needs an initialised
+    ORM). An unreachable database raises (ping) rather than reading as none applied."""
+    await ping()
     from tortoise import connections
     from tortoise.migrations.executor import MigrationExecutor
 

@@ -6,7 +6,8 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,6 +48,8 @@ class Settings:
     # and how many live events may wait for one subscriber before it is dropped.
     feed_poll_seconds: float = 0.25
     feed_queue_size: int = 1000
+    # Run the daily jobs' scheduler inside every server process (api.scheduler.with_scheduler).
+    scheduler: bool = False
     # The current instant (timezone-aware), for tests that need a fixed clock; never
     # set from the environment. None: the system clock.
     clock: Callable[[], datetime] | None = None
@@ -54,6 +57,14 @@ class Settings:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def now(self) -> datetime:
+        """The current instant (timezone-aware): ``clock`` when a test sets one."""
+        return self.clock() if self.clock is not None else datetime.now(dt_timezone.utc)
+
+    def today(self) -> date:
+        """The programme's today: the current day in its time zone."""
+        return self.now().astimezone(self.tz).date()
 
     def with_demo(self) -> Settings:
         """Demo mode: a known secret when none is set, so tokens can be printed."""
@@ -123,6 +134,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         rules_path=env.get("LOYALTY_RULES") or None,
         introspection=not production and not _flag(env.get("LOYALTY_DISABLE_INTROSPECTION")),
         graphiql=not production and not _flag(env.get("LOYALTY_DISABLE_GRAPHIQL")),
+        scheduler=_flag(env.get("LOYALTY_SCHEDULER")),
         feed_poll_seconds=_positive(env, "LOYALTY_FEED_POLL_SECONDS", Settings.feed_poll_seconds),
         feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
         ws_init_timeout=_positive(env, "LOYALTY_WS_INIT_TIMEOUT_SECONDS", Settings.ws_init_timeout),

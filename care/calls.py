@@ -340,6 +340,13 @@ async def recompute_care_state(
     batched update. Every change of the facts calls it (loyalty.changes.members_changed,
     log_care_call), as does the daily job for the members whose recheck day has come.
     Returns how many of them are due a call."""
+    return await _care_states(connection, member_ids, rules, today, write=True)
+
+
+async def _care_states(
+    connection: BaseDBAsyncClient, member_ids: Sequence[int], rules: Rules, today: date, *, write: bool
+) -> int:
+    """recompute_care_state; with write=False it only counts (a dry run)."""
     due = 0
     for ids in changes.chunked(list(member_ids)):
         rows = await Member.filter(id__in=list(ids)).using_db(connection).values(*FACT_COLUMNS)
@@ -348,7 +355,8 @@ async def recompute_care_state(
             state = due_state(facts, rules, today, at_risk)
             due += state.priority is not None
             updates.append((state.priority, state.due_since, today, state.recheck_on, facts.member_id))
-        await changes.update_each(connection, STATE_COLUMNS, updates)
+        if write:
+            await changes.update_each(connection, STATE_COLUMNS, updates)
     return due
 
 
@@ -359,19 +367,19 @@ class DueRefreshSummary:
 
 
 async def refresh_care_due(
-    rules: Rules, today: date, progress: Callable[[int, int], None] | None = None
+    rules: Rules, today: date, progress: Callable[[int, int], None] | None = None, *, dry_run: bool = False
 ) -> DueRefreshSummary:
     """The daily part of `loyalty care refresh`: recompute the worklist state of the
     members whose recheck day has come (or whose state was computed for a later day),
     found by index, in short transactions of a chunk each; the cost grows with those
-    members, not with all members."""
+    members, not with all members. ``dry_run``: the same counts, nothing written."""
     ids = sorted(row["id"] for row in await _stale_rows(Member.all(), today))
     due = done = 0
     if progress:
         progress(0, len(ids))
     for chunk in changes.chunked(ids):
         async with in_transaction() as connection:
-            due += await recompute_care_state(connection, chunk, rules, today)
+            due += await _care_states(connection, chunk, rules, today, write=not dry_run)
         done += len(chunk)
         if progress:
             progress(done, len(ids))

@@ -20,7 +20,7 @@ Month arithmetic is loyalty.calendar.add_months (clamped to the month's end).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from datetime import timezone as dt_timezone
 
@@ -121,6 +121,10 @@ class RefreshSummary:
     members: int
     stages: Mapping[LifecycleStage, int]
     segments: Mapping[ValueSegment, int]
+    # A dry run's members whose stage or segment would change, and the first few of
+    # them: (card number, (stage, segment) before, after). 0 and () for a real run.
+    changed: int = 0
+    sample: tuple[tuple[str, tuple[str | None, str | None], tuple[str, str]], ...] = ()
 
 
 async def office_activity(office_id: int, periods: Periods) -> dict[int, ActivityTotals]:
@@ -161,16 +165,30 @@ def _enrolled_on(enrolled_at: datetime, zone: tzinfo) -> date:
     return enrolled_at.astimezone(zone).date()
 
 
-async def refresh_office(office_id: int, rules: Rules, periods: Periods, zone: tzinfo) -> dict[int, tuple[LifecycleStage, ValueSegment]]:
+@dataclass
+class _Changes:
+    """The members whose stage or segment a refresh changes: how many, the first few."""
+    count: int = 0
+    sample: list = field(default_factory=list)
+    sample_size: int = 5
+
+
+async def refresh_office(
+    office_id: int, rules: Rules, periods: Periods, zone: tzinfo, *, dry_run: bool = False,
+    changes: _Changes | None = None,
+) -> dict[int, tuple[LifecycleStage, ValueSegment]]:
     """Stage and segment of every member of one office, written in one short
     transaction as a few grouped UPDATEs (one per (stage, segment) pair present, and
     per pair whose stage changed: lifecycle_since = as_of). The VIPs whose stage changed
     have their worklist state recomputed in the same transaction (a DECLINING or
-    DORMANT VIP is due a call: care.calls)."""
-    rows = await Member.filter(office_id=office_id).values_list("id", "enrolled_at", "lifecycle_stage", "tier")
-    members = [(member_id, enrolled_at) for member_id, enrolled_at, _, _ in rows]
-    if not members:
+    DORMANT VIP is due a call: care.calls). ``dry_run``: decided and counted into
+    ``changes``, nothing written."""
+    rows = await Member.filter(office_id=office_id).values_list(
+        "id", "enrolled_at", "lifecycle_stage", "tier", "value_segment", "card_number"
+    )
+    if not rows:
         return {}
+    members = [(member_id, enrolled_at) for member_id, enrolled_at, *_ in rows]
     activity = await office_activity(office_id, periods)
     none = ActivityTotals()
     care = rules.care
@@ -181,7 +199,7 @@ async def refresh_office(office_id: int, rules: Rules, periods: Periods, zone: t
     decided: dict[int, tuple[LifecycleStage, ValueSegment]] = {}
     groups: dict[tuple[LifecycleStage, ValueSegment, bool], list[int]] = {}
     changed_vips: list[int] = []
-    for member_id, enrolled_at, old_stage, tier in rows:
+    for member_id, enrolled_at, old_stage, tier, _, _ in rows:
         totals = activity.get(member_id, none)
         stage = lifecycle_stage(_enrolled_on(enrolled_at, zone), totals.recent, totals.previous, periods.as_of, care.lifecycle)
         decided[member_id] = (stage, segments[member_id])
@@ -189,6 +207,16 @@ async def refresh_office(office_id: int, rules: Rules, periods: Periods, zone: t
         groups.setdefault((stage, segments[member_id], changed), []).append(member_id)
         if changed and Tier(tier).is_vip:
             changed_vips.append(member_id)
+    if changes is not None:
+        for member_id, _, stage, _, segment, card in rows:
+            before = (_value(stage), _value(segment))
+            after = tuple(item.value for item in decided[member_id])
+            if before != after:
+                changes.count += 1
+                if len(changes.sample) < changes.sample_size:
+                    changes.sample.append((card, before, after))
+    if dry_run:
+        return decided
     async with in_transaction() as connection:
         for (stage, segment, changed), ids in groups.items():
             values = {"lifecycle_stage": stage, "value_segment": segment, "care_refreshed_on": periods.as_of}
@@ -208,25 +236,34 @@ async def refresh_segments(
     progress: Callable[[int, int], None] | None = None,
     *,
     timezone: tzinfo = dt_timezone.utc,
+    dry_run: bool = False,
 ) -> RefreshSummary:
     """Write lifecycle_stage, value_segment and care_refreshed_on = as_of for every
     member, office by office: per office one read of its members, ONE aggregate query
     of their ledger and one short write transaction, so memory is bounded by the largest
     office. ``timezone`` is the programme's (it turns enrolled_at into a date).
-    Running it again for the same day writes the same values."""
+    Running it again for the same day writes the same values. ``dry_run``: the same
+    counts and the members it would change, nothing written."""
     periods = Periods.of(rules, as_of)
     office_ids = await Office.all().order_by("id").values_list("id", flat=True)
     stages = {stage: 0 for stage in LifecycleStage}
     segments = {segment: 0 for segment in ValueSegment}
     members = 0
+    changed = _Changes()
     if progress:
         progress(0, len(office_ids))
     for done, office_id in enumerate(office_ids, start=1):
-        decided = await refresh_office(office_id, rules, periods, timezone)
+        decided = await refresh_office(office_id, rules, periods, timezone, dry_run=dry_run, changes=changed if dry_run else None)
         members += len(decided)
         for stage, segment in decided.values():
             stages[stage] += 1
             segments[segment] += 1
         if progress:
             progress(done, len(office_ids))
-    return RefreshSummary(offices=len(office_ids), members=members, stages=stages, segments=segments)
+    return RefreshSummary(offices=len(office_ids), members=members, stages=stages, segments=segments,
+                          changed=changed.count, sample=tuple(changed.sample))
+
+
+def _value(item) -> str | None:
+    """An enum column read with values_list: the enum, its value, or None."""
+    return None if item is None else getattr(item, "value", item)

@@ -17,7 +17,7 @@ Invariant the reconcile job proves for every member:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from tortoise.functions import Coalesce, Count, Sum
@@ -49,6 +49,9 @@ class ExpirySummary:
     members: int  # members who had miles expire
     entries: int  # EXPIRY entries posted (one per member and run)
     miles: int  # miles expired in total (positive)
+    # The first few members expired, (card number, miles), in the order expired: what a
+    # dry run shows.
+    sample: tuple[tuple[str, int], ...] = field(default=(), compare=False)
 
 
 def _expired_lots(as_of: date):
@@ -91,20 +94,21 @@ async def _members_due(as_of: date, batch_size: int):
         last = keys[-1]
 
 
-async def _expire_member(member_id: int, as_of: date) -> int:
+async def _expire_member(member_id: int, as_of: date, *, dry_run: bool = False) -> int:
     """Expire what is left of the member's lots with expires_on < as_of; the miles
-    expired (0 when nothing was left any more)."""
+    expired (0 when nothing was left any more). A dry run only reads them."""
     async with in_transaction() as connection:
-        # First statement: a write on the member's row (adds 0), so that postings of the
-        # member wait for this transaction and its lots are read only after the lock.
-        await lots.change_balance(connection, member_id, 0)
+        if not dry_run:
+            # First statement: a write on the member's row (adds 0), so that postings of the
+            # member wait for this transaction and its lots are read only after the lock.
+            await lots.change_balance(connection, member_id, 0)
         expired = await (
             _expired_lots(as_of).filter(member_id=member_id).using_db(connection)
             .values_list("id", "expires_on", "remaining")
         )
         amount = sum(remaining for _, _, remaining in expired)
-        if amount <= 0:
-            return 0
+        if amount <= 0 or dry_run:
+            return max(amount, 0)
         latest = max(expires_on for _, expires_on, _ in expired)
         await lots.change_balance(connection, member_id, -amount)
         await CreditLot.filter(id__in=[lot_id for lot_id, _, _ in expired]).using_db(connection).update(remaining=0)
@@ -121,27 +125,43 @@ async def _expire_member(member_id: int, as_of: date) -> int:
 
 
 async def expire_miles(
-    as_of: date, *, progress: Callable[[int, int], None] | None = None, batch_size: int = 500
+    as_of: date,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 500,
+    dry_run: bool = False,
+    sample_size: int = 5,
 ) -> ExpirySummary:
     """Post EXPIRY entries for what is left of credits whose expiry date is before
     ``as_of``. Members are found from the open lots' partial index, in batches by key
-    (_members_due); each member is one transaction. Idempotent."""
+    (_members_due); each member is one transaction. Idempotent. ``dry_run``: the same
+    counts, nothing written."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     total = await _count_members_due(as_of)
     members = miles = done = 0
+    sample: list[tuple[int, int]] = []
+    seen: set[int] = set()  # a dry run closes no lots: a member may come in a later batch again
     if progress:
         progress(0, total)
     async for batch in _members_due(as_of, batch_size):
         for member_id in batch:
-            amount = await _expire_member(member_id, as_of)
+            if dry_run:
+                if member_id in seen:
+                    continue
+                seen.add(member_id)
+            amount = await _expire_member(member_id, as_of, dry_run=dry_run)
             done += 1
             if amount:
                 members += 1
                 miles += amount
+                if len(sample) < sample_size:
+                    sample.append((member_id, amount))
         if progress:
             progress(done, max(total, done))
-    return ExpirySummary(members=members, entries=members, miles=miles)
+    cards = dict(await Member.filter(id__in=[m for m, _ in sample]).values_list("id", "card_number")) if sample else {}
+    return ExpirySummary(members=members, entries=members, miles=miles,
+                         sample=tuple((cards.get(m, str(m)), amount) for m, amount in sample))
 
 
 # ---- reconcile ---------------------------------------------------------------------

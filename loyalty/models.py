@@ -123,3 +123,33 @@ class TierEvent(Model):
             ("branch_id", "effective_at"),
             ("effective_at",),
         )
+
+
+class JobRunStatus(str, Enum):
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class JobRun(Model):
+    """One daily job (tiers review, miles expiry, care refresh) for one programme day:
+    the scheduler's lease and its record. At most one row per (job, day) (a unique
+    index): the scheduler that inserts it, or takes it over by a conditional UPDATE once
+    its lease has lapsed (a crashed holder, a failed run to retry), runs the job; the
+    others leave it. The lease is renewed while the job runs."""
+
+    id = fields.BigIntField(primary_key=True)
+    job = fields.CharField(max_length=32)
+    day = fields.DateField()
+    status = fields.CharEnumField(JobRunStatus, max_length=8)
+    owner = fields.CharField(max_length=100)  # host:pid:random of the scheduler holding or having run it
+    lease_until = fields.DatetimeField()
+    attempts = fields.SmallIntField(default=1)
+    started_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    outcome = fields.TextField(null=True)  # the job's summary line, or the error of a failed run
+    counts = fields.JSONField(null=True)  # the job's counts, e.g. {"examined": 3, "downgraded": 1}
+
+    class Meta:
+        table = "job_run"
+        unique_together = (("job", "day"),)

@@ -20,7 +20,7 @@ Dates (RULES.md "Retention", "Dates"):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 
 from tortoise.expressions import Q, Subquery
@@ -168,20 +168,27 @@ class ReviewSummary:
     retained: int  # of those, members who end the run on the tier they started it with
     downgraded: int  # members who end the run on a lower tier
     events: int  # TierEvents written (a late run may write several per member)
+    # The first few members decided, (card number, tier before, tier after), in the
+    # order decided: what a dry run shows.
+    sample: tuple[tuple[str, Tier, Tier], ...] = field(default=(), compare=False)
 
 
 def _effective_at(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=timezone.utc)
 
 
-async def _review_member(member_id: int, as_of: date, rules: Rules, actor: str) -> tuple[Tier, Tier, int] | None:
+async def _review_member(
+    member_id: int, as_of: date, rules: Rules, actor: str, *, dry_run: bool = False
+) -> tuple[Tier, Tier, int, str] | None:
     """Decide every validUntil < as_of of one member, oldest first, in one short
-    transaction. Returns (tier before, tier after, events written), or None when the
-    member had nothing due any more (changed since it was selected)."""
+    transaction. Returns (tier before, tier after, events written, card number), or None
+    when the member had nothing due any more (changed since it was selected). A dry run
+    makes the same decisions on the member in memory, reads only and writes nothing."""
     async with in_transaction() as connection:
-        # First statement: a write on the member's row, so that a posting of the same
-        # member (an upgrade, a reversal) runs wholly before or after this decision.
-        await lots.change_balance(connection, member_id, 0)
+        if not dry_run:
+            # First statement: a write on the member's row, so that a posting of the same
+            # member (an upgrade, a reversal) runs wholly before or after this decision.
+            await lots.change_balance(connection, member_id, 0)
         member = await Member.get(id=member_id).using_db(connection)
         before, written = Tier(member.tier), 0
         while (
@@ -194,11 +201,16 @@ async def _review_member(member_id: int, as_of: date, rules: Rules, actor: str) 
             miles, segments = await window_totals(member.id, start, end, connection=connection)
             decision = engine.review_decision(rules, member.tier.name, old_until, miles, segments)
             retained = decision.reason == "RETENTION"
+            since = member.tier_since if retained else decision.since
+            written += 1
+            if dry_run:
+                member.tier, member.tier_since, member.tier_valid_until = Tier[decision.tier], since, decision.valid_until
+                continue
             await record_tier_change(
                 connection, member,
                 to_tier=Tier[decision.tier],
                 reason=TierChangeReason.RETENTION if retained else TierChangeReason.DOWNGRADE,
-                since=member.tier_since if retained else decision.since,
+                since=since,
                 valid_until=decision.valid_until,
                 actor=actor,
                 note=(
@@ -207,12 +219,12 @@ async def _review_member(member_id: int, as_of: date, rules: Rules, actor: str) 
                 ),
                 effective_at=_effective_at(decision.since),
             )
-            written += 1
         if not written:
             return None
-        # The review's day stands for today: the decisions take effect by as_of.
-        await members_changed(connection, [member.id], rules, as_of)
-        return before, Tier(member.tier), written
+        if not dry_run:
+            # The review's day stands for today: the decisions take effect by as_of.
+            await members_changed(connection, [member.id], rules, as_of)
+        return before, Tier(member.tier), written, member.card_number
 
 
 async def review_tiers(
@@ -222,11 +234,14 @@ async def review_tiers(
     actor: str = "system:review",
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = 500,
+    dry_run: bool = False,
+    sample_size: int = 5,
 ) -> ReviewSummary:
     """Decide every elite tier whose validUntil is before ``as_of`` (RETENTION or
     DOWNGRADE), catching up several years for a member if the job was not run. Only
     members with a decision due are read, in batches by (validUntil, id); each member is decided
-    in its own short transaction. A second run with the same ``as_of`` finds nothing."""
+    in its own short transaction. A second run with the same ``as_of`` finds nothing.
+    ``dry_run``: the same decisions and counts, nothing written (no lock taken either)."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     # Only elite tiers have a validUntil (engine: None for STANDARD), so the range of
@@ -235,6 +250,7 @@ async def review_tiers(
     due = Member.filter(tier_valid_until__lt=as_of)
     total = await due.count()
     examined = retained = downgraded = events = 0
+    sample: list[tuple[str, Tier, Tier]] = []
     last: tuple[date, int] | None = None
     if progress:
         progress(0, total)
@@ -246,10 +262,12 @@ async def review_tiers(
         if not batch:
             break
         for _, member_id in batch:
-            outcome = await _review_member(member_id, as_of, rules, actor)
+            outcome = await _review_member(member_id, as_of, rules, actor, dry_run=dry_run)
             if outcome is None:
                 continue
-            before, after_tier, written = outcome
+            before, after_tier, written, card = outcome
+            if len(sample) < sample_size:
+                sample.append((card, before, after_tier))
             examined += 1
             events += written
             if after_tier == before:
@@ -259,7 +277,9 @@ async def review_tiers(
         last = batch[-1]
         if progress:
             progress(examined, max(total, examined))
-    return ReviewSummary(examined=examined, retained=retained, downgraded=downgraded, events=events)
+    return ReviewSummary(
+        examined=examined, retained=retained, downgraded=downgraded, events=events, sample=tuple(sample)
+    )
 
 
 # ---- at risk -----------------------------------------------------------------------

@@ -135,11 +135,11 @@ async def test_tiers_review_as_of_retains_or_downgrades_what_ends_before_it(api,
     await loyalty_fly(api, kept, "KEEP", 12_000, "J")  # 36,000 miles: SILVER's 35,000 retain threshold
 
     # validUntil itself is still held: --as-of that day decides nothing
-    same_day = loyalty_cli(["tiers", "review", "--as-of", ends.isoformat()], tmp_path, api.settings.database_url)
+    same_day = loyalty_cli(["tiers", "review", "--allow-future", "--as-of", ends.isoformat()], tmp_path, api.settings.database_url)
     assert same_day.stdout == f"tiers review as of {ends}: 0 examined, 0 retained, 0 downgraded, 0 tier changes\n"
 
     as_of = ends + timedelta(days=1)
-    done = loyalty_cli(["tiers", "review", "--as-of", as_of.isoformat()], tmp_path, api.settings.database_url)
+    done = loyalty_cli(["tiers", "review", "--allow-future", "--as-of", as_of.isoformat()], tmp_path, api.settings.database_url)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"tiers review as of {as_of}: 2 examined, 1 retained, 1 downgraded, 2 tier changes\n"
     assert done.stderr.splitlines()[-1].startswith("review: [####################] 2/2 (100%)")  # progress
@@ -150,7 +150,7 @@ async def test_tiers_review_as_of_retains_or_downgrades_what_ends_before_it(api,
     assert [(await loyalty_miles(api, m))["tier"] for m in (kept, dropped, later)] == ["SILVER", "STANDARD", "SILVER"]
     assert len(await loyalty_history(api, later)) == 1
 
-    again = loyalty_cli(["tiers", "review", "--as-of", as_of.isoformat()], tmp_path, api.settings.database_url)
+    again = loyalty_cli(["tiers", "review", "--allow-future", "--as-of", as_of.isoformat()], tmp_path, api.settings.database_url)
     assert again.stdout == f"tiers review as of {as_of}: 0 examined, 0 retained, 0 downgraded, 0 tier changes\n"
 
 
@@ -162,7 +162,7 @@ async def test_miles_expire_as_of_posts_expiry_for_what_is_left(api, tmp_path):
     good_through = loyalty_month_end(day.year, day.month + 36)
 
     def expire(as_of):
-        return loyalty_cli(["miles", "expire", "--as-of", as_of.isoformat()], tmp_path, api.settings.database_url)
+        return loyalty_cli(["miles", "expire", "--allow-future", "--as-of", as_of.isoformat()], tmp_path, api.settings.database_url)
 
     assert expire(good_through).stdout == f"miles expire as of {good_through}: 0 miles expired in 0 entries for 0 members\n"
     after = good_through + timedelta(days=1)

@@ -100,7 +100,7 @@ async def test_a_cli_tier_review_reaches_subscribers_at_once(pair, db):
     await subscribe(on_a, after=gold["cursor"])
     env = {**os.environ, "DATABASE_URL": db.database_url, "REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "tiers", "review", "--as-of", "2031-01-01"],
+        [sys.executable, "-m", "api.cli", "tiers", "review", "--allow-future", "--as-of", "2031-01-01"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
