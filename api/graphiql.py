@@ -1,0 +1,46 @@
+"""GraphiQL from files the app ships (api/static/graphiql: a pinned GraphiQL with
+React, their licences and VERSIONS.md), so the page works offline and where a CDN is
+blocked. GET /graphql from a browser gets the page (strawberry decides when); its
+scripts and style sheets come from /graphiql/static/. The Content-Security-Policy
+allows this origin only: no inline script, no outside host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.responses import FileResponse
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+GRAPHIQL_DIR = Path(__file__).parent / "static" / "graphiql"
+STATIC_PREFIX = "/graphiql/static"
+
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'none'",
+    "script-src 'self'",
+    # GraphiQL's editors set style attributes from script (allowed by 'self' alone)
+    # and its fonts are data: URIs inside graphiql.min.css.
+    "style-src 'self'",
+    "font-src 'self' data:",
+    "img-src 'self' data:",
+    "connect-src 'self'",  # /graphql over HTTP and WebSocket, same origin
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+])
+
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def graphiql_page() -> FileResponse:
+    return FileResponse(GRAPHIQL_DIR / "graphiql.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+def graphiql_routes() -> list[BaseRoute]:
+    """/graphiql/static/* (the page's scripts, style sheets and licences)."""
+    return [Mount(STATIC_PREFIX, app=StaticFiles(directory=GRAPHIQL_DIR), name="graphiql-static")]
