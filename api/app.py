@@ -205,13 +205,6 @@ class LoyaltyGraphQL(GraphQL):
                 response.pop("data", None)  # the request failed before execution: no data entry
         return response
 
-    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any, context: Any, root_value: Any,
-                             request_data: Any) -> Any:
-        record = current_request.get()
-        if record is not None:
-            record.operation = request_data.operation_name if isinstance(request_data.operation_name, str) else None
-        return await super().execute_single(request, request_adapter, sub_response, context, root_value, request_data)
-
     async def render_graphql_ide(self, request: Any) -> Any:
         return graphiql_page()
 

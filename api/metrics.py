@@ -36,13 +36,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, disable_created_metrics
 from starlette.requests import Request
 from starlette.responses import Response
 
 from loyalty.feed import FeedHooks
 from schema.observe import current_request
 
+disable_created_metrics()  # no *_created series: they double the output and say little
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 MAX_OPERATIONS = 200  # distinct operation labels per process; more are "other"
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,99}")

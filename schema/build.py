@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -38,6 +39,15 @@ class LoyaltySchema(strawberry.Schema):
     request's id). A refused request (a client's error) is noted in the request's
     record, which the server logs as its one line (schema.observe); outside a server
     it is logged here, in one line."""
+
+    def _create_execution_context(self, *args: Any, **kwargs: Any) -> ExecutionContext:
+        # The request's record keeps the execution context: the operation's name for the
+        # log line and metrics, read only when they are written.
+        context = super()._create_execution_context(*args, **kwargs)
+        record = current_request.get()
+        if record is not None:
+            record.execution = context
+        return context
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         record = current_request.get()
