@@ -12,29 +12,16 @@ from starlette.responses import FileResponse
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from api import board
+
 GRAPHIQL_DIR = Path(__file__).parent / "static" / "graphiql"
 STATIC_PREFIX = "/graphiql/static"
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'none'",
-    "script-src 'self'",
-    # GraphiQL's editors set style attributes from script (allowed by 'self' alone)
-    # and its fonts are data: URIs inside graphiql.min.css.
-    "style-src 'self'",
-    "font-src 'self' data:",
-    "img-src 'self' data:",
-    "connect-src 'self'",  # /graphql over HTTP and WebSocket, same origin
-    "base-uri 'none'",
-    "form-action 'none'",
-    "frame-ancestors 'none'",
-])
-
-PAGE_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+# The board's policy (this origin only, nothing inline, no framing), and fonts from
+# data: URIs: GraphiQL's are inside graphiql.min.css. Its editors set style attributes
+# from script, which style-src 'self' allows.
+CONTENT_SECURITY_POLICY = f"{board.CONTENT_SECURITY_POLICY}; font-src 'self' data:"
+PAGE_HEADERS = {**board.PAGE_HEADERS, "Content-Security-Policy": CONTENT_SECURITY_POLICY}
 
 
 def graphiql_page() -> FileResponse:
