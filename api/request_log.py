@@ -173,6 +173,10 @@ LOGGERS = ("loyalty", "uvicorn", "uvicorn.error", "strawberry")
 def configure_logging(log_format: str = "text", level: str = "info") -> None:
     """Once per server process: the app's and uvicorn's loggers to stderr, in text or
     JSON. Idempotent."""
+    # What no line of ours prints, not gathered for every record (the logging
+    # documentation's "Optimization"): the caller's file and line, thread and process.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.set_name("loyalty")
