@@ -110,7 +110,8 @@ class ObserveRequests:
         path = scope["path"]
         if record.transport == "http" and status >= 400 and record.outcome == OK:
             record.outcome = INTERNAL_ERROR if status >= 500 else f"HTTP_{status}"
-        if self.metrics is not None and record.transport == "http" and path == self.graphql_path:
+        # GraphQL requests are POSTs (GET /graphql is GraphiQL; OPTIONS a CORS preflight).
+        if self.metrics is not None and path == self.graphql_path and scope.get("method") == "POST":
             self.metrics.observe(record.operation, record.outcome, seconds, record.db_seconds)
         if not log.isEnabledFor(_INFO) or (path in QUIET_PATHS and status < 400):
             return

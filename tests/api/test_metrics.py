@@ -45,6 +45,7 @@ async def test_requests_are_counted_by_operation_and_outcome_and_timed(api):
     await api.client.post("/graphql", json={"query": "query MetricsBranches { branches { code } }"})  # no token
     await api.client.post("/graphql", json={"query": "{ nope }"})
     await api.client.post("/graphql", content=b"{not json", headers={"Content-Type": "application/json"})
+    await api.client.get("/graphql", headers={"Accept": "text/html"})  # GraphiQL: not a GraphQL request
     after = await scrape(api.client)
 
     def grew(name: str, **labels: str) -> float:
@@ -54,6 +55,7 @@ async def test_requests_are_counted_by_operation_and_outcome_and_timed(api):
     assert grew("loyalty_requests_total", operation="MetricsBranches", outcome="UNAUTHENTICATED") == 1
     assert grew("loyalty_requests_total", operation="anonymous", outcome="GRAPHQL_VALIDATION") == 1
     assert grew("loyalty_requests_total", operation="anonymous", outcome="HTTP_400") == 1
+    assert grew("loyalty_requests_total", operation="anonymous", outcome="ok") == 0
     assert grew("loyalty_request_duration_seconds_count", operation="MetricsBranches") == 3
     assert grew("loyalty_request_duration_seconds_bucket", operation="MetricsBranches", le="+Inf") == 3
     assert grew("loyalty_request_duration_seconds_sum", operation="MetricsBranches") > 0
