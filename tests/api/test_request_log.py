@@ -8,6 +8,7 @@ import json
 import logging
 
 import httpx
+import pytest
 
 from api.request_log import JsonFormatter, ObserveRequests, request_id_from
 from tests.api.conftest import as_member, enroll
@@ -103,3 +104,35 @@ async def test_json_lines_carry_the_fields(api, caplog):
     assert entry["request_id"] == "j-1" and entry["operation"] == "Q" and entry["role"] is None
     assert entry["outcome"] == "UNAUTHENTICATED" and entry["status"] == 200 and entry["path"] == "/graphql"
     assert entry["duration_ms"] >= 0 and "authentication required" in entry["error"] and entry["time"].endswith("Z")
+
+
+def test_log_settings_are_read_and_checked():
+    from api.settings import SettingsError, load_settings
+
+    settings = load_settings({"LOYALTY_LOG_FORMAT": "JSON", "LOYALTY_LOG_LEVEL": "warning"}, dotenv=None)
+    assert (settings.log_format, settings.log_level) == ("json", "warning")
+    assert load_settings({}, dotenv=None).log_format == "text"
+    for name, bad in (("LOYALTY_LOG_FORMAT", "xml"), ("LOYALTY_LOG_LEVEL", "loud")):
+        with pytest.raises(SettingsError, match=name):
+            load_settings({name: bad}, dotenv=None)
+
+
+def test_a_served_process_writes_json_lines_to_stderr():
+    """configure_logging as api.asgi calls it, in a process of its own (it sets up
+    the process's logging)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import logging\n"
+        "from api.request_log import configure_logging\n"
+        "logging.getLogger('uvicorn').setLevel('INFO')  # as uvicorn's log_level does\n"
+        "configure_logging('json', 'info')\n"
+        "logging.getLogger('loyalty.graphql').error('internal error (request r-1): boom', extra={'request_id': 'r-1'})\n"
+        "logging.getLogger('uvicorn.error').info('Started server process')\n"
+        "logging.getLogger('loyalty.request').debug('not at info')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [(e["logger"], e["level"]) for e in lines] == [("loyalty.graphql", "error"), ("uvicorn.error", "info")]
+    assert lines[0]["request_id"] == "r-1" and lines[0]["message"].endswith("boom")
