@@ -66,7 +66,7 @@ class ObserveRequests:
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(scope["headers"])
+        request_id = request_id_from(scope.get("headers", ()))
         record = RequestRecord(request_id, "http" if kind == "http" else "ws")
         token = current_request.set(record)
         start = time.perf_counter()
