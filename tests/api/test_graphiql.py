@@ -5,6 +5,7 @@ query with nothing from outside."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ import httpx
 
 from api.app import create_app
 from api.graphiql import CONTENT_SECURITY_POLICY, GRAPHIQL_DIR
+from tests.api.conftest import enroll, set_tier
 from tests.api.test_board import ARTIFACTS, browser_page, expect  # noqa: F401 - browser_page is a fixture
 
 SHIPPED = ["react.production.min.js", "react-dom.production.min.js", "graphiql.min.js", "graphiql.min.css", "graphiql-init.js"]
@@ -69,3 +71,26 @@ async def test_graphiql_renders_and_runs_a_query_with_no_outside_network(live_se
     await page.screenshot(path=str(ARTIFACTS / "graphiql.png"))
     assert outside == []  # nothing asked for beyond the app
     assert page.problems == [], page.problems  # no CSP violation, no script error
+
+
+async def test_graphiql_follows_a_subscription_over_the_websocket(live_server, browser_page):
+    page, api = browser_page, live_server.api
+    member = await enroll(api)
+    await page.goto(f"{live_server.url}/graphql")
+    await expect(page.locator(".graphiql-query-editor .CodeMirror")).to_be_visible()
+    # The editors are CodeMirror 5 instances: set their text as a user would paste it.
+    await page.evaluate(
+        """([query, headers]) => {
+            document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(query);
+            const editors = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
+            editors[editors.length - 1].CodeMirror.setValue(headers);
+        }""",
+        ["subscription Live { tierChanged { cardNumber toTier } }",
+         json.dumps({"Authorization": f"Bearer {api.token('admin')}"})],
+    )
+    await page.click(".graphiql-execute-button")
+    await expect(page.locator(".graphiql-execute-button")).to_have_attribute("aria-label", re.compile("Stop"))
+    await set_tier(api, member, "GOLD")
+    await expect(page.locator(".graphiql-response")).to_contain_text(member["cardNumber"])
+    await expect(page.locator(".graphiql-response")).to_contain_text("GOLD")
+    assert page.problems == [], page.problems
