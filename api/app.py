@@ -1,4 +1,6 @@
-"""The Starlette application: /graphql (HTTP and WebSocket), /healthz, /readyz, /board."""
+"""The Starlette application: /graphql (HTTP and WebSocket; GraphiQL for a browser),
+/healthz, /readyz, /metrics, /board. Middleware, outermost first: the request log and
+id (api.request_log), CORS when origins are configured, the body and WebSocket limits."""
 
 from __future__ import annotations
 
@@ -14,21 +16,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from cross_web import HTTPException  # what strawberry's views raise for a malformed request
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UNSET
 from tortoise.contrib.starlette import RegisterTortoise
 
+from api import graphql_http
 from api.auth import AuthError, bearer_token, decode_token
 from api.board import board_routes
 from api.db import tortoise_config
+from api.graphiql import graphiql_page, graphiql_routes
+from api.request_log import ObserveRequests
 from api.settings import Settings
 from care.counts import ensure_care_counts
-from loyalty.feed import EventFeed
+from loyalty.feed import EventFeed, FeedHooks
 from loyalty.rules import Rules, load_rules
 from members.access import resolve_caller
 from schema.build import build_schema
 from schema.context import Context
+from schema.observe import current_request
 
 # Close code for a WebSocket whose token expired while it was open (graphql-transport-ws
 # uses 4401 for "unauthorized").
@@ -172,6 +181,34 @@ class LoyaltyGraphQL(GraphQL):
         self.rules = rules
         self.feed = feed
 
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """HTTP: the response's media type from the Accept header, and the status codes
+        of the GraphQL-over-HTTP specification (api.graphql_http)."""
+        if request.scope["type"] != "http":
+            return await super().run(request, context, root_value)
+        media_type = graphql_http.negotiate(request.headers.get("accept"))
+        request.state.media_type = media_type
+        try:
+            response = await super().run(request, context, root_value)
+        except HTTPException as error:
+            return graphql_http.error_response(error.reason, error.status_code, media_type)
+        if response.media_type == "application/json":
+            response.headers["content-type"] = graphql_http.content_type(media_type)
+            if media_type == graphql_http.GRAPHQL_RESPONSE_JSON and getattr(request.state, "request_error", False):
+                response.status_code = 400
+        return response
+
+    async def process_result(self, request: Any, result: Any) -> Any:
+        response = await super().process_result(request, result)
+        if graphql_http.is_request_error(result):
+            request.state.request_error = True
+            if request.state.media_type == graphql_http.GRAPHQL_RESPONSE_JSON:
+                response.pop("data", None)  # the request failed before execution: no data entry
+        return response
+
+    async def render_graphql_ide(self, request: Any) -> Any:
+        return graphiql_page()
+
     def decode_json(self, data: str | bytes) -> object:
         """JSON of an HTTP body or a WebSocket message. Nesting too deep for the parser
         and bytes that are not UTF-8 are malformed JSON (400, or the WebSocket's own
@@ -191,6 +228,9 @@ class LoyaltyGraphQL(GraphQL):
                 claims = decode_token(token, self.settings)
                 caller = await resolve_caller(claims.role, claims.subject, claims.scope)
                 refused_after = claims.refused_after
+                record = current_request.get()
+                if record is not None:
+                    record.role = caller.role.value
         except AuthError as error:
             auth_error = str(error)
         return Context(
@@ -260,24 +300,51 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"ready": True})
 
 
+def cors_middleware(settings: Settings) -> list[Middleware]:
+    """CORS for the origins of LOYALTY_CORS_ORIGINS; none configured, no CORS headers
+    at all (a browser page on another origin cannot call the API). Tokens travel in
+    the Authorization header, never in cookies: no credentials."""
+    if not settings.cors_origins:
+        return []
+    return [Middleware(
+        CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"], expose_headers=["X-Request-ID"],
+        allow_credentials=False, max_age=600,
+    )]
+
+
 def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bool = True) -> Starlette:
     """The ASGI app. `manage_orm=False` when the caller (tests) has initialised Tortoise."""
     rules = rules or load_rules(settings.rules_path)
-    feed = EventFeed(redis_url=settings.redis_url, poll_interval=settings.feed_poll_seconds, queue_size=settings.feed_queue_size)
+    request_metrics, feed_hooks, extra_routes = None, FeedHooks(), []
+    if settings.metrics:
+        from api import metrics
+
+        metrics.instrument_database()
+        request_metrics, feed_hooks = metrics.RequestMetrics(), metrics.FEED_HOOKS
+        extra_routes.append(Route("/metrics", metrics.metrics_endpoint))
+    feed = EventFeed(redis_url=settings.redis_url, poll_interval=settings.feed_poll_seconds, queue_size=settings.feed_queue_size,
+                     hooks=feed_hooks)
     graphql = LoyaltyGraphQL(settings, rules, feed)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        if manage_orm:
-            async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
-                # The VIP care rollup follows the rules' retain thresholds: rebuilt here,
-                # not by a first statistics request, when the rules file changed them.
-                await ensure_care_counts(rules)
+        try:
+            if manage_orm:
+                async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
+                    # The VIP care rollup follows the rules' retain thresholds: rebuilt
+                    # here, not by a first statistics request, when the rules changed them.
+                    await ensure_care_counts(rules)
+                    async with feed.running():
+                        yield
+            else:
                 async with feed.running():
                     yield
-        else:
-            async with feed.running():
-                yield
+        finally:
+            if settings.metrics:
+                from api import metrics
+
+                metrics.worker_exited()
 
     app = Starlette(
         routes=[
@@ -285,10 +352,14 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *extra_routes,
             *board_routes(),
+            *(graphiql_routes() if settings.graphiql else []),
         ],
         lifespan=lifespan,
         middleware=[
+            Middleware(ObserveRequests, metrics=request_metrics),
+            *cors_middleware(settings),
             Middleware(BodyLimit, limit=settings.max_body_bytes, read_timeout=settings.body_timeout),
             Middleware(WebSocketLimits, max_message_bytes=settings.max_body_bytes, init_timeout=settings.ws_init_timeout),
         ],

@@ -3,9 +3,11 @@
 import os
 
 from api.app import create_app
+from api.request_log import configure_logging
 from api.settings import load_settings
 
 _settings = load_settings()
+configure_logging(_settings.log_format, _settings.log_level)
 if os.environ.get("LOYALTY_DEMO") == "1":
     _settings = _settings.with_demo()
 else:

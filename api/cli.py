@@ -174,7 +174,10 @@ def _check_database(settings: Settings) -> None:
 # few hundred bytes: per-message compression would cost CPU for every subscriber of
 # every event and save little, so it is off.
 # ws_max_size: WebSocket frames over the request body limit are refused by uvicorn itself.
-UVICORN_OPTIONS = {"lifespan": "on", "ws_per_message_deflate": False, "ws_max_size": Settings.max_body_bytes}
+# access_log: off; the app logs one line per request itself (api.request_log), with its id.
+UVICORN_OPTIONS = {
+    "lifespan": "on", "ws_per_message_deflate": False, "ws_max_size": Settings.max_body_bytes, "access_log": False,
+}
 
 
 def _check_port(host: str, port: int) -> None:
@@ -213,8 +216,14 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     _check_port(host, port)
     _rules(settings)  # a bad rules file is one line here, not an error inside uvicorn
     _check_database(settings)
+    from api.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
+
+    metrics_dir = prepare_multiprocess_dir(workers) if settings.metrics else None
     print(f"serving GraphQL on http://{host}:{port}/graphql", file=sys.stderr)
-    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", **UVICORN_OPTIONS)
+    try:
+        uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", **UVICORN_OPTIONS)
+    finally:
+        remove_multiprocess_dir(metrics_dir)
     return 0
 
 

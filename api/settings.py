@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -50,6 +51,13 @@ class Settings:
     feed_queue_size: int = 1000
     # Run the daily jobs' scheduler inside every server process (api.scheduler.with_scheduler).
     scheduler: bool = False
+    # Observability: request log lines as "text" or "json" on stderr, at this level
+    # (api.request_log); /metrics on or off (api.metrics).
+    log_format: str = "text"
+    log_level: str = "info"
+    metrics: bool = True
+    # Origins a browser page may call the API from (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
     # The current instant (timezone-aware), for tests that need a fixed clock; never
     # set from the environment. None: the system clock.
     clock: Callable[[], datetime] | None = None
@@ -98,6 +106,10 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _flag_off(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"0", "false", "no", "off"}
+
+
 def _positive(env: dict[str, str], name: str, default: float, kind: type = float) -> float:
     raw = env.get(name)
     if not raw:
@@ -109,6 +121,25 @@ def _positive(env: dict[str, str], name: str, default: float, kind: type = float
     if not 0 < value < math.inf:
         raise SettingsError(f"{name}={raw!r} must be a positive {'whole ' if kind is int else ''}number")
     return value
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={env.get(name)!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def _origins(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated origins, each scheme://host[:port] with no path ("*" alone: any)."""
+    origins = tuple(part.strip().rstrip("/") for part in (env.get(name) or "").split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+            raise SettingsError(f"{name}: {origin!r} is not an origin like https://app.example.com (scheme://host[:port])")
+    return origins
 
 
 def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
@@ -139,6 +170,10 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
         ws_init_timeout=_positive(env, "LOYALTY_WS_INIT_TIMEOUT_SECONDS", Settings.ws_init_timeout),
         body_timeout=_positive(env, "LOYALTY_BODY_TIMEOUT_SECONDS", Settings.body_timeout),
+        log_format=_choice(env, "LOYALTY_LOG_FORMAT", "text", ("text", "json")),
+        log_level=_choice(env, "LOYALTY_LOG_LEVEL", "info", LOG_LEVELS),
+        metrics=not _flag_off(env.get("LOYALTY_METRICS")),
+        cors_origins=_origins(env, "LOYALTY_CORS_ORIGINS"),
         limits=Limits(
             max_depth=_positive(env, "LOYALTY_MAX_DEPTH", Limits.max_depth, int),
             max_cost=_positive(env, "LOYALTY_MAX_COST", Limits.max_cost, int),

@@ -45,6 +45,25 @@ READ_BATCH = 200  # events per read of the shared reader
 REDIS_RETRY_SECONDS = 1.0
 
 
+def _ignore(*args: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class FeedHooks:
+    """What the feed reports as it runs, for the server's metrics (api.metrics sets
+    them; this package knows nothing of Prometheus). Each is called synchronously and
+    must be cheap; the defaults do nothing."""
+
+    # +1 when a subscriber starts following (replay included), -1 when it stops.
+    subscribers: Callable[[int], None] = _ignore
+    # A subscriber was dropped for letting its queue fill (SubscriberTooSlow).
+    dropped: Callable[[], None] = _ignore
+    # A batch read from the log was handed out: the batch, and the most live events
+    # then waiting for any one subscriber (its backlog).
+    handed_out: Callable[[list[TierEvent], int], None] = _ignore
+
+
 class SubscriberTooSlow(Exception):
     """The subscriber's queue filled up; it must resume with `after:` its last cursor."""
 
@@ -97,8 +116,12 @@ class _Subscriber:
 
 
 class EventFeed:
-    def __init__(self, *, redis_url: str | None = None, poll_interval: float = 0.25, queue_size: int = 1000) -> None:
+    def __init__(
+        self, *, redis_url: str | None = None, poll_interval: float = 0.25, queue_size: int = 1000,
+        hooks: FeedHooks = FeedHooks(),
+    ) -> None:
         self.redis_url = redis_url
+        self.hooks = hooks
         self.channel = redis_channel(redis_url) if redis_url else None
         self.poll_interval = poll_interval
         self.queue_size = queue_size
@@ -130,14 +153,19 @@ class EventFeed:
             # No await from here to the end of the loop body: a subscriber joining
             # sees either all of this batch live or none of it.
             self._head = events[-1].id
+            backlog = 0
             for subscriber in list(self._subscribers):
                 if not subscriber.offer(events):
                     self._drop(subscriber)
+                elif len(subscriber.queue) > backlog:
+                    backlog = len(subscriber.queue)
+            self.hooks.handed_out(events, backlog)
             if len(events) < READ_BATCH:
                 return
 
     def _drop(self, subscriber: _Subscriber) -> None:
         self._subscribers.discard(subscriber)
+        self.hooks.dropped()
         subscriber.slow = True
         subscriber.arrived.set()
         if subscriber.on_slow is not None:
@@ -239,6 +267,18 @@ class EventFeed:
         member_pk = int(member_id) if member_id is not None and str(member_id).isdigit() else None
         if member_id is not None and member_pk is None:
             return  # no member has that id: nothing ever matches
+        self.hooks.subscribers(1)
+        try:
+            async with contextlib.aclosing(self._follow(caller, after, member_pk, office_code, branch_code, on_slow)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self.hooks.subscribers(-1)
+
+    async def _follow(
+        self, caller: Caller, after: str | None, member_pk: int | None, office_code: str | None,
+        branch_code: str | None, on_slow: Callable[[], Awaitable[None]] | None,
+    ) -> AsyncIterator[TierEvent]:
         wants = await reads.tier_change_test(caller, office_code, branch_code, member_pk)
         position = reads.position_from_cursor(after) if after is not None else await head_position()
         await self._started.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -14,6 +15,7 @@ from schema.care import CareMutation, CareQuery
 from schema.errors import RefusalErrors, should_mask_error
 from schema.insights import InsightsMutation, InsightsQuery
 from schema.limits import Limits, QueryLimits, ValidationWithLimits
+from schema.observe import current_request
 from schema.loyalty import LoyaltyMutation, LoyaltyQuery
 from schema.members import MemberMutation, MemberQuery
 from schema.regions import RegionQuery
@@ -33,16 +35,35 @@ class Mutation(MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation):
 
 
 class LoyaltySchema(strawberry.Schema):
-    """The schema, logging a refused request (a client's error) in one line and only
-    an unexpected error with its traceback."""
+    """The schema, logging only an unexpected error with its traceback (and the
+    request's id). A refused request (a client's error) is noted in the request's
+    record, which the server logs as its one line (schema.observe); outside a server
+    it is logged here, in one line."""
+
+    def _create_execution_context(self, *args: Any, **kwargs: Any) -> ExecutionContext:
+        # The request's record keeps the execution context: the operation's name for the
+        # log line and metrics, read only when they are written.
+        context = super()._create_execution_context(*args, **kwargs)
+        record = current_request.get()
+        if record is not None:
+            record.execution = context
+        return context
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        record = current_request.get()
         for error in errors:
             if should_mask_error(error):
-                logger.error("internal error: %s", error.message, exc_info=error.original_error)
+                request_id = record.request_id if record is not None else "-"
+                logger.error("internal error (request %s): %s", request_id, error.message, exc_info=error.original_error,
+                             extra={"request_id": request_id})
+                if record is not None:
+                    record.failed()
             else:
                 code = (error.extensions or {}).get("code") or "GRAPHQL_VALIDATION"
-                logger.info("refused (%s): %s", code, error.message[:300])
+                if record is not None:
+                    record.refused(code, error.message)
+                else:
+                    logger.info("refused (%s): %s", code, error.message[:300])
 
 
 def list_prices() -> dict[str, int]:

@@ -79,7 +79,8 @@ def start_server(
     listener.bind(("127.0.0.1", 0))
     listener.listen(2048)
     port = listener.getsockname()[1]
-    child_env = {**os.environ, **env, "PYTHONPATH": str(source)}
+    # The app's request log at the same level as uvicorn's (a line per request at "info").
+    child_env = {"LOYALTY_LOG_LEVEL": log_level, **os.environ, **env, "PYTHONPATH": str(source)}
     process = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(listener.fileno()), log_level],
         env=child_env, cwd=source, pass_fds=[listener.fileno()],

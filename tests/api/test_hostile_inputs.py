@@ -249,10 +249,12 @@ async def test_a_reversed_bonus_is_already_reversed(api):
 
 
 async def test_refusals_are_logged_in_one_line(api, caplog):
-    caplog.set_level(logging.INFO, logger="loyalty.graphql")
+    caplog.set_level(logging.INFO, logger="loyalty")
     await api.gql("{ members { edges { cursor } } }")  # no token
-    records = [r for r in caplog.records if r.name == "loyalty.graphql"]
-    assert records and all(r.exc_info is None and "\n" not in r.getMessage() for r in records)
+    records = [r for r in caplog.records if r.name.startswith("loyalty")]
+    assert len(records) == 1 and records[0].name == "loyalty.request"  # the request's line says it all
+    assert records[0].exc_info is None and "\n" not in records[0].getMessage()
+    assert "outcome=UNAUTHENTICATED" in records[0].getMessage()
 
 
 async def test_production_suggests_no_field_names(db):

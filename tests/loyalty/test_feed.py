@@ -234,3 +234,37 @@ async def test_an_unanswering_redis_never_delays_the_announcer(db):
             await asyncio.wait_for(feed.announce(), 1.0)
     finally:
         black_hole.close()
+
+
+async def test_hooks_report_subscribers_hand_outs_backlog_and_drops(db):
+    """What the server's metrics see (api.metrics sets these hooks)."""
+    from loyalty.feed import FeedHooks
+
+    seen = {"subscribers": [], "handed_out": [], "dropped": 0}
+
+    def dropped():
+        seen["dropped"] += 1
+
+    hooks = FeedHooks(
+        subscribers=seen["subscribers"].append, dropped=dropped,
+        handed_out=lambda events, backlog: seen["handed_out"].append(([e.id for e in events], backlog)),
+    )
+    member = await new_member()
+    feed = await started_feed(queue_size=1, hooks=hooks)
+    reader, sleeper = feed.follow(ADMIN), feed.follow(ADMIN)
+    pending = [asyncio.ensure_future(anext(reader)), asyncio.ensure_future(anext(sleeper))]
+    await joined(feed, 2)
+    assert seen["subscribers"] == [1, 1]
+    first = await changes(member, 1)
+    await feed.read_log()
+    assert [(await asyncio.wait_for(f, 5)).id for f in pending] == first * 2
+    second = await changes(member, 1)
+    await feed.read_log()  # the backlog is counted at hand-out: one event each, both times
+    assert seen["handed_out"] == [(first, 1), (second, 1)]
+    assert await take(reader, 1) == second
+    third = await changes(member, 1)
+    await feed.read_log()  # the sleeper's queue of one is full: dropped
+    assert seen["dropped"] == 1 and seen["handed_out"][-1] == (third, 1)
+    for stream in (reader, sleeper):
+        await stream.aclose()
+    assert sorted(seen["subscribers"]) == [-1, -1, 1, 1]
