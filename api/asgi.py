@@ -18,4 +18,7 @@ if _settings.scheduler:  # LOYALTY_SCHEDULER=1 / `loyalty serve --scheduler`: th
     from api.scheduler import Scheduler, with_scheduler
     from loyalty.rules import load_rules
 
-    app = with_scheduler(app, Scheduler(_settings, load_rules(_settings.rules_path)))
+    from api.metrics import scheduler_run
+
+    on_run = scheduler_run if _settings.metrics else None
+    app = with_scheduler(app, Scheduler(_settings, load_rules(_settings.rules_path), on_run=on_run))

@@ -407,8 +407,11 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> int:
         await ping()
+        from api.metrics import scheduler_run
+
         scheduler = Scheduler(settings, rules, catch_up_days=args.catch_up_days,
-                              lease=timedelta(seconds=args.lease), retry_after=timedelta(seconds=args.retry_after))
+                              lease=timedelta(seconds=args.lease), retry_after=timedelta(seconds=args.retry_after),
+                              on_run=scheduler_run if settings.metrics else None)
         if args.once:
             records = await scheduler.tick()
             for record in records:

@@ -190,13 +190,25 @@ def observe_job(job: str) -> Iterator[None]:
     """Count and time one run of a daily job (`with observe_job("tiers_review"): ...`);
     an exception counts as outcome "error" and goes on."""
     start = time.perf_counter()
-    outcome = "error"
+    ok = False
     try:
         yield
-        outcome = "ok"
+        ok = True
     finally:
-        JOB_RUNS.labels(job, outcome).inc()
-        JOB_SECONDS.labels(job).observe(time.perf_counter() - start)
+        record_job_run(job, ok, time.perf_counter() - start)
+
+
+def record_job_run(job: str, ok: bool, seconds: float) -> None:
+    """Count one finished run of a daily job and its duration."""
+    JOB_RUNS.labels(job, "ok" if ok else "error").inc()
+    JOB_SECONDS.labels(job).observe(seconds)
+
+
+def scheduler_run(record) -> None:
+    """The scheduler's ``on_run`` (api.scheduler.RunRecord): its runs in the metrics. A
+    `loyalty scheduler` process sharing PROMETHEUS_MULTIPROC_DIR with the server shows in
+    the server's /metrics."""
+    record_job_run(record.job, record.status.value == "DONE", record.seconds)
 
 
 # ---- /metrics and the multiprocess directory ----------------------------------------

@@ -86,6 +86,23 @@ def test_job_runs_are_counted_and_timed():
     assert value(scraped, "loyalty_job_duration_seconds_count", job="metrics_test_job") == 2
 
 
+def test_the_schedulers_runs_are_counted_and_timed():
+    from datetime import date, datetime, timedelta, timezone
+
+    from api.metrics import JOB_RUNS, JOB_SECONDS, scheduler_run
+    from api.scheduler import RunRecord
+    from loyalty.models import JobRunStatus
+
+    started = datetime(2026, 12, 2, 1, tzinfo=timezone.utc)
+    for status, seconds in ((JobRunStatus.DONE, 4), (JobRunStatus.DONE, 6), (JobRunStatus.FAILED, 1)):
+        scheduler_run(RunRecord("metrics_scheduled_job", date(2026, 12, 1), status, "test", started,
+                                started + timedelta(seconds=seconds), "", None))
+    scraped = samples(generate_latest(JOB_RUNS).decode() + generate_latest(JOB_SECONDS).decode())
+    assert value(scraped, "loyalty_job_runs_total", job="metrics_scheduled_job", outcome="ok") == 2
+    assert value(scraped, "loyalty_job_runs_total", job="metrics_scheduled_job", outcome="error") == 1
+    assert value(scraped, "loyalty_job_duration_seconds_sum", job="metrics_scheduled_job") == 11
+
+
 async def test_metrics_can_be_turned_off(db):
     app = create_app(replace(db, metrics=False), manage_orm=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
