@@ -17,6 +17,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from starlette.websockets import WebSocketDisconnect
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api.auth import AuthError, bearer_token, decode_token
@@ -28,6 +32,7 @@ from loyalty.rules import Rules, load_rules
 from members.access import resolve_caller
 from schema.build import build_schema
 from schema.context import Context
+from schema.fanout import OperationChannel, SharedSelections, current_channel, frame_prefix
 
 # Close code for a WebSocket whose token expired while it was open (graphql-transport-ws
 # uses 4401 for "unauthorized").
@@ -158,8 +163,45 @@ class WebSocketLimits:
         await self.app(scope, guarded_receive, guarded_send)
 
 
+def _text_sender(websocket: Any, prefix: str, still_open: Any = None):
+    """Send one result's JSON text, already encoded (schema.fanout), in a frame
+    starting with `prefix`; nothing once `still_open()` says the operation is over."""
+    starlette_ws = websocket.ws
+
+    async def send(payload: str) -> None:
+        if still_open is not None and not still_open():
+            return
+        try:
+            await starlette_ws.send_text(prefix + payload + "}")
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+    return send
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws, with each operation's channel for shared results (schema.fanout)."""
+
+    async def run_operation(self, operation: Any) -> None:
+        send = _text_sender(self.websocket, frame_prefix(operation.id, "next"), lambda: not operation.completed)
+        current_channel.set(OperationChannel(self.schema, operation.query, operation.variables, operation.operation_name, send))
+        await super().run_operation(operation)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler):
+    """graphql-ws (subscriptions-transport-ws), the same way."""
+
+    async def handle_async_results(self, operation_id: str, query: str, operation_name: str | None, variables: Any) -> None:
+        send = _text_sender(self.websocket, frame_prefix(operation_id, "data"))
+        current_channel.set(OperationChannel(self.schema, query, variables, operation_name, send))
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
+
 class LoyaltyGraphQL(GraphQL):
     """The GraphQL endpoint: builds the typed context and checks tokens."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, settings: Settings, rules: Rules, feed: EventFeed) -> None:
         super().__init__(
@@ -170,6 +212,7 @@ class LoyaltyGraphQL(GraphQL):
         self.settings = settings
         self.rules = rules
         self.feed = feed
+        self.shared_selections = SharedSelections()
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON of an HTTP body or a WebSocket message. Nesting too deep for the parser
@@ -194,7 +237,7 @@ class LoyaltyGraphQL(GraphQL):
             auth_error = str(error)
         return Context(
             caller=caller, auth_error=auth_error, timezone=self.settings.tz, settings=self.settings,
-            rules=self.rules, extra={"event_feed": self.feed, "token_refused_after": refused_after},
+            rules=self.rules, extra={"event_feed": self.feed, "shared_selections": self.shared_selections, "token_refused_after": refused_after},
         )
 
     async def get_context(self, request: Any, response: Any) -> Context:
