@@ -23,6 +23,7 @@ per subscriber, as before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 from collections import OrderedDict
@@ -112,6 +113,10 @@ def selection_key(channel: OperationChannel, caller: Caller) -> Hashable:
     return (channel.query, channel.operation_name, json.dumps(variables, sort_keys=True, default=str), visibility(caller))
 
 
+class _NotExecuted(Exception):
+    """The subscriber executing a result left (or failed) before it was done."""
+
+
 @dataclass(eq=False)
 class Selection:
     """Subscribers who get the same result for an event (see the module docstring)."""
@@ -121,26 +126,40 @@ class Selection:
     make_context: Callable[[object], Any]  # a fresh context for one event
     registry: SharedSelections
     members: int = 0
-    results: OrderedDict[int, asyncio.Future[str]] = field(default_factory=OrderedDict)
+    results: OrderedDict[int, asyncio.Future[str]] = field(default_factory=OrderedDict)  # by event position
 
     async def result(self, event: Any) -> str:
         """The JSON text of this selection's result for the event: executed by the first
-        subscriber to ask, reused by the others."""
-        pending = self.results.get(event.id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._execute(event))
-            self.results[event.id] = pending
-            pending.add_done_callback(lambda done, position=event.id: self._forget_failure(position, done))
-            while len(self.results) > RESULTS_KEPT:
-                self.results.popitem(last=False)
-        if pending.done():
-            return pending.result()
-        # Shielded: a subscriber leaving mid-execution does not cancel it for the others.
-        return await asyncio.shield(pending)
+        subscriber to ask, in its own task (a selection that awaits nothing, no member
+        read, is done before any other subscriber runs: no second wake-up for them),
+        reused by the others."""
+        while True:
+            pending = self.results.get(event.id)
+            if pending is None:
+                return await self._execute_for_all(event)
+            if not pending.done():
+                with contextlib.suppress(_NotExecuted):
+                    # Shielded: this subscriber leaving does not cancel it for the others.
+                    await asyncio.shield(pending)
+            if pending.exception() is None:
+                return pending.result()
+            # The subscriber executing it left or failed: the next one to ask executes it.
 
-    def _forget_failure(self, position: int, done: asyncio.Future[str]) -> None:
-        if (done.cancelled() or done.exception() is not None) and self.results.get(position) is done:
-            del self.results[position]
+    async def _execute_for_all(self, event: Any) -> str:
+        pending = asyncio.get_running_loop().create_future()
+        self.results[event.id] = pending
+        while len(self.results) > RESULTS_KEPT:
+            self.results.popitem(last=False)
+        try:
+            text = await self._execute(event)
+        except BaseException:
+            if self.results.get(event.id) is pending:
+                del self.results[event.id]
+            pending.set_exception(_NotExecuted())
+            pending.exception()  # retrieved: nobody else may be waiting
+            raise
+        pending.set_result(text)
+        return text
 
     async def _execute(self, event: Any) -> str:
         self.registry.executions += 1

@@ -193,3 +193,34 @@ def test_filters_and_after_are_not_selection_variables():
     assert selection_variables("subscription($a: String, $m: Boolean!) { tierChanged(after: $a) { cursor @skip(if: $m) } }", None) == {"m"}
     uses_fragment = "subscription($m: Boolean!) { tierChanged { ...F } } fragment F on TierChange { cursor @skip(if: $m) }"
     assert selection_variables(uses_fragment, None) == {"m"}
+
+
+async def test_a_subscriber_leaving_while_it_executes_a_result_leaves_it_to_the_next():
+    """The first subscriber to need a result executes it; if it leaves mid-execution (its
+    connection closed), a subscriber waiting for the same result executes it itself."""
+    from types import SimpleNamespace
+
+    from schema.fanout import Selection
+
+    gate, runs = asyncio.Event(), []
+
+    class Gated(Selection):
+        async def _execute(self, event):
+            runs.append(event.id)
+            await gate.wait()
+            return f"result {event.id}"
+
+    selection = Gated("key", None, None, SharedSelections())
+    event = SimpleNamespace(id=7)
+    first = asyncio.create_task(selection.result(event))
+    second = asyncio.create_task(selection.result(event))
+    async with asyncio.timeout(5):
+        while not runs:
+            await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    gate.set()
+    assert await asyncio.wait_for(second, 5) == "result 7"
+    assert runs == [7, 7]
+    assert await selection.result(event) == "result 7" and runs == [7, 7]  # kept for the rest
