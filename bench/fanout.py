@@ -67,6 +67,7 @@ class CaseResult:
     last: list[float]  # per event: latency of the last subscriber
     connect_seconds: float
     server_cpu: float | None  # server CPU seconds (user + system) over the measured events
+    server_system: float | None = None  # of which system (kernel: the sockets' sends)
 
     def pct(self, values: list[float], p: float) -> float:
         ordered = sorted(values)
@@ -312,17 +313,20 @@ async def run_case(server: LiveServer, http: httpx.AsyncClient, members: list[st
         cpu_after = _cpu_seconds(server.process.pid)
     finally:
         await fleet.close()
-    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-    return CaseResult(label, subscribers, events, receipts, last, connect_seconds, cpu)
+    cpu = system = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu, system = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+    return CaseResult(label, subscribers, events, receipts, last, connect_seconds, cpu, system)
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system) used so far by a process (Linux; None elsewhere)."""
+def _cpu_seconds(pid: int) -> tuple[float, float] | None:
+    """CPU time used so far by a process: user + system, and system (Linux; None elsewhere)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, int(fields[12]) / tick
 
 
 async def bench_source(
@@ -361,15 +365,16 @@ async def _recreate(url: str) -> None:
 def report(results: list[CaseResult]) -> str:
     ms = 1000.0
     lines = [
-        "| code | subscribers | events | receipts | p50 ms | p95 ms | p99 ms | max ms | all received p50 ms | all received max ms | server CPU ms per event | connect+subscribe s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| code | subscribers | events | receipts | p50 ms | p95 ms | p99 ms | max ms | all received p50 ms | all received max ms | server CPU ms per event | of which system | connect+subscribe s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.label} | {r.subscribers} | {r.events} | {len(r.receipts)} | {r.pct(r.receipts, 50) * ms:.1f} | "
             f"{r.pct(r.receipts, 95) * ms:.1f} | {r.pct(r.receipts, 99) * ms:.1f} | {max(r.receipts) * ms:.1f} | "
             f"{statistics.median(r.last) * ms:.1f} | {max(r.last) * ms:.1f} | "
-            f"{'n/a' if r.server_cpu is None else f'{r.server_cpu / r.events * ms:.1f}'} | {r.connect_seconds:.1f} |"
+            f"{'n/a' if r.server_cpu is None else f'{r.server_cpu / r.events * ms:.1f}'} | "
+            f"{'n/a' if r.server_system is None else f'{r.server_system / r.events * ms:.1f}'} | {r.connect_seconds:.1f} |"
         )
     baseline = {r.label: r for r in results if r.subscribers == min(x.subscribers for x in results if x.label == r.label)}
     lines += ["", "Ratios against the baseline (fewest subscribers, same code, same run):", "",
