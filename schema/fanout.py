@@ -28,7 +28,7 @@ import contextvars
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -122,7 +122,7 @@ class Selection:
     """Subscribers who get the same result for an event (see the module docstring)."""
 
     key: Hashable
-    channel: OperationChannel  # the first subscriber's: its document and variables
+    channel: OperationChannel  # the first subscriber's document and variables (its `send` is not kept)
     make_context: Callable[[object], Any]  # a fresh context for one event
     registry: SharedSelections
     members: int = 0
@@ -180,6 +180,10 @@ class Selection:
         return json.dumps(payload)
 
 
+async def _never_sends(payload: str) -> None:
+    raise RuntimeError("a selection sends nothing itself")
+
+
 class SharedSelections:
     """The selections of one server process's live subscriptions."""
 
@@ -194,7 +198,8 @@ class SharedSelections:
         key = selection_key(channel, caller)
         selection = self._selections.get(key)
         if selection is None:
-            selection = self._selections[key] = Selection(key, channel, make_context, self)
+            document = replace(channel, send=_never_sends)  # holds nothing of the first subscriber's connection
+            selection = self._selections[key] = Selection(key, document, make_context, self)
         selection.members += 1
         return selection
 

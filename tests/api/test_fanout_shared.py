@@ -9,28 +9,21 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from datetime import date
 
 import pytest
 
 from loyalty import reads
 from loyalty.feed import EventFeed
-from loyalty.rules import load_rules
 from loyalty.tiers import override_tier
 from members.access import Caller, Role, resolve_caller
-from members.addresses import Address
 from members.enums import Tier
 from members.models import Member
-from members.services import Enrolment, assign_region, enroll
+from members.services import assign_region
 from schema.build import build_schema
 from schema.context import Context
 from schema.fanout import OperationChannel, SharedSelections, current_channel, selection_variables
+from tests.loyalty.test_feed import ADMIN, BEIJING, RULES, SHANGHAI, TODAY, joined, new_member, started_feed
 
-RULES = load_rules()
-TODAY = date(2026, 11, 22)
-ADMIN = Caller(Role.ADMIN, "t")
-BEIJING = Address(country="CN", province="Beijing", city="Beijing")  # PEK01, branch NCB
-SHANGHAI = Address(country="CN", province="Shanghai", city="Shanghai")  # PVG01, branch ECB
 QUERY = """subscription($after: String, $officeCode: String) {
   tierChanged(after: $after, officeCode: $officeCode) { cursor cardNumber toTier officeCode member { familyName } } }"""
 SCHEMA = build_schema()
@@ -74,22 +67,6 @@ async def stop(*subscribers: Subscriber) -> None:
         subscriber.task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await subscriber.task
-
-
-async def started_feed() -> EventFeed:
-    feed = EventFeed(poll_interval=3600)
-    await feed.read_log()
-    return feed
-
-
-async def joined(feed: EventFeed, count: int) -> None:
-    async with asyncio.timeout(5):
-        while feed.subscribers < count:
-            await asyncio.sleep(0.001)
-
-
-async def new_member(address: Address = BEIJING) -> Member:
-    return await enroll(ADMIN, Enrolment("Wang", "Fang", address), today=date(2026, 1, 10))
 
 
 async def change(member: Member, tier: Tier) -> str:
