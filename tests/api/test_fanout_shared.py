@@ -2,7 +2,8 @@
 run through the schema as the WebSocket handlers run them (each operation with its
 own channel), the feed's reader driven by hand. One execution and one JSON text per
 event for subscribers with the same document, selection variables and visibility;
-each subscriber still gets only what its own scope and filters let through."""
+each subscriber still gets only what its own scope and filters let through. The last
+test speaks both protocols to a real server."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from members.services import assign_region
 from schema.build import build_schema
 from schema.context import Context
 from schema.fanout import OperationChannel, SharedSelections, current_channel, selection_variables
+from tests.api.test_subscriptions import live, server  # noqa: F401 - fixtures: a live server
 from tests.loyalty.test_feed import ADMIN, BEIJING, RULES, SHANGHAI, TODAY, joined, new_member, started_feed
 
 QUERY = """subscription($after: String, $officeCode: String) {
@@ -201,3 +203,23 @@ async def test_a_subscriber_leaving_while_it_executes_a_result_leaves_it_to_the_
     assert await asyncio.wait_for(second, 5) == "result 7"
     assert runs == [7, 7]
     assert await selection.result(event) == "result 7" and runs == [7, 7]  # kept for the rest
+
+
+async def test_one_shared_text_goes_out_in_each_connection_s_own_protocol_and_id(live):
+    """Over real WebSockets: the same document on graphql-transport-ws and on graphql-ws,
+    under different operation ids, gets the same result in each one's own frame."""
+    from tests.api.conftest import enroll as enroll_through_api
+    from tests.api.test_subscriptions import STAFF_FIELDS, subscribe
+
+    member = await enroll_through_api(live, "PEK01")
+    modern = await live.ws(("admin",))
+    legacy = await live.ws(("admin",), protocol="graphql-ws")
+    await subscribe(modern, id="a")
+    await subscribe(legacy, id="b")
+    change = await live.change(member, "GOLD")
+    want = {**change, "fromTier": "STANDARD", "reason": "MANUAL", "officeCode": "PEK01", "branchCode": "NCB"}
+    got_modern, got_legacy = await modern.message("a", 15), await legacy.message("b", 15)
+    assert (got_modern["type"], got_modern["id"]) == ("next", "a")
+    assert (got_legacy["type"], got_legacy["id"]) == ("data", "b")
+    assert got_modern["payload"] == got_legacy["payload"] == {"data": {"tierChanged": want}}
+    assert set(STAFF_FIELDS.split()) == set(want)
