@@ -163,10 +163,16 @@ class WebSocketLimits:
         await self.app(scope, guarded_receive, guarded_send)
 
 
-def _text_sender(websocket: Any, prefix: str, still_open: Any = None):
-    """Send one result's JSON text, already encoded (schema.fanout), in a frame
-    starting with `prefix`; nothing once `still_open()` says the operation is over."""
-    starlette_ws = websocket.ws
+def _set_channel(handler: Any, operation_id: str, message_type: str, query: str, variables: Any, operation_name: str | None,
+                 still_open: Any = None) -> None:
+    """Give the operation's task its channel (schema.fanout): results, already encoded
+    once for every subscriber of a selection, go out in a frame of this protocol with
+    this operation id; nothing once `still_open()` says the operation is over. Without
+    a channel (a strawberry whose adapter differs) subscriptions execute per subscriber."""
+    starlette_ws = getattr(handler.websocket, "ws", None)
+    if starlette_ws is None:
+        return
+    prefix = frame_prefix(operation_id, message_type)
 
     async def send(payload: str) -> None:
         if still_open is not None and not still_open():
@@ -176,15 +182,15 @@ def _text_sender(websocket: Any, prefix: str, still_open: Any = None):
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
 
-    return send
+    current_channel.set(OperationChannel(handler.schema, query, variables, operation_name, send))
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
     """graphql-transport-ws, with each operation's channel for shared results (schema.fanout)."""
 
     async def run_operation(self, operation: Any) -> None:
-        send = _text_sender(self.websocket, frame_prefix(operation.id, "next"), lambda: not operation.completed)
-        current_channel.set(OperationChannel(self.schema, operation.query, operation.variables, operation.operation_name, send))
+        _set_channel(self, operation.id, "next", operation.query, operation.variables, operation.operation_name,
+                     lambda: not operation.completed)
         await super().run_operation(operation)
 
 
@@ -192,8 +198,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
     """graphql-ws (subscriptions-transport-ws), the same way."""
 
     async def handle_async_results(self, operation_id: str, query: str, operation_name: str | None, variables: Any) -> None:
-        send = _text_sender(self.websocket, frame_prefix(operation_id, "data"))
-        current_channel.set(OperationChannel(self.schema, query, variables, operation_name, send))
+        _set_channel(self, operation_id, "data", query, variables, operation_name)
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
