@@ -22,6 +22,10 @@ from cross_web import HTTPException  # what strawberry's views raise for a malfo
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UNSET
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from starlette.websockets import WebSocketDisconnect
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api import graphql_http
@@ -38,6 +42,7 @@ from members.access import resolve_caller
 from schema.build import build_schema
 from schema.context import Context
 from schema.observe import current_request
+from schema.fanout import OperationChannel, SharedSelections, current_channel, frame_prefix
 
 # Close code for a WebSocket whose token expired while it was open (graphql-transport-ws
 # uses 4401 for "unauthorized").
@@ -168,8 +173,50 @@ class WebSocketLimits:
         await self.app(scope, guarded_receive, guarded_send)
 
 
+def _set_channel(handler: Any, operation_id: str, message_type: str, query: str, variables: Any, operation_name: str | None,
+                 still_open: Any = None) -> None:
+    """Give the operation's task its channel (schema.fanout): results, already encoded
+    once for every subscriber of a selection, go out in a frame of this protocol with
+    this operation id; nothing once `still_open()` says the operation is over. Without
+    a channel (a strawberry whose adapter differs) subscriptions execute per subscriber."""
+    starlette_ws = getattr(handler.websocket, "ws", None)
+    if starlette_ws is None:
+        return
+    prefix = frame_prefix(operation_id, message_type)
+
+    async def send(payload: str) -> None:
+        if still_open is not None and not still_open():
+            return
+        try:
+            await starlette_ws.send_text(prefix + payload + "}")
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+    current_channel.set(OperationChannel(handler.schema, query, variables, operation_name, send))
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws, with each operation's channel for shared results (schema.fanout)."""
+
+    async def run_operation(self, operation: Any) -> None:
+        _set_channel(self, operation.id, "next", operation.query, operation.variables, operation.operation_name,
+                     lambda: not operation.completed)
+        await super().run_operation(operation)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler):
+    """graphql-ws (subscriptions-transport-ws), the same way."""
+
+    async def handle_async_results(self, operation_id: str, query: str, operation_name: str | None, variables: Any) -> None:
+        _set_channel(self, operation_id, "data", query, variables, operation_name)
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
+
 class LoyaltyGraphQL(GraphQL):
     """The GraphQL endpoint: builds the typed context and checks tokens."""
+
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, settings: Settings, rules: Rules, feed: EventFeed) -> None:
         super().__init__(
@@ -180,6 +227,7 @@ class LoyaltyGraphQL(GraphQL):
         self.settings = settings
         self.rules = rules
         self.feed = feed
+        self.shared_selections = SharedSelections()
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """HTTP: the response's media type from the Accept header, and the status codes
@@ -235,7 +283,7 @@ class LoyaltyGraphQL(GraphQL):
             auth_error = str(error)
         return Context(
             caller=caller, auth_error=auth_error, timezone=self.settings.tz, settings=self.settings,
-            rules=self.rules, extra={"event_feed": self.feed, "token_refused_after": refused_after},
+            rules=self.rules, extra={"event_feed": self.feed, "shared_selections": self.shared_selections, "token_refused_after": refused_after},
         )
 
     async def get_context(self, request: Any, response: Any) -> Context:

@@ -99,20 +99,38 @@ class _Subscriber:
     limit: int
     on_slow: Callable[[], Awaitable[None]] | None
     queue: deque[TierEvent] = field(default_factory=deque)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set while the subscriber waits for events (a bare future: the reader wakes
+    # every subscriber of every batch, so the cheapest wake-up there is).
+    waiter: asyncio.Future | None = None
     slow: bool = False
 
     def offer(self, events: list[TierEvent]) -> bool:
         """Queue the events it may see (and wake it if there are any); False when that
         would pass the limit."""
+        wants, queue = self.wants, self.queue
         for event in events:
-            if self.wants(event):
-                if len(self.queue) >= self.limit:
+            if wants(event):
+                if len(queue) >= self.limit:
                     return False
-                self.queue.append(event)
-        if self.queue:
-            self.arrived.set()
+                queue.append(event)
+        if queue:
+            self.wake()
         return True
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def arrived(self) -> None:
+        """Wait until it is woken (returns at once if events are queued or it was dropped)."""
+        if self.queue or self.slow:
+            return
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
 
 
 class EventFeed:
@@ -167,7 +185,7 @@ class EventFeed:
         self._subscribers.discard(subscriber)
         self.hooks.dropped()
         subscriber.slow = True
-        subscriber.arrived.set()
+        subscriber.wake()
         if subscriber.on_slow is not None:
             self._spawn(subscriber.on_slow())
 
@@ -308,7 +326,6 @@ class EventFeed:
                         yield event
                 if subscriber.slow:
                     raise SubscriberTooSlow(f"more than {self.queue_size} events waited for this subscriber")
-                subscriber.arrived.clear()
-                await subscriber.arrived.wait()
+                await subscriber.arrived()
         finally:
             self._subscribers.discard(subscriber)

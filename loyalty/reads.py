@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from tortoise.queryset import QuerySet
 
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierEvent
-from members.access import Caller, can_see_member, in_region, region_filter, restrict_by_member_region
+from members.access import Caller, in_region, member_scope, region_filter, restrict_by_member_region
 from members.errors import ForbiddenError, invalid
 from members.ids import BIGINT_IDS
 from members.paging import Page, decode_cursor, encode_cursor, page_size
@@ -111,16 +111,20 @@ async def tier_change_test(
     filters (FORBIDDEN outside the scope, as for tier_changes) and, optionally, one member."""
     _check_not_blocked(caller)
     columns = await region_filter(caller, office_code, branch_code)
-    wanted = tuple(columns.items())
-
-    def test(event: TierEvent) -> bool:
-        return (
-            can_see_member(caller, event, "member_id")
-            and all(getattr(event, column) == value for column, value in wanted)
-            and (member_id is None or event.member_id == member_id)
-        )
-
-    return test
+    scope = member_scope(caller, "member_id")  # can_see_member's rule, decided once
+    if scope is None:
+        return lambda event: False
+    wanted = tuple({**scope, **columns, **({} if member_id is None else {"member_id": member_id})}.items())
+    conflicting = any(scope.get(column, value) != value for column, value in columns.items())
+    if conflicting or (member_id is not None and scope.get("member_id", member_id) != member_id):
+        return lambda event: False
+    # Called for every subscriber and every event: the common shapes without a loop.
+    if not wanted:
+        return lambda event: True
+    if len(wanted) == 1:
+        ((column, value),) = wanted
+        return lambda event: getattr(event, column) == value
+    return lambda event: all(getattr(event, column) == value for column, value in wanted)
 
 
 async def tier_changes(

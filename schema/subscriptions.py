@@ -9,7 +9,8 @@ import strawberry
 
 from loyalty.feed import SubscriberTooSlow
 from members.errors import DomainError, ForbiddenError
-from schema.context import Info
+from schema.context import Context, Info
+from schema.fanout import SINGLE_EVENT, current_channel
 from schema.errors import CodedError, coded
 from schema.loyalty import TierChange
 from schema.permissions import ALL_ROLES, allow
@@ -40,20 +41,35 @@ class Subscription:
         after: str | None = None,
     ) -> AsyncGenerator[TierChange, None]:
         context = info.context
+        single = context.extra.get(SINGLE_EVENT)
+        if single is not None:
+            # A selection's one-event execution (schema.fanout): the subscriber's own
+            # feed chose the event, by its scope and filters; this only shows it.
+            yield TierChange.from_event(single)
+            return
         feed = context.extra["event_feed"]
         caller = context.caller
         close = context.extra.get("close_connection")
+        channel = current_channel.get()
+        shared = context.extra.get("shared_selections")
 
         async def close_slow() -> None:
             with contextlib.suppress(Exception):  # already closed: nothing to do
                 await close(SLOW_SUBSCRIBER_CLOSE_CODE, SLOW_SUBSCRIBER_REASON)
 
+        selection = None
         try:
             stream = feed.follow(
                 caller, after=after, member_id=member_id, office_code=office_code, branch_code=branch_code,
                 on_slow=close_slow if close is not None else None,
             )
+            if channel is not None and shared is not None:
+                selection = shared.join(channel, caller, _one_event_context(context))
             async for event in stream:
+                if selection is not None:
+                    # Executed and encoded once for every subscriber of the selection.
+                    await channel.send(await selection.result(event))
+                    continue
                 # The connection lives for hours: read the member afresh for every change.
                 context.reads = context.fresh_reads()
                 yield TierChange.from_event(event)
@@ -62,3 +78,18 @@ class Subscription:
             raise coded(error) from None
         except SubscriberTooSlow:
             raise CodedError("SUBSCRIBER_TOO_SLOW", SLOW_SUBSCRIBER_REASON) from None
+        finally:
+            if selection is not None:
+                shared.leave(selection)
+
+
+def _one_event_context(context: Context):
+    """Contexts for a selection's one-event executions: the subscriber's caller and
+    settings, a fresh read layer each (the member is read as it is now), nothing of
+    the connection."""
+    caller, timezone, settings, rules = context.caller, context.timezone, context.settings, context.rules
+
+    def make(event) -> Context:
+        return Context(caller=caller, auth_error=None, timezone=timezone, settings=settings, rules=rules, extra={SINGLE_EVENT: event})
+
+    return make
