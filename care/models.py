@@ -197,3 +197,29 @@ class GreetingSent(Model):
 
     class Meta:
         table = "greeting_sent"
+
+
+class GoodwillCredit(Model):
+    """The audit record of a goodwill credit (care.goodwill): who gave how many miles to
+    whom, as which role, why, for which feedback item; its ledger entry (kind
+    ADJUSTMENT) carries the miles. Append-only."""
+
+    id = fields.BigIntField(primary_key=True)
+    entry = fields.OneToOneField("models.LedgerEntry", related_name="goodwill", on_delete=fields.RESTRICT)
+    entry_id: int
+    member = fields.ForeignKeyField("models.Member", related_name="goodwill_credits", on_delete=fields.RESTRICT)
+    member_id: int
+    feedback = fields.ForeignKeyField("models.Feedback", related_name="goodwill_credits", null=True, on_delete=fields.RESTRICT)
+    feedback_id: int | None
+    # The member's office when credited (scope of the record).
+    office_id = fields.IntField()
+    branch_id = fields.IntField()
+    miles = fields.BigIntField()
+    reason = fields.CharField(max_length=300)
+    role = fields.CharField(max_length=8)
+    actor = fields.CharField(max_length=100)
+    credited_at = fields.DatetimeField()
+
+    class Meta:
+        table = "goodwill_credit"
+        indexes = (("member_id", "id"), ("office_id", "credited_at"))

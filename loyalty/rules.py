@@ -100,6 +100,8 @@ class CareRules:
     # Days between calls per elite tier name (SILVER, GOLD, PLATINUM).
     call_interval_days: Mapping[str, int] = field(hash=False)
     lifecycle: LifecycleRules = field(hash=False)
+    # The most goodwill miles one credit may give, per staff role (OFFICE, BRANCH, ADMIN).
+    goodwill_max_miles: Mapping[str, int] = field(hash=False, default_factory=lambda: MappingProxyType({}))
 
     def call_interval(self, tier: str) -> int | None:
         """Days between calls for `tier`; None for STANDARD (not a VIP)."""
@@ -216,7 +218,7 @@ class _Parser:
     def care(self, data: Any) -> CareRules:
         keys = ("complaint_response_hours", "upgrade_call_days", "value_window_months",
                 "value_high_percent", "value_medium_percent")
-        t = self.table(data, "care", (*keys, "call_interval_days", "lifecycle"))
+        t = self.table(data, "care", (*keys, "call_interval_days", "lifecycle", "goodwill_max_miles"))
         numbers = {k: self.integer(t[k], f"care.{k}", 1) for k in keys}
         for key in ("value_high_percent", "value_medium_percent"):
             self.integer(numbers[key], f"care.{key}", 1, 100)
@@ -232,7 +234,11 @@ class _Parser:
             decline_percent=self.integer(life["decline_percent"], "care.lifecycle.decline_percent", 1, 100),
             growth_percent=self.integer(life["growth_percent"], "care.lifecycle.growth_percent", 100, _MAX_PERCENT),
         )
-        return CareRules(**numbers, call_interval_days=MappingProxyType(days), lifecycle=lifecycle)
+        roles = ("OFFICE", "BRANCH", "ADMIN")
+        caps = self.table(t["goodwill_max_miles"], "care.goodwill_max_miles", roles)
+        goodwill = {role: self.integer(caps[role], f"care.goodwill_max_miles.{role}", 1) for role in roles}
+        return CareRules(**numbers, call_interval_days=MappingProxyType(days), lifecycle=lifecycle,
+                         goodwill_max_miles=MappingProxyType(goodwill))
 
     def tiers(self, data: Any) -> tuple[TierRule, ...]:
         if isinstance(data, Mapping):

@@ -8,6 +8,7 @@ import strawberry
 
 from care import calls as call_services
 from care import feedback as feedback_services
+from care import goodwill as goodwill_services
 from care.calls import CareCallReason as DomainReason
 from care.models import CallOutcome as DomainOutcome
 from care.models import CareCall as CallRow
@@ -23,6 +24,7 @@ from schema.common import PageInfo, total_count_field
 from schema.context import Info
 from schema.errors import UserError, mutation
 from schema.insights import _described
+from schema.loyalty import LedgerEntry
 from schema.members import Member, member_view
 from schema.permissions import STAFF, allow
 from schema.regions import Office
@@ -387,6 +389,28 @@ class FeedbackUpdatePayload:
     user_errors: list[UserError] = strawberry.field(description="Why the change was refused.")
 
 
+@strawberry.input(description="Goodwill miles for a member: service recovery, e.g. after a complaint.")
+class GoodwillCreditInput:
+    member_id: strawberry.ID = strawberry.field(description="The member (ACTIVE, in the caller's scope).")
+    miles: int = strawberry.field(
+        description="Redeemable miles to credit: a positive whole number, at most the rules file's "
+        "care.goodwill_max_miles of the caller's role (OFFICE 2,000, BRANCH 10,000, ADMIN 50,000 by default)."
+    )
+    reason: str = strawberry.field(description="Why, 1 to 300 characters; kept in the audit record and the entry.")
+    feedback_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The member's feedback item the credit answers, if any."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description="Retry key: the same key and content returns the first credit.")
+
+
+@strawberry.type(description="Result of goodwillCredit.")
+class GoodwillCreditPayload:
+    entry: LedgerEntry | None = strawberry.field(description="The ADJUSTMENT entry (redeemable miles only: goodwill never moves a tier).")
+    member: Member | None = strawberry.field(description="The member after the credit.")
+    feedback_id: strawberry.ID | None = strawberry.field(description="The feedback item the credit answers, if any.")
+    user_errors: list[UserError] = strawberry.field(description="Why the credit was refused.")
+
+
 @strawberry.type
 class CareMutation:
     @mutation(
@@ -425,3 +449,20 @@ class CareMutation:
             satisfaction=input.satisfaction, now=info.context.now(), zone=info.context.timezone,
         )
         return FeedbackUpdatePayload(feedback=Feedback.from_row(row), user_errors=[])
+
+    @mutation(
+        description="Credit goodwill miles to a member (service recovery): office or branch staff in scope, or admin, "
+        "capped per role by the rules file; audited, optionally linked to the member's feedback item.",
+        permission_classes=[allow(*STAFF)],
+    )
+    async def goodwill_credit(self, info: Info, input: GoodwillCreditInput) -> GoodwillCreditPayload:
+        context = info.context
+        result = await goodwill_services.credit_goodwill(
+            context.caller, input.member_id, input.miles, input.reason, feedback_id=input.feedback_id,
+            idempotency_key=input.idempotency_key, rules=context.rules, today=context.today(), now=context.now(),
+        )
+        feedback_id = result.credit.feedback_id
+        return GoodwillCreditPayload(
+            entry=LedgerEntry.from_row(result.entry), member=member_view(info, result.member),
+            feedback_id=strawberry.ID(str(feedback_id)) if feedback_id is not None else None, user_errors=[],
+        )
