@@ -29,7 +29,7 @@ from starlette.websockets import WebSocketDisconnect
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api import graphql_http
-from api.auth import AuthError, bearer_token, decode_token
+from api.auth import MEMBER_ACCESS_SECONDS, AuthError, bearer_token, decode_token, mint_token
 from api.board import board_routes
 from api.db import tortoise_config
 from api.graphiql import graphiql_page, graphiql_routes
@@ -38,7 +38,7 @@ from api.settings import Settings
 from care.counts import ensure_care_counts
 from loyalty.feed import EventFeed, FeedHooks
 from loyalty.rules import Rules, load_rules
-from members.access import resolve_caller
+from members.access import Role, resolve_caller
 from schema.build import build_schema
 from schema.context import Context
 from schema.observe import current_request
@@ -268,6 +268,12 @@ class LoyaltyGraphQL(GraphQL):
         except UnicodeDecodeError:
             raise json.JSONDecodeError("JSON must be UTF-8", "", 0) from None
 
+    def mint_member_token(self, member_id: int) -> tuple[str, int]:
+        """An access token for a signed-in member (memberSignIn, tokenRefresh) and its
+        lifetime in seconds."""
+        ttl = MEMBER_ACCESS_SECONDS
+        return mint_token(self.settings, Role.MEMBER, str(member_id), ttl_seconds=ttl), ttl
+
     async def _context(self, authorization: str | None) -> Context:
         caller, auth_error, refused_after = None, None, None
         try:
@@ -283,7 +289,8 @@ class LoyaltyGraphQL(GraphQL):
             auth_error = str(error)
         return Context(
             caller=caller, auth_error=auth_error, timezone=self.settings.tz, settings=self.settings,
-            rules=self.rules, extra={"event_feed": self.feed, "shared_selections": self.shared_selections, "token_refused_after": refused_after},
+            rules=self.rules, extra={"event_feed": self.feed, "shared_selections": self.shared_selections,
+                                     "token_refused_after": refused_after, "mint_member_token": self.mint_member_token},
         )
 
     async def get_context(self, request: Any, response: Any) -> Context:

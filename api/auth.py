@@ -88,6 +88,11 @@ def _check_times(payload: dict) -> None:
         raise AuthError("token is issued in the future (iat)")
 
 
+# A signed-in member's access token lives 15 minutes; the refresh token renews it
+# (members.credentials).
+MEMBER_ACCESS_SECONDS = 900
+
+
 def mint_token(settings: Settings, role: Role, subject: str, scope: str | None = None, ttl_seconds: int = 3600) -> str:
     if role in SCOPED_ROLES and not scope:
         raise ValueError(f"a {role.value} token needs --scope")

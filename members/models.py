@@ -251,3 +251,42 @@ class Partner(Model):
 
     class Meta:
         table = "partner"
+
+
+class MemberCredential(Model):
+    """A member's password (argon2id hash) and sign-in failures (members.credentials)."""
+
+    id = fields.IntField(primary_key=True)
+    member: fields.OneToOneRelation[Member] = fields.OneToOneField(
+        "models.Member", related_name="credential", on_delete=fields.RESTRICT
+    )
+    member_id: int
+    password_hash = fields.CharField(max_length=200)
+    # Failed sign-ins in a row, and the lockout they earned (members.credentials).
+    failed_attempts = fields.IntField(default=0)
+    locked_until = fields.DatetimeField(null=True)
+    changed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "member_credential"
+
+
+class RefreshToken(Model):
+    """A refresh token, stored as the SHA-256 of its text, one per rotation. The family
+    groups the tokens rotated from one sign-in (revoked together)."""
+
+    id = fields.BigIntField(primary_key=True)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "models.Member", related_name="refresh_tokens", on_delete=fields.RESTRICT
+    )
+    member_id: int
+    token_hash = fields.CharField(max_length=64, unique=True)
+    family = fields.CharField(max_length=32)
+    issued_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "refresh_token"
+        indexes = (("family",), ("member_id", "id"))

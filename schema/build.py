@@ -14,6 +14,7 @@ from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, Parser
 from schema.care import CareMutation, CareQuery
 from schema.errors import RefusalErrors, should_mask_error
 from schema.insights import InsightsMutation, InsightsQuery
+from schema.signin import SignInMutation
 from schema.limits import Limits, QueryLimits, ValidationWithLimits
 from schema.observe import current_request
 from schema.loyalty import LoyaltyMutation, LoyaltyQuery
@@ -30,7 +31,7 @@ class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery):
 
 
 @strawberry.type(description="Writes: every mutation takes one input and returns a payload with userErrors.")
-class Mutation(MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation):
+class Mutation(MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation, SignInMutation):
     pass
 
 

@@ -27,6 +27,15 @@ class ErrorCode(Enum):
     LIMIT_EXCEEDED = strawberry.enum_value(
         "LIMIT_EXCEEDED", description="A velocity limit of the rules file, e.g. a partner's miles in 24 hours."
     )
+    INVALID_CREDENTIALS = strawberry.enum_value(
+        "INVALID_CREDENTIALS", description="Sign-in: the login or the password is wrong (which one is not said)."
+    )
+    LOCKED = strawberry.enum_value(
+        "LOCKED", description="Sign-in: too many failures in a row; the message says when to try again."
+    )
+    INVALID_TOKEN = strawberry.enum_value(
+        "INVALID_TOKEN", description="A refresh token that is unknown, expired, revoked or already used: sign in again."
+    )
     INVALID_TRANSITION = strawberry.enum_value(
         "INVALID_TRANSITION", description="The object's current status does not allow the requested one (e.g. a CLOSED feedback item)."
     )

@@ -27,6 +27,8 @@ MUTABLE_TABLES = [
     "member_status_change",
     "region_assignment",
     "idempotency_record",
+    "member_credential",
+    "refresh_token",
     "member",
     "partner",
 ]
