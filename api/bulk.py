@@ -175,6 +175,7 @@ async def import_rows(
     importer: BatchImport,
     progress: Callable[[int, int], None],
     batch_size: int,
+    checked: tuple[list[str], int] | None = None,
 ) -> ImportSummary:
     """Run `importer` on the file's rows, `batch_size` at a time, and write the rejected
     rows with a `reason` column as each batch is done: memory holds two batches, whatever
@@ -183,8 +184,9 @@ async def import_rows(
     The next batch is read and prepared while the previous one is being written (in
     chunks of PREPARE_CHUNK rows, yielding to the event loop between them): the database
     works on one batch while Python parses the next. Batches are still written one after
-    the other, in file order."""
-    header, total = read_header(path, required)
+    the other, in file order. `checked`: read_header's answer when the caller has it
+    already (the CLI checks the file before it opens the database)."""
+    header, total = checked or read_header(path, required)
     summary = ImportSummary(rejects_path=rejects)
     fieldnames = header + (["reason"] if "reason" not in header else [])
     with rejects.open("w", encoding="utf-8", newline="") as out:
@@ -259,14 +261,15 @@ def _imported_member(row: dict):
 
 
 async def import_members(
-    path: Path, rejects: Path, *, today: date, progress, batch_size: int = MEMBER_BATCH
+    path: Path, rejects: Path, *, today: date, progress, batch_size: int = MEMBER_BATCH,
+    checked: tuple[list[str], int] | None = None,
 ) -> ImportSummary:
     """Enrol the file's members, `batch_size` rows per transaction (members.services.MemberImport)."""
     from members.addresses import AddressBook
     from members.services import MemberImport
 
     members = MemberImport(SystemCaller(Role.ADMIN, IMPORT_ACTOR), today=today, address_book=await AddressBook.load())
-    return await import_rows(path, rejects, MEMBER_REQUIRED, _Rows(members, _imported_member), progress, batch_size)
+    return await import_rows(path, rejects, MEMBER_REQUIRED, _Rows(members, _imported_member), progress, batch_size, checked)
 
 
 # ---- activities -------------------------------------------------------------------------
@@ -302,7 +305,8 @@ def _activity_row(row: dict):
 
 
 async def import_activities(
-    path: Path, rejects: Path, *, rules, today: date, progress, batch_size: int = ACTIVITY_BATCH
+    path: Path, rejects: Path, *, rules, today: date, progress, batch_size: int = ACTIVITY_BATCH,
+    checked: tuple[list[str], int] | None = None,
 ) -> ImportSummary:
     """Post the file's flights and partner activities, `batch_size` rows per transaction
     (loyalty.ledger.ActivityImport)."""
@@ -321,7 +325,7 @@ async def import_activities(
         return partners[code]
 
     activities = ActivityImport(SystemCaller(Role.AIRLINE, IMPORT_ACTOR), partner_caller, rules=rules, today=today)
-    return await import_rows(path, rejects, ACTIVITY_REQUIRED, _Rows(activities, _activity_row), progress, batch_size)
+    return await import_rows(path, rejects, ACTIVITY_REQUIRED, _Rows(activities, _activity_row), progress, batch_size, checked)
 
 
 @dataclass(frozen=True)
