@@ -819,7 +819,8 @@ class ActivityImport:
                 {posting.ref for _, posting in ready})
         }
         members = {m.card_number: m for m in await Member.filter(card_number__in=list({p.card for _, p in ready}))}
-        credited = {source: await _partner_credited(source) for source, _ in ready if source not in (AIRLINE_SOURCE, ADMIN_SOURCE)}
+        credited = {source: await _partner_credited(source)
+                    for source in {source for source, _ in ready} - {AIRLINE_SOURCE, ADMIN_SOURCE}}
         outcomes: list[ActivityOutcome] = []
         changed: list[int] = []
         async with in_transaction() as connection:
