@@ -2,16 +2,18 @@
 members` (OPERATIONS.md). Every row goes through the programme's own services, so a row is
 taken whole or not at all and a re-run is idempotent (by card number for members, by
 externalRef for activities). Members are enrolled MEMBER_BATCH rows per transaction
-(members.services.MemberImport), activities each in its own transaction."""
+(members.services.MemberImport), activities posted ACTIVITY_BATCH rows per transaction
+with a savepoint per row (loyalty.ledger.ActivityImport)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from members.codes import by_code
 from members.access import Caller, Role, resolve_caller
@@ -33,8 +35,9 @@ EXPORT_PAGE = 500
 # Rows per transaction of `import members`: each commit waits for a sync to disk, and a
 # batch's lookups are `IN` lists of this many (within every database's parameter limit).
 MEMBER_BATCH = 2000
-# Rows read at a time by `import activities`, each still in its own transaction.
-ACTIVITY_BATCH = 100
+# Rows per transaction of `import activities` (a savepoint each). On PostgreSQL a batch
+# holds its members' rows (and, for an upgrade, the tier event lock) until it commits.
+ACTIVITY_BATCH = 500
 IMPORT_ACTOR = "import"
 
 
@@ -123,7 +126,19 @@ def _parse_int(row: dict, name: str) -> int:
 Outcome = bool | DomainError | ForbiddenError
 
 
-TakeBatch = Callable[[list[dict]], Awaitable[list[Outcome]]]
+class BatchImport(Protocol):
+    """What `import_rows` runs on each batch: `prepare` (no database: parsing and the
+    checks that need none) and `write` (the batch's transaction). Each returns one item
+    per row, in order; an outcome is True written, False already present, or the error
+    that rejects the row."""
+
+    def prepare(self, rows: list[dict]) -> list[Any]: ...
+
+    async def write(self, prepared: list[Any]) -> list[Outcome]: ...
+
+
+# Rows prepared between two yields to the event loop while the previous batch is written.
+PREPARE_CHUNK = 100
 
 
 def _reason(error: DomainError | ForbiddenError) -> str:
@@ -137,13 +152,14 @@ def _batches(path: Path, header: list[str], size: int) -> Iterator[list[tuple[di
     row with the error that rejects it before it reaches the service (more fields than
     the header)."""
     batch: list[tuple[dict, DomainError | None]] = []
+    width = len(header)
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         next(reader, None)  # the header, read by read_header
         for values in reader:
-            if not "".join(values[:len(header)]).strip():
+            if not "".join(values[:width]).strip():
                 continue  # a blank line
-            error = invalid(f"the row has more fields than the header's {len(header)}") if len(values) > len(header) else None
+            error = invalid(f"the row has more fields than the header's {width}") if len(values) > width else None
             batch.append((dict(zip(header, values)), error))
             if len(batch) == size:
                 yield batch
@@ -156,14 +172,21 @@ async def import_rows(
     path: Path,
     rejects: Path,
     required: list[str],
-    take_batch: TakeBatch,
+    importer: BatchImport,
     progress: Callable[[int, int], None],
     batch_size: int,
+    checked: tuple[list[str], int] | None = None,
 ) -> ImportSummary:
-    """Run `take_batch(rows)` (an outcome per row) on the file's rows, `batch_size` at a
-    time, and write the rejected rows with a `reason` column as each batch is done: memory
-    holds one batch, whatever the file's size."""
-    header, total = read_header(path, required)
+    """Run `importer` on the file's rows, `batch_size` at a time, and write the rejected
+    rows with a `reason` column as each batch is done: memory holds two batches, whatever
+    the file's size.
+
+    The next batch is read and prepared while the previous one is being written (in
+    chunks of PREPARE_CHUNK rows, yielding to the event loop between them): the database
+    works on one batch while Python parses the next. Batches are still written one after
+    the other, in file order. `checked`: read_header's answer when the caller has it
+    already (the CLI checks the file before it opens the database)."""
+    header, total = checked or read_header(path, required)
     summary = ImportSummary(rejects_path=rejects)
     fieldnames = header + (["reason"] if "reason" not in header else [])
     with rejects.open("w", encoding="utf-8", newline="") as out:
@@ -171,9 +194,10 @@ async def import_rows(
         writer.writeheader()
         done = 0
         progress(done, total)
-        for batch in _batches(path, header, batch_size):
-            taken = [row for row, error in batch if error is None]
-            results = iter(await take_batch(taken) if taken else [])
+
+        def record(batch: list[tuple[dict, DomainError | None]], outcomes: list[Outcome]) -> None:
+            nonlocal done
+            results = iter(outcomes)
             for row, error in batch:
                 outcome = error or next(results)
                 if outcome is True:
@@ -186,23 +210,29 @@ async def import_rows(
             out.flush()
             done += len(batch)
             progress(done, total)
+
+        async def written(prepared: list[Any]) -> list[Outcome]:
+            return await importer.write(prepared) if prepared else []
+
+        pending: tuple[list, asyncio.Future] | None = None
+        try:
+            for batch in _batches(path, header, batch_size):
+                taken = [row for row, error in batch if error is None]
+                prepared: list[Any] = []
+                for start in range(0, len(taken), PREPARE_CHUNK):
+                    prepared += importer.prepare(taken[start:start + PREPARE_CHUNK])
+                    if pending is not None:
+                        await asyncio.sleep(0)  # the previous batch's write goes on
+                if pending is not None:
+                    record(pending[0], await pending[1])
+                pending = (batch, asyncio.ensure_future(written(prepared)))
+            if pending is not None:
+                record(pending[0], await pending[1])
+                pending = None
+        finally:
+            if pending is not None and not pending[1].done():
+                await asyncio.gather(pending[1], return_exceptions=True)  # its transaction ends first
     return summary
-
-
-def one_by_one(take: Callable[[dict], Awaitable[bool]]) -> TakeBatch:
-    """A TakeBatch calling `take(row)` for each row (True: written, False: already present;
-    DomainError or ForbiddenError: rejected), each row in its own transaction."""
-
-    async def take_batch(rows: list[dict]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for row in rows:
-            try:
-                outcomes.append(await take(row))
-            except (DomainError, ForbiddenError) as error:
-                outcomes.append(error)
-        return outcomes
-
-    return take_batch
 
 
 # ---- members ----------------------------------------------------------------------------
@@ -217,45 +247,71 @@ def _imported_member(row: dict):
         birth_date = _parse_date(row, "birth_date", required=False)
     except DomainError as error:
         return error
-    value = {name: (row.get(name) or "").strip() for name in MEMBER_COLUMNS}
+    # The values as read: validation strips and squeezes them (and a blank optional
+    # value counts as absent).
+    get = row.get
     return ImportedMember(
         Enrolment(
-            family_name=value["family_name"],
-            given_name=value["given_name"],
-            address=Address(
-                country=value["country"], city=value["city"], province=value["province"] or None,
-                line=value["line"] or None, postal_code=value["postal_code"] or None,
-            ),
-            birth_date=birth_date,
-            phone=value["phone"] or None,
-            email=value["email"] or None,
+            get("family_name") or "", get("given_name") or "",
+            Address(get("country") or "", get("city") or "", get("province"), get("line"), get("postal_code")),
+            birth_date, get("phone"), get("email"),
         ),
-        value["card_number"] or None,
+        get("card_number"),
     )
 
 
 async def import_members(
-    path: Path, rejects: Path, *, today: date, progress, batch_size: int = MEMBER_BATCH
+    path: Path, rejects: Path, *, today: date, progress, batch_size: int = MEMBER_BATCH,
+    checked: tuple[list[str], int] | None = None,
 ) -> ImportSummary:
     """Enrol the file's members, `batch_size` rows per transaction (members.services.MemberImport)."""
     from members.addresses import AddressBook
     from members.services import MemberImport
 
     members = MemberImport(SystemCaller(Role.ADMIN, IMPORT_ACTOR), today=today, address_book=await AddressBook.load())
-
-    async def take_batch(rows: list[dict]) -> list[Outcome]:
-        return await members.enroll([_imported_member(row) for row in rows])  # type: ignore[return-value]
-
-    return await import_rows(path, rejects, MEMBER_REQUIRED, take_batch, progress, batch_size)
+    return await import_rows(path, rejects, MEMBER_REQUIRED, _Rows(members, _imported_member), progress, batch_size, checked)
 
 
 # ---- activities -------------------------------------------------------------------------
 
 
-async def import_activities(path: Path, rejects: Path, *, rules, today: date, progress) -> ImportSummary:
-    from loyalty.ledger import FlightDetails, flight_accrue, partner_accrue
+def _activity_row(row: dict):
+    """The row as a loyalty.ledger FlightRow or PartnerRow, or the DomainError that
+    rejects it (a bad kind, date or number)."""
+    from loyalty.ledger import FlightDetails, FlightRow, PartnerRow
 
-    airline = SystemCaller(Role.AIRLINE, IMPORT_ACTOR)
+    try:
+        kind = _value(row, "kind").upper()
+        activity_date = _parse_date(row, "activity_date", required=True)
+        if kind == "FLIGHT":
+            flight = FlightDetails(
+                carrier=_value(row, "carrier"), flight_number=_value(row, "flight_number"), date=activity_date,
+                origin=_value(row, "origin"), destination=_value(row, "destination"),
+                distance_km=_parse_int(row, "distance_km"), fare_class=_value(row, "fare_class"),
+            )
+            return FlightRow(_value(row, "card_number"), flight, _value(row, "external_ref"))
+        if kind == "PARTNER":
+            try:
+                miles: int | DomainError = _parse_int(row, "miles")
+            except DomainError as error:
+                miles = error
+            return PartnerRow(
+                _value(row, "partner_code"), _value(row, "card_number"), _value(row, "family_name"), miles,
+                activity_date, _optional(row, "description"), _value(row, "external_ref"),
+            )
+        raise invalid(f"kind {kind!r} must be FLIGHT or PARTNER")
+    except DomainError as error:
+        return error
+
+
+async def import_activities(
+    path: Path, rejects: Path, *, rules, today: date, progress, batch_size: int = ACTIVITY_BATCH,
+    checked: tuple[list[str], int] | None = None,
+) -> ImportSummary:
+    """Post the file's flights and partner activities, `batch_size` rows per transaction
+    (loyalty.ledger.ActivityImport)."""
+    from loyalty.ledger import ActivityImport
+
     partners: dict[str, Caller] = {}
 
     async def partner_caller(code: str) -> Caller:
@@ -268,29 +324,23 @@ async def import_activities(path: Path, rejects: Path, *, rules, today: date, pr
             raise DomainError("FORBIDDEN", f"partner {code} is not registered or not active")
         return partners[code]
 
-    async def take(row: dict) -> bool:
-        kind = _value(row, "kind").upper()
-        activity_date = _parse_date(row, "activity_date", required=True)
-        if kind == "FLIGHT":
-            flight = FlightDetails(
-                carrier=_value(row, "carrier"), flight_number=_value(row, "flight_number"), date=activity_date,
-                origin=_value(row, "origin"), destination=_value(row, "destination"),
-                distance_km=_parse_int(row, "distance_km"), fare_class=_value(row, "fare_class"),
-            )
-            result = await flight_accrue(
-                airline, _value(row, "card_number"), flight, _value(row, "external_ref"), rules=rules, today=today
-            )
-        elif kind == "PARTNER":
-            caller = await partner_caller(_value(row, "partner_code"))
-            result = await partner_accrue(
-                caller, _value(row, "card_number"), _value(row, "family_name"), _parse_int(row, "miles"),
-                activity_date, _optional(row, "description"), _value(row, "external_ref"), rules=rules, today=today,
-            )
-        else:
-            raise invalid(f"kind {kind!r} must be FLIGHT or PARTNER")
-        return not result.replayed
+    activities = ActivityImport(SystemCaller(Role.AIRLINE, IMPORT_ACTOR), partner_caller, rules=rules, today=today)
+    return await import_rows(path, rejects, ACTIVITY_REQUIRED, _Rows(activities, _activity_row), progress, batch_size, checked)
 
-    return await import_rows(path, rejects, ACTIVITY_REQUIRED, one_by_one(take), progress, ACTIVITY_BATCH)
+
+@dataclass(frozen=True)
+class _Rows:
+    """CSV rows through a service's batch import: `parse` makes each row the service's
+    input (or the error that rejects it), `service` prepares and writes."""
+
+    service: Any  # members.services.MemberImport, loyalty.ledger.ActivityImport
+    parse: Callable[[dict], Any]
+
+    def prepare(self, rows: list[dict]) -> list[Any]:
+        return self.service.prepare([self.parse(row) for row in rows])
+
+    async def write(self, prepared: list[Any]) -> list[Outcome]:
+        return await self.service.write(prepared)
 
 
 # ---- export -----------------------------------------------------------------------------

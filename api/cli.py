@@ -446,13 +446,15 @@ def _import_command(kind: str):
         rejects = Path(args.rejects) if args.rejects else bulk.rejects_path_for(path)
         today = _today(settings)
         progress = Progress(f"import {kind}")
-        if kind == "members":
-            work = lambda: bulk.import_members(path, rejects, today=today, progress=progress)  # noqa: E731
-        else:
-            rules = _rules(settings)
-            work = lambda: bulk.import_activities(path, rejects, rules=rules, today=today, progress=progress)  # noqa: E731
         try:
-            bulk.read_header(path, bulk.MEMBER_REQUIRED if kind == "members" else bulk.ACTIVITY_REQUIRED)
+            # The file is checked (and its rows counted) before the database is opened.
+            checked = bulk.read_header(path, bulk.MEMBER_REQUIRED if kind == "members" else bulk.ACTIVITY_REQUIRED)
+            if kind == "members":
+                work = lambda: bulk.import_members(path, rejects, today=today, progress=progress, checked=checked)  # noqa: E731
+            else:
+                rules = _rules(settings)
+                work = lambda: bulk.import_activities(  # noqa: E731
+                    path, rejects, rules=rules, today=today, progress=progress, checked=checked)
             summary = asyncio.run(_with_orm(settings, work))
         except bulk.CsvFileError as error:
             raise OperatorError(str(error)) from None

@@ -26,6 +26,22 @@ Ratio = import rows/s / raw rows/s. The machine may be shared: `--repeat` rounds
 then import, and the best time of each is compared (the median ratio is printed too).
 For flat memory the import also runs on 10,000 rows (fresh database again) and the two
 peak RSS figures are printed.
+
+Activities (`--activities N`, 0 to skip): N reproducible activity rows (four flights to
+one partner stay, on the cards of ACTIVITY_MEMBERS members, dates within the claims
+window), each kind on a fresh database where the members were imported and the partner
+registered before the clock starts:
+
+- activities raw: the rows parsed and checked before the clock (ActivityImport.prepare:
+  earnings and fingerprints) and the members' ids looked up; timed: one executemany of
+  the rows' ledger entries (one entry per row, no tier bonus), their ids read back, one
+  executemany of their credit lots and one of the members' balance updates, in one
+  transaction. A floor: the import also writes bonuses, upgrades and their events, and
+  the retention totals.
+- activities import: `api.bulk.import_activities` (what `loyalty import activities FILE`
+  calls), timed whole.
+- activities one by one (before): each row through flight_accrue / partner_accrue in its
+  own transaction, as `import activities` did before it was batched (first round only).
 """
 
 from __future__ import annotations
@@ -43,7 +59,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -211,7 +227,180 @@ async def _import_child(path: Path, database_url: str, batch_size: int) -> dict:
         await Tortoise.close_connections()
 
 
-CHILDREN = {"raw": _raw_child, "import": _import_child}
+ACTIVITY_MEMBERS = 5_000
+PARTNER_CODE = "HOTELCO"
+ACTIVITY_HEADER = ["kind", "card_number", "family_name", "external_ref", "activity_date", "carrier", "flight_number",
+                   "origin", "destination", "distance_km", "fare_class", "partner_code", "miles", "description"]
+AIRPORTS = ["PEK", "PVG", "SHA", "CAN", "CTU", "SZX", "KMG", "XIY", "HKG", "FRA", "LHR", "JFK", "NRT", "SIN"]
+FARES = "JCDYBMHQVWSTLK"
+
+
+def write_activity_rows(path: Path, members_path: Path, rows: int, seed: int = 11) -> None:
+    """N activity rows on the members of `members_path`: four flights to one partner stay."""
+    with members_path.open(encoding="utf-8", newline="") as handle:
+        members = [(row["card_number"], row["family_name"]) for row in csv.DictReader(handle)]
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(ACTIVITY_HEADER)
+        for n in range(rows):
+            card, family = rng.choice(members)
+            day = (TODAY - timedelta(days=rng.randrange(1, 150))).isoformat()
+            if n % 5 == 4:
+                writer.writerow(["PARTNER", card, family, f"P-{n}", day, "", "", "", "", "", "", PARTNER_CODE,
+                                 rng.randrange(100, 2000), "2 nights"])
+            else:
+                origin, destination = rng.sample(AIRPORTS, 2)
+                writer.writerow(["FLIGHT", card, "", f"F-{n}", day, "CA", str(rng.randrange(1, 9999)), origin,
+                                 destination, rng.randrange(300, 12000), rng.choice(FARES), "", "", ""])
+
+
+async def _with_members(database_url: str, members_path: Path) -> None:
+    """The activities' members imported and the partner registered (not timed)."""
+    from api import bulk
+    from api.db import init_orm
+    from members.partners import add_partner
+
+    await init_orm(_settings(database_url))
+    await bulk.import_members(members_path, members_path.with_suffix(".rejected.csv"), today=TODAY,
+                              progress=lambda *_: None)
+    await add_partner(PARTNER_CODE, "Hotel Co")
+
+
+def _activity_rows(path: Path) -> list:
+    from api import bulk
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [bulk._activity_row(row) for row in csv.DictReader(handle)]
+
+
+def _activity_summary(outcomes: list) -> dict:
+    return {"taken": sum(o is True for o in outcomes), "present": sum(o is False for o in outcomes),
+            "rejected": sum(not isinstance(o, bool) for o in outcomes)}
+
+
+async def _activities_raw_child(path: Path, database_url: str, batch_size: int) -> dict:
+    """The rows' ledger entries, lots and balances inserted raw (see the module docstring)."""
+    from tortoise import Tortoise, connections
+    from tortoise.transactions import in_transaction
+
+    from api import bulk
+    from loyalty import calendar as cal
+    from loyalty.ledger import AIRLINE_SOURCE, ActivityImport, _ReadyFlight
+    from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind
+    from loyalty.rules import load_rules
+    from members.bulk_insert import BulkInsert
+    from members.models import Member
+
+    members_path = path.with_name("activity-members.csv")
+    await _with_members(database_url, members_path)
+    try:
+        rules = load_rules()
+        importer = ActivityImport(bulk.SystemCaller(bulk.Role.AIRLINE, "bench"), None, rules=rules, today=TODAY)
+        prepared = importer.prepare(_activity_rows(path))
+        ids = dict(await Member.all().values_list("card_number", "id"))
+        entries, lots, balances = [], [], []
+        for item in prepared:
+            if isinstance(item, _ReadyFlight):
+                earning, flight = item.earning, item.flight
+                member_id = ids[item.card]
+                entries.append((member_id, LedgerEntryKind.FLIGHT, flight.date, earning.qualifying_miles,
+                                earning.segments_hundredths, earning.redeemable_miles, AIRLINE_SOURCE, item.ref,
+                                item.print_))
+                miles, day = earning.redeemable_miles, flight.date
+            else:
+                credit = item.credit
+                member_id = ids[credit.card]
+                entries.append((member_id, LedgerEntryKind.PARTNER, credit.activity_date, 0, 0, credit.miles,
+                                PARTNER_CODE, credit.ref, credit.print_))
+                miles, day = credit.miles, credit.activity_date
+            lots.append((member_id, cal.credit_expiry(day, rules.credit_validity_months), miles))
+            balances.append([miles, member_id])
+        entry_insert = BulkInsert(LedgerEntry, ["member_id", "kind", "activity_date", "qualifying_miles",
+                                                "qualifying_segments", "redeemable_miles", "source", "external_ref",
+                                                "fingerprint"])
+        lot_insert = BulkInsert(CreditLot, ["entry_id", "member_id", "expires_on", "remaining"])
+        connection = connections.get("default")
+        postgres = connection.capabilities.dialect == "postgres"
+        entry_sql, lot_sql = entry_insert.sql(connection), lot_insert.sql(connection)
+        balance_sql = ('UPDATE "member" SET "redeemable_miles" = "redeemable_miles" + '
+                       + ("$1 WHERE \"id\" = $2" if postgres else "? WHERE \"id\" = ?"))
+        entry_values = entry_insert.values(entries)
+
+        async def insert() -> dict:
+            async with in_transaction() as transaction:
+                await transaction.execute_many(entry_sql, entry_values)
+                rows = await transaction.execute_query_dict('SELECT "id" FROM "ledger_entry" ORDER BY "id"')
+                await transaction.execute_many(lot_sql, lot_insert.values(
+                    (row["id"], *lot) for row, lot in zip(rows, lots, strict=True)))
+                await transaction.execute_many(balance_sql, balances)
+            return {"taken": len(entries), "present": 0, "rejected": 0}
+
+        return await _measured(insert)
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _activities_import_child(path: Path, database_url: str, batch_size: int) -> dict:
+    """`api.bulk.import_activities` on the file, as `loyalty import activities FILE` runs it."""
+    from tortoise import Tortoise
+
+    from api import bulk
+    from loyalty.rules import load_rules
+
+    await _with_members(database_url, path.with_name("activity-members.csv"))
+    try:
+        async def run() -> dict:
+            summary = await bulk.import_activities(path, path.with_suffix(".rejected.csv"), rules=load_rules(),
+                                                   today=TODAY, progress=lambda *_: None)
+            return {"taken": summary.taken, "present": summary.present, "rejected": summary.rejected}
+
+        return await _measured(run)
+    finally:
+        await Tortoise.close_connections()
+
+
+async def _activities_one_by_one_child(path: Path, database_url: str, batch_size: int) -> dict:
+    """Each row through flight_accrue / partner_accrue in its own transaction (the import
+    before it was batched)."""
+    from tortoise import Tortoise
+
+    from api import bulk
+    from loyalty.ledger import FlightRow, flight_accrue, partner_accrue
+    from loyalty.rules import load_rules
+    from members.errors import DomainError, ForbiddenError
+
+    await _with_members(database_url, path.with_name("activity-members.csv"))
+    try:
+        rules = load_rules()
+        airline = bulk.SystemCaller(bulk.Role.AIRLINE, bulk.IMPORT_ACTOR)
+        partner = bulk.SystemCaller(bulk.Role.PARTNER, bulk.IMPORT_ACTOR, PARTNER_CODE)
+
+        async def run() -> dict:
+            outcomes: list = []
+            for row in _activity_rows(path):
+                try:
+                    if isinstance(row, FlightRow):
+                        result = await flight_accrue(airline, row.card_number, row.flight, row.external_ref,
+                                                     rules=rules, today=TODAY)
+                    else:
+                        result = await partner_accrue(partner, row.card_number, row.family_name, row.miles,
+                                                      row.activity_date, row.description, row.external_ref,
+                                                      rules=rules, today=TODAY)
+                    outcomes.append(not result.replayed)
+                except (DomainError, ForbiddenError) as error:
+                    outcomes.append(error)
+            return _activity_summary(outcomes)
+
+        return await _measured(run)
+    finally:
+        await Tortoise.close_connections()
+
+
+CHILDREN = {
+    "raw": _raw_child, "import": _import_child, "activities-raw": _activities_raw_child,
+    "activities-import": _activities_import_child, "activities-one-by-one": _activities_one_by_one_child,
+}
 
 
 def run_child(kind: str, path: Path, database_url: str, batch_size: int) -> dict:
@@ -232,6 +421,8 @@ def main() -> None:
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
     parser.add_argument("--batch-size", type=int, default=MEMBER_BATCH, help="rows per transaction of the import")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of raw then import; the best of each counts")
+    parser.add_argument("--activities", type=int, default=5_000, help="activity rows (0: members only)")
+    parser.add_argument("--activity-rounds", type=int, default=2, help="rounds of the activities' raw, import, one by one")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -276,6 +467,43 @@ def main() -> None:
             small_result = run_child("import", small, database_url, args.batch_size)
             print(f"peak RSS of the import process: {small_result['max_rss_mb']:.0f} MB at {MEMORY_ROWS:,} rows, "
                   f"{max(result['max_rss_mb'] for result in imports):.0f} MB at {args.rows:,} rows")
+        if args.activities:
+            _activities(args, Path(tmp), database_url)
+
+
+def _activities(args: argparse.Namespace, tmp: Path, database_url: str) -> None:
+    members_path, source = tmp / "activity-members.csv", tmp / "activities.csv"
+    write_rows(members_path, ACTIVITY_MEMBERS)
+    write_activity_rows(source, members_path, args.activities)
+    print(f"activities: {args.activities} rows on {ACTIVITY_MEMBERS:,} members, "
+          f"{args.activity_rounds} rounds", flush=True)
+    results: dict[str, list[dict]] = {"activities-raw": [], "activities-import": [], "activities-one-by-one": []}
+    expected = None
+    for round_ in range(1, args.activity_rounds + 1):
+        line = []
+        for kind, label in (("activities-raw", "raw"), ("activities-import", "import"),
+                            ("activities-one-by-one", "one by one")):
+            if kind == "activities-one-by-one" and round_ > 1:
+                continue  # the slow "before": first round only
+            done = run_child(kind, source, database_url, args.batch_size)
+            if kind != "activities-raw":
+                if expected is None:
+                    expected = (done["taken"], done["present"], done["rejected"])
+                if (done["taken"], done["present"], done["rejected"]) != expected:
+                    raise SystemExit(f"{label} did not give the same outcomes: {done} against {expected}")
+            results[kind].append(done)
+            line.append(f"{label} {args.activities / done['seconds']:,.0f} rows/s "
+                        f"({done['seconds']:.1f} s, CPU {done['cpu_seconds']:.1f} s)")
+        print(f"round {round_}: " + ", ".join(line), flush=True)
+    best = {kind: min(r["seconds"] for r in rs) for kind, rs in results.items()}
+    cpu = {kind: statistics.median(r["cpu_seconds"] for r in rs) for kind, rs in results.items()}
+    print(f"best of {args.activity_rounds}: raw {args.activities / best['activities-raw']:,.0f} rows/s, "
+          f"import {args.activities / best['activities-import']:,.0f} rows/s "
+          f"(ratio {best['activities-raw'] / best['activities-import']:.2f}, CPU "
+          f"{cpu['activities-raw'] / cpu['activities-import']:.2f}), one by one "
+          f"{args.activities / best['activities-one-by-one']:,.0f} rows/s "
+          f"(ratio {best['activities-raw'] / best['activities-one-by-one']:.2f}, CPU "
+          f"{cpu['activities-raw'] / cpu['activities-one-by-one']:.2f}); outcomes {expected} (taken, present, rejected)")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -46,11 +47,12 @@ from loyalty import calendar as cal
 from loyalty import engine
 from loyalty import lots
 from loyalty.changes import members_changed
-from loyalty.events import record_tier_change
+from loyalty.events import default_connection, record_tier_change
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
 from loyalty.rules import Rules
 from loyalty.totals import window_totals
 from members.access import Caller, Role, require_role
+from members.bulk_insert import select_in
 from members.cards import is_valid_card_number
 from members.enums import MemberStatus, Tier
 from members.errors import DomainError, ForbiddenError, invalid, not_found
@@ -59,7 +61,10 @@ from members.idempotency import fingerprint, run_once
 from members.models import Member
 from members.services import visible_member
 
-__all__ = ["FlightDetails", "PostingResult", "flight_accrue", "partner_accrue", "redeem", "reverse"]
+__all__ = [
+    "ActivityImport", "FlightDetails", "FlightRow", "PartnerRow", "PostingResult", "flight_accrue", "partner_accrue",
+    "redeem", "reverse",
+]
 
 AIRLINE_SOURCE = "AIRLINE"
 ADMIN_SOURCE = "ADMIN"
@@ -204,10 +209,14 @@ async def _replay_external(source: str, ref: str, print_: str) -> PostingResult 
     if entry is None:
         return None
     if entry.fingerprint != print_:
-        raise DomainError(
-            "IDEMPOTENCY_CONFLICT", "this externalRef was already used for a different posting", ("input", "externalRef")
-        )
+        raise _conflict()
     return await _result(entry, replayed=True)
+
+
+def _conflict() -> DomainError:
+    return DomainError(
+        "IDEMPOTENCY_CONFLICT", "this externalRef was already used for a different posting", ("input", "externalRef")
+    )
 
 
 async def _member_by_card(card: str) -> Member:
@@ -240,13 +249,10 @@ async def flight_accrue(
     tier held before the posting when it is above 0, and an upgrade when the window's
     totals (including this flight) reach a higher tier."""
     _check_role(caller, Role.AIRLINE, Role.ADMIN)
-    card = _card_number(card_number)
-    ref = _external_ref(external_ref)
     # Format checks first (no database); the claims window, the card and the member's
     # status apply to new postings only, after the externalRef lookup: a retry of an
     # accepted flight replays even on a later day or after a suspension.
-    clean, earning = _flight_format(flight, rules)
-    print_ = fingerprint("flightAccrue", {"cardNumber": card, "flight": flight_content(clean)})
+    card, ref, clean, earning, print_ = _flight_posting(card_number, flight, external_ref, rules)
 
     async def post() -> PostingResult:
         engine.check_claim_date(rules, clean.date, today, ("input", "flight", "date"))
@@ -258,94 +264,194 @@ async def flight_accrue(
     return await _post_once(AIRLINE_SOURCE, ref, print_, post)
 
 
+def _flight_posting(
+    card_number: str, flight: FlightDetails, external_ref: str, rules: Rules
+) -> tuple[str, str, FlightDetails, engine.FlightEarning, str]:
+    """(card, externalRef, clean flight, earning, fingerprint) of a flight posting, or
+    INVALID: the checks that need no database."""
+    card = _card_number(card_number)
+    ref = _external_ref(external_ref)
+    clean, earning = _flight_format(flight, rules)
+    return card, ref, clean, earning, fingerprint("flightAccrue", {"cardNumber": card, "flight": flight_content(clean)})
+
+
 async def _post_flight(
     caller: Caller, member_id: int, flight: FlightDetails, earning: engine.FlightEarning,
     ref: str, print_: str, rules: Rules, today: date,
 ) -> PostingResult:
-    expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
     async with in_transaction() as connection:
-        # First statement: the write that locks the member's row (see the module docstring).
-        balance = await lots.change_balance(connection, member_id, earning.redeemable_miles, require_active=True)
-        member = await Member.get(id=member_id).using_db(connection)
-        if balance is None:  # suspended or closed since it was read
-            raise _not_active(member, "input", "cardNumber")
-        tier_before = member.tier
-        entry = await LedgerEntry.create(
-            member_id=member_id,
-            kind=LedgerEntryKind.FLIGHT,
-            activity_date=flight.date,
-            qualifying_miles=earning.qualifying_miles,
-            qualifying_segments=earning.segments_hundredths,
-            redeemable_miles=earning.redeemable_miles,
-            source=AIRLINE_SOURCE,
-            external_ref=ref,
-            fingerprint=print_,
-            description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
-            carrier=flight.carrier,
-            flight_number=flight.flight_number,
-            origin=flight.origin,
-            destination=flight.destination,
-            distance_km=flight.distance_km,
-            fare_class=flight.fare_class,
-            using_db=connection,
-        )
-        await lots.add_lot(connection, entry, earning.redeemable_miles, balance, expires_on)
-
-        # The bonus is earned at the tier held BEFORE this posting.
-        bonus = engine.tier_bonus(rules, tier_before.name, earning.redeemable_miles)
-        if bonus > 0:
-            balance = await lots.change_balance(connection, member_id, bonus)
-            bonus_entry = await LedgerEntry.create(
-                member_id=member_id,
-                kind=LedgerEntryKind.TIER_BONUS,
-                activity_date=flight.date,
-                redeemable_miles=bonus,
-                source=AIRLINE_SOURCE,
-                description=f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on "
-                f"{flight.carrier}{flight.flight_number}",
-                bonus_for_id=entry.id,
-                using_db=connection,
-            )
-            await lots.add_lot(connection, bonus_entry, bonus, balance, expires_on)
-
-        event = None
+        entry, event = await _write_flight(connection, caller.actor, member_id, flight, earning, ref, print_, rules, today)
         if earning.qualifying_miles or earning.segments_hundredths:
-            start, end = cal.window(flight.date, rules.window_months)
-            miles, segments = await window_totals(member_id, start, end, connection=connection)
-            decision = engine.upgrade_decision(
-                rules, tier_before.name, member.tier_valid_until, miles, segments, flight.date
-            )
-            if decision is not None:
-                event = await record_tier_change(
-                    connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.UPGRADE,
-                    since=decision.since, valid_until=decision.valid_until, actor=caller.actor, cause=entry,
-                    recorded_on=today,
-                )
             await members_changed(connection, [member_id], rules, today)
         member = await Member.get(id=member_id).using_db(connection)
     return PostingResult(entry=entry, member=member, tier_event=event)
 
 
+async def _write_flight(
+    connection: BaseDBAsyncClient, actor: str, member_id: int, flight: FlightDetails,
+    earning: engine.FlightEarning, ref: str, print_: str, rules: Rules, today: date,
+) -> tuple[LedgerEntry, TierEvent | None]:
+    """A flight's entries, lots and upgrade on `connection` (the caller's transaction,
+    which then calls members_changed for the member when the flight qualifies)."""
+    expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
+    # First statement: the write that locks the member's row (see the module docstring).
+    balance = await lots.change_balance(connection, member_id, earning.redeemable_miles, require_active=True)
+    member = await Member.get(id=member_id).using_db(connection)
+    if balance is None:  # suspended or closed since it was read
+        raise _not_active(member, "input", "cardNumber")
+    tier_before = member.tier
+    entry = await LedgerEntry.create(
+        member_id=member_id,
+        kind=LedgerEntryKind.FLIGHT,
+        activity_date=flight.date,
+        qualifying_miles=earning.qualifying_miles,
+        qualifying_segments=earning.segments_hundredths,
+        redeemable_miles=earning.redeemable_miles,
+        source=AIRLINE_SOURCE,
+        external_ref=ref,
+        fingerprint=print_,
+        description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
+        carrier=flight.carrier,
+        flight_number=flight.flight_number,
+        origin=flight.origin,
+        destination=flight.destination,
+        distance_km=flight.distance_km,
+        fare_class=flight.fare_class,
+        using_db=connection,
+    )
+    await lots.add_lot(connection, entry, earning.redeemable_miles, balance, expires_on)
+
+    # The bonus is earned at the tier held BEFORE this posting.
+    bonus = engine.tier_bonus(rules, tier_before.name, earning.redeemable_miles)
+    if bonus > 0:
+        balance = await lots.change_balance(connection, member_id, bonus)
+        bonus_entry = await LedgerEntry.create(
+            member_id=member_id,
+            kind=LedgerEntryKind.TIER_BONUS,
+            activity_date=flight.date,
+            redeemable_miles=bonus,
+            source=AIRLINE_SOURCE,
+            description=f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on "
+            f"{flight.carrier}{flight.flight_number}",
+            bonus_for_id=entry.id,
+            using_db=connection,
+        )
+        await lots.add_lot(connection, bonus_entry, bonus, balance, expires_on)
+
+    event = None
+    if earning.qualifying_miles or earning.segments_hundredths:
+        start, end = cal.window(flight.date, rules.window_months)
+        miles, segments = await window_totals(member_id, start, end, connection=connection)
+        decision = engine.upgrade_decision(
+            rules, tier_before.name, member.tier_valid_until, miles, segments, flight.date
+        )
+        if decision is not None:
+            event = await record_tier_change(
+                connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.UPGRADE,
+                since=decision.since, valid_until=decision.valid_until, actor=actor, cause=entry,
+                recorded_on=today,
+            )
+    return entry, event
+
+
 # ---- partnerAccrue ------------------------------------------------------------------
 
 
-async def _check_partner_cap(source: str, miles: int, rules: Rules) -> None:
-    """LIMIT_EXCEEDED when the partner's credits of the last 24 hours and these miles
-    together pass rules.partner_daily_miles_cap. A velocity limit (concurrent postings
-    may pass it by one posting each), read from the (source, posted_at) index."""
-    if source == ADMIN_SOURCE:
-        return
+async def _partner_credited(source: str) -> int:
+    """The partner's PARTNER credits of the last 24 hours (the (source, posted_at) index)."""
     since = datetime.now(timezone.utc) - timedelta(hours=24)
     credited = await (
         LedgerEntry.filter(source=source, posted_at__gte=since, kind=LedgerEntryKind.PARTNER)
         .annotate(total=Coalesce(Sum("redeemable_miles"), 0)).first().values_list("total", flat=True)
     )
-    if int(credited or 0) + miles > rules.partner_daily_miles_cap:
+    return int(credited or 0)
+
+
+def _check_partner_total(source: str, credited: int, miles: int, rules: Rules) -> None:
+    if credited + miles > rules.partner_daily_miles_cap:
         raise DomainError(
             "LIMIT_EXCEEDED",
             f"partner {source} may credit at most {rules.partner_daily_miles_cap:,} miles in 24 hours",
             ("input", "miles"),
         )
+
+
+async def _check_partner_cap(source: str, miles: int, rules: Rules) -> None:
+    """LIMIT_EXCEEDED when the partner's credits of the last 24 hours and these miles
+    together pass rules.partner_daily_miles_cap. A velocity limit (concurrent postings
+    may pass it by one posting each)."""
+    if source == ADMIN_SOURCE:
+        return
+    _check_partner_total(source, await _partner_credited(source), miles, rules)
+
+
+def _partner_source(caller: Caller) -> str:
+    """The source a partner credit is posted under: the partner's own code; "ADMIN" for an admin."""
+    _check_role(caller, Role.PARTNER, Role.ADMIN)
+    if caller.role is Role.PARTNER:
+        if not caller.scope:
+            raise ForbiddenError("a partner token must name its partner code")
+        return caller.scope
+    return ADMIN_SOURCE
+
+
+@dataclass(frozen=True)
+class _PartnerCredit:
+    """A partner credit that passed the checks needing no database."""
+
+    card: str
+    name_key: str
+    miles: int
+    activity_date: date
+    text: str | None
+    ref: str
+    print_: str
+
+
+def _partner_credit(
+    card_number: str, family_name: str, miles: int, activity_date: date, description: str | None, external_ref: str
+) -> _PartnerCredit:
+    card = _card_number(card_number)
+    name_key = family_name_key(family_name)
+    if not name_key:
+        raise invalid("familyName is required", "input", "familyName")
+    if not _whole(miles) or not 1 <= miles <= MAX_PARTNER_MILES:
+        raise invalid(f"miles must be a whole number from 1 to {MAX_PARTNER_MILES:,}", "input", "miles")
+    if not isinstance(activity_date, date):
+        raise invalid("activityDate must be a calendar date", "input", "activityDate")
+    text = _text(description, MAX_DESCRIPTION, "input", "description", required=False)
+    ref = _external_ref(external_ref)
+    print_ = fingerprint(
+        "partnerAccrue",
+        {"cardNumber": card, "familyName": name_key, "miles": miles,
+         "activityDate": activity_date.isoformat(), "description": text},
+    )
+    return _PartnerCredit(card, name_key, miles, activity_date, text, ref, print_)
+
+
+def _check_partner_member(member: Member, credit: _PartnerCredit) -> None:
+    """NAME_MISMATCH or MEMBER_NOT_ACTIVE for the card's member."""
+    if family_name_key(member.family_name) != credit.name_key:
+        raise DomainError("NAME_MISMATCH", "the family name does not match the card", ("input", "familyName"))
+    if member.status is not MemberStatus.ACTIVE:
+        raise _not_active(member, "input", "cardNumber")
+
+
+async def _write_partner(
+    connection: BaseDBAsyncClient, member_id: int, source: str, credit: _PartnerCredit, rules: Rules
+) -> LedgerEntry:
+    """A partner credit's entry and lot on `connection` (the caller's transaction)."""
+    expires_on = cal.credit_expiry(credit.activity_date, rules.credit_validity_months)
+    balance = await lots.change_balance(connection, member_id, credit.miles, require_active=True)
+    if balance is None:
+        raise _not_active(await Member.get(id=member_id).using_db(connection), "input", "cardNumber")
+    entry = await LedgerEntry.create(
+        member_id=member_id, kind=LedgerEntryKind.PARTNER, activity_date=credit.activity_date,
+        redeemable_miles=credit.miles, source=source, external_ref=credit.ref, fingerprint=credit.print_,
+        description=credit.text, using_db=connection,
+    )
+    await lots.add_lot(connection, entry, credit.miles, balance, expires_on)
+    return entry
 
 
 async def partner_accrue(
@@ -362,52 +468,20 @@ async def partner_accrue(
 ) -> PostingResult:
     """Credit partner miles: a PARTNER entry, redeemable only (no qualifying miles, no
     bonus, no tier change). Source: the partner's own code; "ADMIN" for an admin."""
-    _check_role(caller, Role.PARTNER, Role.ADMIN)
-    if caller.role is Role.PARTNER:
-        if not caller.scope:
-            raise ForbiddenError("a partner token must name its partner code")
-        source = caller.scope
-    else:
-        source = ADMIN_SOURCE
-    card = _card_number(card_number)
-    name_key = family_name_key(family_name)
-    if not name_key:
-        raise invalid("familyName is required", "input", "familyName")
-    if not _whole(miles) or not 1 <= miles <= MAX_PARTNER_MILES:
-        raise invalid(f"miles must be a whole number from 1 to {MAX_PARTNER_MILES:,}", "input", "miles")
-    if not isinstance(activity_date, date):
-        raise invalid("activityDate must be a calendar date", "input", "activityDate")
-    text = _text(description, MAX_DESCRIPTION, "input", "description", required=False)
-    ref = _external_ref(external_ref)
-    print_ = fingerprint(
-        "partnerAccrue",
-        {"cardNumber": card, "familyName": name_key, "miles": miles,
-         "activityDate": activity_date.isoformat(), "description": text},
-    )
+    source = _partner_source(caller)
+    credit = _partner_credit(card_number, family_name, miles, activity_date, description, external_ref)
 
     async def post() -> PostingResult:
-        engine.check_claim_date(rules, activity_date, today, ("input", "activityDate"))
-        member = await _member_by_card(card)
-        if family_name_key(member.family_name) != name_key:
-            raise DomainError("NAME_MISMATCH", "the family name does not match the card", ("input", "familyName"))
-        if member.status is not MemberStatus.ACTIVE:
-            raise _not_active(member, "input", "cardNumber")
-        expires_on = cal.credit_expiry(activity_date, rules.credit_validity_months)
-        await _check_partner_cap(source, miles, rules)
+        engine.check_claim_date(rules, credit.activity_date, today, ("input", "activityDate"))
+        member = await _member_by_card(credit.card)
+        _check_partner_member(member, credit)
+        await _check_partner_cap(source, credit.miles, rules)
         async with in_transaction() as connection:
-            balance = await lots.change_balance(connection, member.id, miles, require_active=True)
-            if balance is None:
-                raise _not_active(await Member.get(id=member.id).using_db(connection), "input", "cardNumber")
-            entry = await LedgerEntry.create(
-                member_id=member.id, kind=LedgerEntryKind.PARTNER, activity_date=activity_date,
-                redeemable_miles=miles, source=source, external_ref=ref, fingerprint=print_,
-                description=text, using_db=connection,
-            )
-            await lots.add_lot(connection, entry, miles, balance, expires_on)
+            entry = await _write_partner(connection, member.id, source, credit, rules)
             after = await Member.get(id=member.id).using_db(connection)
         return PostingResult(entry=entry, member=after, tier_event=None)
 
-    return await _post_once(source, ref, print_, post)
+    return await _post_once(source, credit.ref, credit.print_, post)
 
 
 # ---- milesRedeem --------------------------------------------------------------------
@@ -627,3 +701,186 @@ async def _tier_without(
             break  # replayed to a tier the totals still earn: that one holds
         current = step.from_tier
     return decision
+
+
+# ---- bulk posting (`loyalty import activities`) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class FlightRow:
+    """An import row: a flight posted as the airline (flightAccrue)."""
+
+    card_number: str
+    flight: FlightDetails
+    external_ref: str
+
+
+@dataclass(frozen=True)
+class PartnerRow:
+    """An import row: partner miles credited under the partner's registered code
+    (partnerAccrue). `miles` may be the error that rejects a value read as no number: it
+    is reported after the partner is checked, as the service checks its caller first."""
+
+    partner_code: str
+    card_number: str
+    family_name: str
+    miles: int | DomainError
+    activity_date: date
+    description: str | None
+    external_ref: str
+
+
+@dataclass(frozen=True)
+class _ReadyFlight:
+    card: str
+    ref: str
+    flight: FlightDetails
+    earning: engine.FlightEarning
+    print_: str
+
+
+@dataclass(frozen=True)
+class _ReadyPartner:
+    row: PartnerRow
+    credit: _PartnerCredit | DomainError
+
+
+ImportRow = FlightRow | PartnerRow | DomainError
+# A row's outcome: True posted, False already posted (same externalRef, same content), or why rejected.
+ActivityOutcome = bool | DomainError | ForbiddenError
+
+
+class ActivityImport:
+    """Posting of `loyalty import activities` rows, a batch per transaction and a
+    savepoint per row.
+
+    Each row is checked and posted as flight_accrue / partner_accrue would (the same
+    checks, the same writes: _write_flight and _write_partner), with the same outcome as
+    posting the rows one by one in file order. `prepare(rows)` makes the checks that need
+    no database; `write(prepared)` looks up the batch's externalRefs and cards in one query
+    each (before its transaction, so that on SQLite the transaction's first statement is
+    a write), then posts each row in a savepoint of the batch's transaction, so that a
+    row failing midway (a member suspended meanwhile, a concurrent posting of its
+    externalRef) rolls back only itself, and ends the transaction with members_changed
+    for the members whose qualifying activity changed."""
+
+    def __init__(
+        self, airline: Caller, partner_caller: Callable[[str], Awaitable[Caller]], *, rules: Rules, today: date
+    ) -> None:
+        self.airline = airline
+        self.partner_caller = partner_caller
+        self.rules = rules
+        self.today = today
+
+    def prepare(self, rows: Sequence[ImportRow]) -> list[_ReadyFlight | _ReadyPartner | DomainError | ForbiddenError]:
+        prepared: list[_ReadyFlight | _ReadyPartner | DomainError | ForbiddenError] = []
+        for row in rows:
+            try:
+                if isinstance(row, FlightRow):
+                    _check_role(self.airline, Role.AIRLINE, Role.ADMIN)
+                    prepared.append(_ReadyFlight(*_flight_posting(row.card_number, row.flight, row.external_ref, self.rules)))
+                elif isinstance(row, PartnerRow):
+                    try:
+                        if isinstance(row.miles, DomainError):
+                            raise row.miles
+                        credit: _PartnerCredit | DomainError = _partner_credit(
+                            row.card_number, row.family_name, row.miles, row.activity_date, row.description,
+                            row.external_ref)
+                    except DomainError as error:
+                        credit = error
+                    prepared.append(_ReadyPartner(row, credit))
+                else:
+                    prepared.append(row)
+            except (DomainError, ForbiddenError) as error:
+                prepared.append(error)
+        return prepared
+
+    async def write(self, prepared: Sequence[_ReadyFlight | _ReadyPartner | DomainError | ForbiddenError]) -> list[ActivityOutcome]:
+        # Partner rows: the partner first (FORBIDDEN), then the row's own checks.
+        postings: list[tuple[str, _ReadyFlight | _PartnerCredit] | DomainError | ForbiddenError] = []
+        for row in prepared:
+            if isinstance(row, _ReadyFlight):
+                postings.append((AIRLINE_SOURCE, row))
+            elif isinstance(row, _ReadyPartner):
+                try:
+                    source = _partner_source(await self.partner_caller(row.row.partner_code))
+                    if isinstance(row.credit, DomainError):
+                        raise row.credit
+                    postings.append((source, row.credit))
+                except (DomainError, ForbiddenError) as error:
+                    postings.append(error)
+            else:
+                postings.append(row)
+        ready = [posting for posting in postings if isinstance(posting, tuple)]
+        if not ready:
+            return list(postings)  # type: ignore[arg-type]
+        posted = {
+            (source, ref): print_ for source, ref, print_ in await select_in(
+                default_connection(), LedgerEntry, ["source", "external_ref", "fingerprint"], "external_ref",
+                {posting.ref for _, posting in ready})
+        }
+        members = {m.card_number: m for m in await Member.filter(card_number__in=list({p.card for _, p in ready}))}
+        credited = {source: await _partner_credited(source)
+                    for source in {source for source, _ in ready} - {AIRLINE_SOURCE, ADMIN_SOURCE}}
+        outcomes: list[ActivityOutcome] = []
+        changed: list[int] = []
+        async with in_transaction() as connection:
+            for posting in postings:
+                if not isinstance(posting, tuple):
+                    outcomes.append(posting)
+                    continue
+                source, item = posting
+                try:
+                    outcomes.append(await self._post(connection, source, item, posted, members, credited, changed))
+                except (DomainError, ForbiddenError) as error:
+                    outcomes.append(error)
+            await members_changed(connection, sorted(set(changed)), self.rules, self.today)
+        return outcomes
+
+    async def _post(
+        self, connection: BaseDBAsyncClient, source: str, item: _ReadyFlight | _PartnerCredit,
+        posted: dict[tuple[str, str], str], members: dict[str, Member], credited: dict[str, int], changed: list[int],
+    ) -> bool:
+        """Post one row in a savepoint: True, or False when its externalRef was posted with
+        the same content (IDEMPOTENCY_CONFLICT with other content)."""
+        if (source, item.ref) in posted:
+            if posted[(source, item.ref)] != item.print_:
+                raise _conflict()
+            return False
+        flight = isinstance(item, _ReadyFlight)
+        if flight:
+            engine.check_claim_date(self.rules, item.flight.date, self.today, ("input", "flight", "date"))
+        else:
+            engine.check_claim_date(self.rules, item.activity_date, self.today, ("input", "activityDate"))
+        member = members.get(item.card)
+        if member is None:
+            raise not_found("no member with this card number", "input", "cardNumber")
+        if flight:
+            if member.status is not MemberStatus.ACTIVE:
+                raise _not_active(member, "input", "cardNumber")
+        else:
+            _check_partner_member(member, item)
+            if source in credited:
+                _check_partner_total(source, credited[source], item.miles, self.rules)
+        try:
+            async with in_transaction() as savepoint:
+                if flight:
+                    await _write_flight(savepoint, self.airline.actor, member.id, item.flight, item.earning,
+                                        item.ref, item.print_, self.rules, self.today)
+                else:
+                    await _write_partner(savepoint, member.id, source, item, self.rules)
+        except IntegrityError:
+            # A concurrent posting of the same externalRef won the unique index.
+            entry = await LedgerEntry.filter(source=source, external_ref=item.ref).using_db(connection).first()
+            if entry is None:
+                raise
+            posted[(source, item.ref)] = entry.fingerprint
+            if entry.fingerprint != item.print_:
+                raise _conflict() from None
+            return False
+        posted[(source, item.ref)] = item.print_
+        if flight and (item.earning.qualifying_miles or item.earning.segments_hundredths):
+            changed.append(member.id)
+        if source in credited:
+            credited[source] += item.miles
+        return True

@@ -4,8 +4,8 @@ Invariant (proved by `loyalty ledger reconcile`):
     member.redeemable_miles == SUM(ledger redeemable_miles)
     SUM(lot.remaining)      == max(member.redeemable_miles, 0)
 
-Every balance change here is one UPDATE with an F() expression, so it is atomic without
-SELECT ... FOR UPDATE (a no-op on SQLite). On PostgreSQL the UPDATE's row lock on the
+Every balance change here is one UPDATE of the column by itself (RETURNING the new
+balance), so it is atomic without SELECT ... FOR UPDATE (a no-op on SQLite). On PostgreSQL the UPDATE's row lock on the
 member then serialises the rest of the transaction for that member, which is why lots
 are read only after the balance has been changed. Services call `change_balance` (or
 `debit_if_covered`) as the FIRST statement of their transaction: see ledger.py on why
@@ -26,10 +26,25 @@ from members.enums import MemberStatus
 from members.models import Member
 
 
-async def balance(connection: BaseDBAsyncClient, member_id: int) -> int:
-    """The member's running total as this transaction sees it."""
-    values = await Member.filter(id=member_id).using_db(connection).first().values_list("redeemable_miles", flat=True)
-    return int(values)
+async def _add_to_balance(
+    connection: BaseDBAsyncClient, member_id: int, delta: int, *, require_active: bool, at_least: int | None = None
+) -> int | None:
+    """`UPDATE member SET redeemable_miles = redeemable_miles + delta` on the member's row,
+    only if ACTIVE (`require_active`) and holding at least `at_least`; the new balance
+    (RETURNING: one statement, where an UPDATE then a SELECT took two), None if no row
+    qualified."""
+    marks = iter([f"${n}" for n in range(1, 5)] if connection.capabilities.dialect == "postgres" else ["?"] * 4)
+    table = Member._meta.db_table
+    sql = f'UPDATE "{table}" SET "redeemable_miles" = "redeemable_miles" + {next(marks)} WHERE "id" = {next(marks)}'
+    values: list = [delta, member_id]
+    if require_active:
+        sql += f' AND "status" = {next(marks)}'
+        values.append(MemberStatus.ACTIVE.value)
+    if at_least is not None:
+        sql += f' AND "redeemable_miles" >= {next(marks)}'
+        values.append(at_least)
+    rows = await connection.execute_query_dict(sql + ' RETURNING "redeemable_miles"', values)
+    return int(rows[0]["redeemable_miles"]) if rows else None
 
 
 async def change_balance(
@@ -38,27 +53,14 @@ async def change_balance(
     """Add `delta` (any sign, 0 included: it still takes the row lock) to the balance,
     unconditionally. With `require_active`, only an ACTIVE member's row is touched.
     Returns the new balance, or None when no row was updated (unknown or not active)."""
-    query = Member.filter(id=member_id)
-    if require_active:
-        query = query.filter(status=MemberStatus.ACTIVE)
-    updated = await query.using_db(connection).update(redeemable_miles=F("redeemable_miles") + delta)
-    if not updated:
-        return None
-    return await balance(connection, member_id)
+    return await _add_to_balance(connection, member_id, delta, require_active=require_active)
 
 
 async def debit_if_covered(connection: BaseDBAsyncClient, member_id: int, amount: int) -> int | None:
     """Take `amount` from an ACTIVE member's balance only if the balance covers it: the
     conditional UPDATE is what keeps concurrent redemptions from going below zero.
     Returns the new balance, or None if no row qualified (not active or not enough)."""
-    updated = await (
-        Member.filter(id=member_id, status=MemberStatus.ACTIVE, redeemable_miles__gte=amount)
-        .using_db(connection)
-        .update(redeemable_miles=F("redeemable_miles") - amount)
-    )
-    if not updated:
-        return None
-    return await balance(connection, member_id)
+    return await _add_to_balance(connection, member_id, -amount, require_active=True, at_least=amount)
 
 
 async def add_lot(

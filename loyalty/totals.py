@@ -22,14 +22,24 @@ async def window_totals(
     """(qualifying miles, qualifying segments in hundredths) of entries with an activity
     date in [start, end]. Reversed entries and their reversals cancel out, since a
     REVERSAL carries the negated qualifying values on the original's activity date."""
-    query = LedgerEntry.filter(member_id=member_id, activity_date__gte=start, activity_date__lte=end)
+    # SQL text: this runs once per qualifying posting (an import posts thousands), and
+    # the query builder costs several times the indexed sum itself.
+    connection = connection or LedgerEntry._meta.db
+    postgres = connection.capabilities.dialect == "postgres"
+
+    def mark(n: int) -> str:
+        return f"${n}" if postgres else "?"
+
+    values: list = [member_id, start, end] if postgres else [member_id, start.isoformat(), end.isoformat()]
+    sql = (
+        'SELECT COALESCE(SUM("qualifying_miles"), 0) AS "miles", COALESCE(SUM("qualifying_segments"), 0) AS "segments" '
+        f'FROM "{LedgerEntry._meta.db_table}" '
+        f'WHERE "member_id" = {mark(1)} AND "activity_date" >= {mark(2)} AND "activity_date" <= {mark(3)}'
+    )
     if exclude_entry_ids:
-        query = query.exclude(id__in=exclude_entry_ids)
-    if connection is not None:
-        query = query.using_db(connection)
-    row = await query.annotate(
-        miles=Coalesce(Sum("qualifying_miles"), 0), segments=Coalesce(Sum("qualifying_segments"), 0)
-    ).first().values("miles", "segments")
+        sql += ' AND "id" NOT IN (' + ", ".join(mark(4 + n) for n in range(len(exclude_entry_ids))) + ")"
+        values += list(exclude_entry_ids)
+    row = (await connection.execute_query_dict(sql, values))[0]
     return int(row["miles"] or 0), int(row["segments"] or 0)
 
 

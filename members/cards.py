@@ -6,15 +6,15 @@ import re
 import secrets
 
 CARD_PATTERN = re.compile(r"^CA[0-9]{9}$")
-_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+# A digit doubled, as the digit that counts (a doubled digit above 9 counts its digits' sum).
+_DOUBLED = str.maketrans("0123456789", "0246813579")
 
 
 def luhn_digit(digits: str) -> int:
     """The Luhn check digit for a string of decimal digits."""
     # Double every second digit counting from the right of the payload, where the
-    # check digit will follow (a doubled digit above 9 counts its digits' sum).
-    total = sum(map(_DOUBLED.__getitem__, map(int, digits[::-2]))) + sum(map(int, digits[-2::-2]))
-    return (10 - total % 10) % 10
+    # check digit will follow (str.translate: a bulk import checks every row's card).
+    return -sum(map(int, digits[::-2].translate(_DOUBLED) + digits[-2::-2])) % 10
 
 
 def card_number(serial: int) -> str:
