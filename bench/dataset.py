@@ -50,9 +50,10 @@ NAME_STEP = 7_919
 # What shapes a data set: a change to any of these files, or to DATASET_VERSION (raise it
 # when the copying below changes what it writes), rebuilds it.
 DATASET_VERSION = 1
+# (The copying below is versioned by DATASET_VERSION, not by this file's text.)
 DATA_FILES = (
     "api/demo.py", "api/demo_care.py", "loyalty/engine.py", "loyalty/calendar.py", "loyalty/rules.py",
-    "loyalty/default_rules.toml", "members/data/regions.json", "bench/dataset.py",
+    "loyalty/default_rules.toml", "members/data/regions.json",
 )
 SCHEMA_FILES = ("members/models.py", "loyalty/models.py", "care/models.py", "care/segments.py", "members/regions.py")
 
@@ -443,9 +444,13 @@ async def _drop_secondary_indexes(connection, tables: list[str]) -> list[str]:
 
 
 async def _care_refresh(rules, today: date, tz) -> None:
+    """`loyalty care refresh` for the day: stages and segments, then the worklist state
+    of the members due a recheck (after a migration that marks them, all VIPs)."""
+    from care.calls import refresh_care_due
     from care.segments import refresh_segments
 
     await refresh_segments(rules, today, timezone=tz)
+    await refresh_care_due(rules, today)
 
 
 async def _tier_count_rollup(rules, today: date, tz) -> None:
@@ -483,7 +488,7 @@ def settings_for(url: str):
 
 
 async def ensure(url: str, members: int, pool: int, *, rebuild: bool, progress: Callable[[str], None],
-                 pool_url: str | None = None) -> DatasetInfo:
+                 pool_url: str | None = None, upgrade: bool = False) -> DatasetInfo:
     """The data set of `members` members at `url`: reused when its record matches,
     else built. `pool_url` names a data set of `pool` members built by the same code
     to start from (and take the day of) instead of running the demo again."""
@@ -492,8 +497,11 @@ async def ensure(url: str, members: int, pool: int, *, rebuild: bool, progress: 
     if not rebuild and info is not None and (info.members, info.pool, info.code) == (members, pool, code):
         progress(f"{url}: reusing the data set built {info.built_at} ({members:,} members)")
         return info
-    if not rebuild and info is not None and (info.members, info.pool) == (members, pool) and same_data(info.code, code):
-        progress(f"{url}: upgrading the data set built {info.built_at} to this schema (migrations, derived state)")
+    if not rebuild and info is not None and (info.members, info.pool) == (members, pool) and (
+        upgrade or same_data(info.code, code)
+    ):
+        note = "" if same_data(info.code, code) else f" (--upgrade: its data code {info.code.split('-')[0]} differs)"
+        progress(f"{url}: upgrading the data set built {info.built_at} to this schema (migrations, derived state){note}")
         return await _upgrade(url, info, code, progress)
     if members % pool or members < pool:
         raise SystemExit(f"--members {members} must be a multiple of the pool ({pool})")

@@ -394,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--members-large", type=int, default=1_000_000)
     parser.add_argument("--pool", type=int, default=dataset.DEFAULT_POOL, help="members simulated by the demo; the rest are copies")
     parser.add_argument("--rebuild", action="store_true", help="build the data sets even if built already")
+    parser.add_argument("--upgrade", action="store_true",
+                        help="upgrade a data set built by other data code in place (migrations, derived jobs) instead "
+                             "of rebuilding it: when you know the difference does not shape the data (say so in the report)")
     parser.add_argument("--requests", type=int, default=200, help="measured requests per query (default 200)")
     parser.add_argument("--min-requests", type=int, default=30)
     parser.add_argument("--budget", type=float, default=90.0, help="seconds of measured requests per query before stopping early")
@@ -430,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     small_pool = urls[args.members_small] if args.members_small == args.pool else None
     for n in sizes:
         loads[n][f"build {size_label(n)}"] = _load()
-        infos[n] = asyncio.run(dataset.ensure(urls[n], n, args.pool, rebuild=args.rebuild, progress=progress, pool_url=small_pool))
+        infos[n] = asyncio.run(dataset.ensure(urls[n], n, args.pool, rebuild=args.rebuild, progress=progress, pool_url=small_pool,
+                                                  upgrade=args.upgrade))
     for n in sizes:
         progress(f"reads on {size_label(n)} ({urls[n]}), {dataset.environment_note()}")
         loads[n][f"reads {size_label(n)}"] = _load()
