@@ -378,3 +378,38 @@ async def export_members(out: TextIO, office_code: str | None, progress) -> int:
         out.flush()
         progress(done, max(total, done))  # members enrolled meanwhile are exported too
     return done
+
+
+STATEMENT_COLUMNS = (
+    "posted_at", "activity_date", "card_number", "external_ref", "miles", "description", "reversed_by_entry",
+)
+
+
+async def export_statement(out: TextIO, partner_code: str, start: date, end: date, zone, progress) -> tuple[int, int]:
+    """A partner's statement as CSV (STATEMENT_COLUMNS), newest first, in keyset pages;
+    the (entries, miles) totals, which end the file as a last line."""
+    from loyalty.statements import partner_statement, statement_rows
+
+    caller = Caller(Role.ADMIN, "cli")
+    try:
+        statement = await partner_statement(caller, partner_code, start, end, timezone=zone)
+    except DomainError as error:
+        raise CsvFileError(error.message) from None
+    entries, miles = await statement.totals()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(STATEMENT_COLUMNS)
+    done = 0
+    progress(done, entries)
+    async for rows in statement_rows(statement):
+        for entry in rows:
+            reversal = entry.reversed_by
+            writer.writerow([
+                entry.posted_at.astimezone(zone).isoformat(), entry.activity_date, entry.member.card_number,
+                entry.external_ref or "", entry.redeemable_miles, entry.description or "",
+                reversal.id if reversal is not None else "",
+            ])
+        done += len(rows)
+        out.flush()
+        progress(done, max(entries, done))
+    writer.writerow(["total", "", "", "", miles, f"{entries} entries", ""])
+    return entries, miles

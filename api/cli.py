@@ -303,6 +303,16 @@ def cmd_partner(settings: Settings, args: argparse.Namespace) -> int:
             elif args.partner_command == "disable":
                 partner = await partners.disable_partner(args.code)
                 print(f"disabled: {partner.code} {partner.name}")
+            elif args.partner_command == "statement":
+                from api import bulk
+
+                try:
+                    entries, miles = await bulk.export_statement(
+                        sys.stdout, args.code, args.start, args.end, settings.tz, Progress("partner statement")
+                    )
+                except bulk.CsvFileError as error:
+                    raise OperatorError(str(error)) from None
+                print(f"partner statement: {entries} entries, {miles:,} miles", file=sys.stderr)
             else:
                 rows = await partners.list_partners()
                 for partner in rows:
@@ -543,6 +553,10 @@ def build_parser() -> argparse.ArgumentParser:
     partner_sub.add_parser("list", help="list partners")
     disable = partner_sub.add_parser("disable", help="disable a partner (its tokens are refused)")
     disable.add_argument("code")
+    statement = partner_sub.add_parser("statement", help="a partner's postings over a range of days as CSV, with totals")
+    statement.add_argument("code")
+    statement.add_argument("--from", type=_date, dest="start", required=True, help="first posting day (YYYY-MM-DD)")
+    statement.add_argument("--to", type=_date, dest="end", required=True, help="last posting day (at most 366 days)")
     partner.set_defaults(func=cmd_partner)
 
     _dated_job(sub, "tiers", "tier jobs", "review", "retention / downgrade for every tier ending before --as-of", cmd_tiers_review)

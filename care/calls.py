@@ -61,7 +61,7 @@ from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from care.models import CallOutcome, CareCall
-from care.paging import newest_first
+from members.paging import newest_first
 from care.satisfaction import add_score, checked_score
 from loyalty import calendar as cal
 from loyalty import changes, engine

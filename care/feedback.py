@@ -23,7 +23,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from care.models import Feedback, FeedbackChange, FeedbackChannel, FeedbackKind, FeedbackStatus
-from care.paging import newest_first
+from members.paging import newest_first
 from care.satisfaction import add_score, checked_score
 from care.stats import OPEN_STATUSES, overdue_complaint
 from loyalty.rules import Rules

@@ -64,8 +64,9 @@ class LedgerEntry(Model):
     class Meta:
         table = "ledger_entry"
         unique_together = (("source", "external_ref"),)
-        # (source, posted_at): a partner's credits of the last 24 hours (the velocity cap).
-        indexes = (("member_id", "activity_date"), ("member_id", "id"), ("source", "posted_at"))
+        # (source, posted_at, id): a partner's credits of the last 24 hours (the velocity
+        # cap), and its statement newest first by key (loyalty.statements).
+        indexes = (("member_id", "activity_date"), ("member_id", "id"), ("source", "posted_at", "id"))
 
 
 class CreditLot(Model):

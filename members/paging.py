@@ -11,12 +11,15 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from members.errors import invalid
+from members.ids import BIGINT_IDS
 
 T = TypeVar("T")
 MAX_PAGE = 100
@@ -92,3 +95,41 @@ def page_size(first: int | None, default: int = DEFAULT_PAGE) -> int:
     if not 0 <= first <= MAX_PAGE:
         raise invalid(f"first must be between 0 and {MAX_PAGE}", "first")
     return first
+
+
+# ---- newest first: records by an instant, then id (care calls, feedback, statements) ----
+#
+# The cursor is the (instant, id) of the last row, so rows added while a client pages are
+# neither skipped nor repeated.
+
+
+def _instant_key(after: str, ordering: str) -> tuple[datetime, int]:
+    instant, pk = decode_cursor(after, ordering, 2)
+    if not isinstance(instant, str) or isinstance(pk, bool) or not isinstance(pk, int) or not 0 <= pk < BIGINT_IDS:
+        raise invalid("after is not a valid cursor", "after")
+    try:
+        moment = datetime.fromisoformat(instant)
+    except ValueError:
+        raise invalid("after is not a valid cursor", "after") from None
+    if moment.tzinfo is None:
+        raise invalid("after is not a valid cursor", "after")
+    return moment.astimezone(timezone.utc), pk
+
+
+async def newest_first(
+    query: QuerySet, column: str, ordering: str, first: int | None, after: str | None, default: int
+) -> Page:
+    """A page of `query` ordered by `column` (a datetime) then id, both descending,
+    with the total count of `query` (counted only when asked)."""
+    size = page_size(first, default)
+    count = query.count
+    if after:
+        moment, pk = _instant_key(after, ordering)
+        query = query.filter(after_key((column, "id"), (moment, pk), descending=True))
+    rows = await query.order_by(f"-{column}", "-id").limit(size + 1)
+    return Page.of(rows, size, lambda row: newest_first_cursor(row, column, ordering), count)
+
+
+def newest_first_cursor(row, column: str, ordering: str) -> str:
+    """The cursor of a row in a newest_first page (its instant and id)."""
+    return encode_cursor(ordering, [getattr(row, column).isoformat(), row.id])

@@ -16,7 +16,7 @@ from care.models import Feedback as FeedbackRow
 from care.models import FeedbackChannel as DomainChannel
 from care.models import FeedbackKind as DomainKind
 from care.models import FeedbackStatus as DomainStatus
-from care.paging import newest_first_cursor
+from members.paging import newest_first_cursor
 from members import models
 from members.access import Role
 from members.paging import Page, page_size

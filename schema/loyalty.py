@@ -8,7 +8,8 @@ from typing import Annotated
 import strawberry
 
 from loyalty import ledger as ledger_services
-from loyalty import reads, tiers
+from loyalty import reads, statements, tiers
+from loyalty.statements import Statement
 from loyalty.models import LedgerEntry as EntryRow
 from loyalty.models import LedgerEntryKind as DomainKind
 from loyalty.models import TierChangeReason as DomainReason
@@ -246,8 +247,45 @@ class TierRules:
     rules: list[TierRule] = strawberry.field(description="One rule per tier, lowest first.")
 
 
+@strawberry.type(description="A partner's own postings over a range of days, with totals, to reconcile its books.")
+class PartnerStatement:
+    statement: strawberry.Private[Statement]
+    partner_code: str = strawberry.field(description="The partner.")
+    from_: date = strawberry.field(name="from", description="First day (posting date, programme time zone).")
+    to: date = strawberry.field(description="Last day.")
+
+    @strawberry.field(description="Entries the partner credited in the range (reversed ones included).")
+    async def total_entries(self) -> int:
+        return (await self.statement.totals())[0]
+
+    @strawberry.field(description="Miles those entries credited (before any reversal).")
+    async def total_miles(self) -> int:
+        return (await self.statement.totals())[1]
+
+    @strawberry.field(description="The entries, newest first (each says whether it was reversed: reversedBy).")
+    async def entries(self, first: int | None = 100, after: str | None = None) -> LedgerEntryConnection:
+        return _entry_connection(await self.statement.page(first, after))
+
+
 @strawberry.type
 class LoyaltyQuery:
+    @strawberry.field(
+        description="A partner's postings from `from` to `to` (posting days, at most 366) with totals: a partner its "
+        "own (partnerCode omitted), an admin any partner's.",
+        permission_classes=[allow(Role.PARTNER, Role.ADMIN)],
+    )
+    async def partner_statement(
+        self,
+        info: Info,
+        from_: Annotated[date, strawberry.argument(name="from", description="First day.")],
+        to: Annotated[date, strawberry.argument(description="Last day (not before from).")],
+        partner_code: str | None = None,
+    ) -> PartnerStatement:
+        statement = await statements.partner_statement(
+            info.context.caller, partner_code, from_, to, timezone=info.context.timezone
+        )
+        return PartnerStatement(statement=statement, partner_code=statement.partner_code, from_=from_, to=to)
+
     @strawberry.field(
         description="Tier changes visible to the caller, oldest first, after a cursor: the replayable event log.",
         permission_classes=[allow(*ALL_ROLES)],

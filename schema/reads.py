@@ -56,7 +56,7 @@ def _by_column_loader(query: Callable[[], QuerySet], column: str = "id") -> Data
     return DataLoader(load_fn=load)
 
 
-# Each call's place among the member's calls, newest first (care.paging.newest_first's order).
+# Each call's place among the member's calls, newest first (members.paging.newest_first's order).
 _CALL_RANK = 'ROW_NUMBER() OVER (PARTITION BY "member_id" ORDER BY "called_at" DESC, "id" DESC)'
 
 
