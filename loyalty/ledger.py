@@ -884,3 +884,9 @@ class ActivityImport:
         if source in credited:
             credited[source] += item.miles
         return True
+
+
+def checked_flight(flight: FlightDetails, rules: Rules) -> FlightDetails:
+    """The flight normalised, or INVALID on ("input", "flight", ...) as flightAccrue
+    checks it (the claims window apart): for claims made before a posting."""
+    return _flight_format(flight, rules)[0]

@@ -154,3 +154,38 @@ class JobRun(Model):
     class Meta:
         table = "job_run"
         unique_together = (("job", "day"),)
+
+
+class ClaimStatus(str, Enum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class MilesClaim(Model):
+    """A member's claim for a flight that was not credited (loyalty.claims): PENDING
+    until the airline or an admin approves it (the flight posted, its entry linked) or
+    rejects it with a reason."""
+
+    id = fields.BigIntField(primary_key=True)
+    member = fields.ForeignKeyField("models.Member", related_name="miles_claims", on_delete=fields.RESTRICT)
+    member_id: int
+    carrier = fields.CharField(max_length=3)
+    flight_number = fields.CharField(max_length=8)
+    flight_date = fields.DateField()
+    origin = fields.CharField(max_length=3)
+    destination = fields.CharField(max_length=3)
+    distance_km = fields.IntField()
+    fare_class = fields.CharField(max_length=1)
+    status = fields.CharEnumField(ClaimStatus, max_length=8, default=ClaimStatus.PENDING)
+    submitted_at = fields.DatetimeField()
+    submitted_on = fields.DateField()  # the programme day: the claims window is judged on it
+    decided_at = fields.DatetimeField(null=True)
+    decided_by = fields.CharField(max_length=100, null=True)
+    reason = fields.CharField(max_length=300, null=True)
+    entry = fields.OneToOneField("models.LedgerEntry", related_name="claim", null=True, on_delete=fields.RESTRICT)
+    entry_id: int | None
+
+    class Meta:
+        table = "miles_claim"
+        indexes = (("member_id", "submitted_at", "id"), ("status", "submitted_at", "id"), ("submitted_at", "id"))

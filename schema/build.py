@@ -14,6 +14,7 @@ from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, Parser
 from schema.care import CareMutation, CareQuery
 from schema.errors import RefusalErrors, should_mask_error
 from schema.insights import InsightsMutation, InsightsQuery
+from schema.claims import ClaimMutation, ClaimQuery
 from schema.signin import SignInMutation
 from schema.limits import Limits, QueryLimits, ValidationWithLimits
 from schema.observe import current_request
@@ -26,12 +27,12 @@ logger = logging.getLogger("loyalty.graphql")
 
 
 @strawberry.type(description="Reads: members, regions, tiers and the tier event log.")
-class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery):
+class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery, ClaimQuery):
     pass
 
 
 @strawberry.type(description="Writes: every mutation takes one input and returns a payload with userErrors.")
-class Mutation(MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation, SignInMutation):
+class Mutation(MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation, SignInMutation, ClaimMutation):
     pass
 
 

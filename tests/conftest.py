@@ -93,6 +93,7 @@ async def db(database):
     connection = connections.get("default")
     # Entries point at entries (reversals, bonuses): remove the pointing ones first.
     await connection.execute_script("DELETE FROM goodwill_credit")  # points at entries, members, feedback
+    await connection.execute_script("DELETE FROM miles_claim")  # points at entries and members
     await connection.execute_script("DELETE FROM tier_event")
     await connection.execute_script("DELETE FROM credit_lot")
     await connection.execute_script("DELETE FROM ledger_entry WHERE reverses_id IS NOT NULL")
