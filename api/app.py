@@ -19,13 +19,12 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from tortoise.contrib.starlette import RegisterTortoise
 
-from api.auth import AuthError, bearer_token, decode_token
+from api.auth import AuthError, TokenCache, bearer_token
 from api.board import board_routes
 from api.db import tortoise_config
 from api.settings import Settings
 from loyalty.feed import EventFeed
 from loyalty.rules import Rules, load_rules
-from members.access import resolve_caller
 from schema.build import build_schema
 from schema.context import Context
 
@@ -170,6 +169,7 @@ class LoyaltyGraphQL(GraphQL):
         self.settings = settings
         self.rules = rules
         self.feed = feed
+        self.tokens = TokenCache(settings)
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON of an HTTP body or a WebSocket message. Nesting too deep for the parser
@@ -187,9 +187,7 @@ class LoyaltyGraphQL(GraphQL):
         try:
             token = bearer_token(authorization)
             if token is not None:
-                claims = decode_token(token, self.settings)
-                caller = await resolve_caller(claims.role, claims.subject, claims.scope)
-                refused_after = claims.refused_after
+                caller, refused_after = await self.tokens.caller(token)
         except AuthError as error:
             auth_error = str(error)
         return Context(

@@ -3,7 +3,9 @@ transaction of every change of them.
 
 Every writer that posts qualifying miles or segments or changes a tier (flight accrual,
 reversal, tier override, tier review, and the bulk writers after a batch) ends its
-transaction with ``members_changed``. It stores the retention totals (the qualifying
+transaction with ``members_changed``; the one exception is the hot path of a flight that
+changes no tier, which adds its miles to the retention totals in its own UPDATE and
+ends with ``activity_added``. It stores the retention totals (the qualifying
 miles and segments of the current tier's retention window: the window_months ending
 with tier_valid_until's month), so that "at risk of downgrade" is an SQL predicate
 (``at_risk``), and then tells the listeners of other areas (the care worklist's state,
@@ -21,13 +23,14 @@ from tortoise.functions import Coalesce, Sum
 from tortoise.transactions import in_transaction
 
 from loyalty import calendar as cal
+from loyalty import engine
 from loyalty.models import LedgerEntry
 from loyalty.rules import TIERS, Rules
 from members.enums import Tier
 from members.models import Member
 
 __all__ = [
-    "CHUNK", "at_risk", "chunked", "listen", "members_changed", "refresh_members", "store_retention_totals", "update_each",
+    "CHUNK", "activity_added", "at_risk", "chunked", "listen", "members_changed", "refresh_members", "store_retention_totals", "update_each",
 ]
 
 CHUNK = 500  # ids per statement, well inside every database's parameter limit
@@ -102,6 +105,24 @@ async def members_changed(
     await store_retention_totals(connection, member_ids, rules)
     for listener in _listeners:
         await listener(connection, member_ids, rules, today)
+
+
+async def activity_added(
+    connection: BaseDBAsyncClient, before: Member, after: Member, rules: Rules, today: date
+) -> None:
+    """A posting of this transaction added qualifying activity to a member without
+    changing the tier, and added it to the retention totals itself (``before``/``after``:
+    the row without and with it). Listeners follow the tier state and whether the member
+    is at risk of downgrade (loyalty.engine.is_at_risk), the only one of their facts
+    such a posting can move: they are told only when it moved."""
+    def risk(row: Member) -> bool:
+        return engine.is_at_risk(
+            rules, Tier(row.tier).name, row.tier_valid_until, today, row.retention_miles, row.retention_segments
+        )
+
+    if risk(before) != risk(after):
+        for listener in _listeners:
+            await listener(connection, [after.id], rules, today)
 
 
 async def refresh_members(member_ids: Sequence[int], rules: Rules, today: date) -> None:

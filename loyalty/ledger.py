@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from copy import copy
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -45,10 +46,10 @@ from tortoise.transactions import in_transaction
 from loyalty import calendar as cal
 from loyalty import engine
 from loyalty import lots
-from loyalty.changes import members_changed
+from loyalty.changes import activity_added, members_changed
 from loyalty.events import record_tier_change
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
-from loyalty.rules import Rules
+from loyalty.rules import TIERS, Rules
 from loyalty.totals import window_totals
 from members.access import Caller, Role, require_role
 from members.cards import is_valid_card_number
@@ -90,7 +91,7 @@ class FlightDetails:
 @dataclass(frozen=True)
 class PostingResult:
     entry: LedgerEntry  # the flight / partner / redemption entry, or for reverse the reversal of the original
-    member: Member  # re-read after the posting
+    member: Member  # as the posting left it
     tier_event: TierEvent | None  # the tier change this posting caused (or, on a replay, the one it caused originally)
     replayed: bool = False
 
@@ -218,13 +219,15 @@ async def _member_by_card(card: str) -> Member:
 
 
 async def _post_once(source: str, ref: str, print_: str, post) -> PostingResult:
-    """Run `post()` (one transaction) unless (source, ref) was posted already. A
-    concurrent duplicate loses on the unique index, rolls back, and replays the winner."""
-    if (replay := await _replay_external(source, ref, print_)) is not None:
-        return replay
+    """Run `post()` (one transaction) unless (source, ref) was posted already. The unique
+    (source, external_ref) index decides, so a new posting looks nothing up first: a
+    duplicate (sequential or concurrent) loses on the index, its transaction rolls back
+    and the winner is replayed; a refusal (the claims window, the card, the member's
+    status, a cap) of a retry of an accepted posting replays that posting, even on a
+    later day or after a suspension."""
     try:
         return await post()
-    except IntegrityError:
+    except (IntegrityError, DomainError):
         if (replay := await _replay_external(source, ref, print_)) is not None:
             return replay
         raise
@@ -243,40 +246,77 @@ async def flight_accrue(
     card = _card_number(card_number)
     ref = _external_ref(external_ref)
     # Format checks first (no database); the claims window, the card and the member's
-    # status apply to new postings only, after the externalRef lookup: a retry of an
-    # accepted flight replays even on a later day or after a suspension.
+    # status apply to new postings only (_post_once: a retry of an accepted flight
+    # replays even on a later day or after a suspension).
     clean, earning = _flight_format(flight, rules)
     print_ = fingerprint("flightAccrue", {"cardNumber": card, "flight": flight_content(clean)})
 
     async def post() -> PostingResult:
         engine.check_claim_date(rules, clean.date, today, ("input", "flight", "date"))
-        member = await _member_by_card(card)
-        if member.status is not MemberStatus.ACTIVE:
-            raise _not_active(member, "input", "cardNumber")
-        return await _post_flight(caller, member.id, clean, earning, ref, print_, rules, today)
+        return await _post_flight(caller, card, clean, earning, ref, print_, rules, today)
 
     return await _post_once(AIRLINE_SOURCE, ref, print_, post)
 
 
+# The member's UPDATE of a flight, by dialect: the flight's miles plus the bonus of the
+# tier held (one parameter per tier), the qualifying activity added to the retention
+# totals when validUntil's retention window holds the flight, for an ACTIVE member only.
+_FLIGHT_UPDATE: dict[str, str] = {}
+
+
+def _flight_update_sql(dialect: str) -> str:
+    sql = _FLIGHT_UPDATE.get(dialect)
+    if sql is None:
+        bonus = " ".join(f"WHEN {int(tier)} THEN ?" for tier in Tier)
+        retained = 'CASE WHEN "tier_valid_until" BETWEEN ? AND ? THEN ? ELSE 0 END'
+        sql = (
+            f'UPDATE "member" SET "redeemable_miles" = "redeemable_miles" + ? + CASE "tier" {bonus} ELSE 0 END, '
+            f'"retention_miles" = "retention_miles" + {retained}, '
+            f'"retention_segments" = "retention_segments" + {retained} '
+            'WHERE "card_number" = ? AND "status" = ? RETURNING *'
+        )
+        if dialect == "postgres":
+            parts = sql.split("?")
+            sql = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+        _FLIGHT_UPDATE[dialect] = sql
+    return sql
+
+
 async def _post_flight(
-    caller: Caller, member_id: int, flight: FlightDetails, earning: engine.FlightEarning,
+    caller: Caller, card: str, flight: FlightDetails, earning: engine.FlightEarning,
     ref: str, print_: str, rules: Rules, today: date,
 ) -> PostingResult:
+    """The posting of a new flight, in four statements for a member without an upgrade
+    (five with a bonus): the member's UPDATE ... RETURNING (balance with the bonus,
+    retention totals; the first statement: it takes the row lock, see the module
+    docstring), the FLIGHT entry, the TIER_BONUS entry, both lots, and the window's
+    totals when an upgrade is possible. An upgrade writes its event and recomputes the
+    member's derived state (members_changed) in the same transaction."""
     expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
+    redeemable, qualifying, segments = earning.redeemable_miles, earning.qualifying_miles, earning.segments_hundredths
+    first, last = cal.retention_windows_containing(flight.date, rules.window_months)
+    bonuses = {tier: engine.tier_bonus(rules, tier.name, redeemable) for tier in Tier}
     async with in_transaction() as connection:
-        # First statement: the write that locks the member's row (see the module docstring).
-        balance = await lots.change_balance(connection, member_id, earning.redeemable_miles, require_active=True)
-        member = await Member.get(id=member_id).using_db(connection)
-        if balance is None:  # suspended or closed since it was read
+        rows = await connection.execute_query_dict(
+            _flight_update_sql(connection.capabilities.dialect),
+            [redeemable, *bonuses.values(), first, last, qualifying, first, last, segments,
+             card, MemberStatus.ACTIVE.value],
+        )
+        if not rows:
+            member = await Member.get_or_none(card_number=card).using_db(connection)
+            if member is None:
+                raise not_found("no member with this card number", "input", "cardNumber")
             raise _not_active(member, "input", "cardNumber")
-        tier_before = member.tier
+        member = Member._init_from_db(**rows[0])
+        tier_before = Tier(member.tier)
+        bonus = bonuses[tier_before]
         entry = await LedgerEntry.create(
-            member_id=member_id,
+            member_id=member.id,
             kind=LedgerEntryKind.FLIGHT,
             activity_date=flight.date,
-            qualifying_miles=earning.qualifying_miles,
-            qualifying_segments=earning.segments_hundredths,
-            redeemable_miles=earning.redeemable_miles,
+            qualifying_miles=qualifying,
+            qualifying_segments=segments,
+            redeemable_miles=redeemable,
             source=AIRLINE_SOURCE,
             external_ref=ref,
             fingerprint=print_,
@@ -289,14 +329,11 @@ async def _post_flight(
             fare_class=flight.fare_class,
             using_db=connection,
         )
-        await lots.add_lot(connection, entry, earning.redeemable_miles, balance, expires_on)
-
+        credits = [(entry, redeemable, member.redeemable_miles - bonus)]
         # The bonus is earned at the tier held BEFORE this posting.
-        bonus = engine.tier_bonus(rules, tier_before.name, earning.redeemable_miles)
         if bonus > 0:
-            balance = await lots.change_balance(connection, member_id, bonus)
             bonus_entry = await LedgerEntry.create(
-                member_id=member_id,
+                member_id=member.id,
                 kind=LedgerEntryKind.TIER_BONUS,
                 activity_date=flight.date,
                 redeemable_miles=bonus,
@@ -306,22 +343,31 @@ async def _post_flight(
                 bonus_for_id=entry.id,
                 using_db=connection,
             )
-            await lots.add_lot(connection, bonus_entry, bonus, balance, expires_on)
+            credits.append((bonus_entry, bonus, member.redeemable_miles))
+        await lots.add_lots(connection, credits, expires_on)
 
         event = None
-        if earning.qualifying_miles or earning.segments_hundredths:
+        if not (qualifying or segments):
+            return PostingResult(entry=entry, member=member, tier_event=None)
+        if rules.rank(tier_before.name) < len(TIERS) - 1:  # an upgrade is possible
             start, end = cal.window(flight.date, rules.window_months)
-            miles, segments = await window_totals(member_id, start, end, connection=connection)
+            miles, window_segments = await window_totals(member.id, start, end, connection=connection)
             decision = engine.upgrade_decision(
-                rules, tier_before.name, member.tier_valid_until, miles, segments, flight.date
+                rules, tier_before.name, member.tier_valid_until, miles, window_segments, flight.date
             )
             if decision is not None:
                 event = await record_tier_change(
                     connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.UPGRADE,
                     since=decision.since, valid_until=decision.valid_until, actor=caller.actor, cause=entry,
                 )
-            await members_changed(connection, [member_id], rules, today)
-        member = await Member.get(id=member_id).using_db(connection)
+                await members_changed(connection, [member.id], rules, today)
+                member = await Member.get(id=member.id).using_db(connection)
+        if event is None:
+            before = copy(member)
+            if member.tier_valid_until is not None and first <= member.tier_valid_until <= last:
+                before.retention_miles -= qualifying
+                before.retention_segments -= segments
+            await activity_added(connection, before, member, rules, today)
     return PostingResult(entry=entry, member=member, tier_event=event)
 
 

@@ -16,14 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from functools import cache
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from loyalty.engine import consume_fifo
 from loyalty.models import CreditLot, LedgerEntry
+from members.bulk_insert import BulkInsert
 from members.enums import MemberStatus
 from members.models import Member
+
+
+@cache
+def _lot_insert() -> BulkInsert:
+    """Built on first use: the models' field maps exist once Tortoise is initialised."""
+    return BulkInsert(CreditLot, ["entry_id", "member_id", "expires_on", "remaining"])
 
 
 async def balance(connection: BaseDBAsyncClient, member_id: int) -> int:
@@ -69,11 +77,27 @@ async def add_lot(
     so only what is above zero is left in the lot (possibly nothing: remaining 0)."""
     if amount <= 0:
         return None
-    remaining = min(amount, max(balance_after, 0))
     return await CreditLot.create(
-        entry_id=entry.id, member_id=entry.member_id, expires_on=expires_on, remaining=remaining,
-        using_db=connection,
+        entry_id=entry.id, member_id=entry.member_id, expires_on=expires_on,
+        remaining=_lot_remaining(amount, balance_after), using_db=connection,
     )
+
+
+def _lot_remaining(amount: int, balance_after: int) -> int:
+    return min(amount, max(balance_after, 0))
+
+
+async def add_lots(
+    connection: BaseDBAsyncClient, credits: Sequence[tuple[LedgerEntry, int, int]], expires_on: date
+) -> None:
+    """add_lot of several (entry, amount, balance after it) credits expiring together,
+    in ONE statement."""
+    rows = [
+        (entry.id, entry.member_id, expires_on, _lot_remaining(amount, balance_after))
+        for entry, amount, balance_after in credits if amount > 0
+    ]
+    if rows:
+        await _lot_insert().run(connection, rows)
 
 
 async def take_from_lots(
