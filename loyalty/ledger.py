@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from copy import copy
+from functools import cache
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -52,6 +53,7 @@ from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierE
 from loyalty.rules import TIERS, Rules
 from loyalty.totals import window_totals
 from members.access import Caller, Role, require_role
+from members.bulk_insert import BulkInsert, numbered
 from members.cards import is_valid_card_number
 from members.enums import MemberStatus, Tier
 from members.errors import DomainError, ForbiddenError, invalid, not_found
@@ -264,22 +266,43 @@ async def flight_accrue(
 _FLIGHT_UPDATE: dict[str, str] = {}
 
 
-def _flight_update_sql(dialect: str) -> str:
+def _flight_update_sql(connection: BaseDBAsyncClient) -> str:
+    dialect = connection.capabilities.dialect
     sql = _FLIGHT_UPDATE.get(dialect)
     if sql is None:
         bonus = " ".join(f"WHEN {int(tier)} THEN ?" for tier in Tier)
         retained = 'CASE WHEN "tier_valid_until" BETWEEN ? AND ? THEN ? ELSE 0 END'
-        sql = (
+        sql = _FLIGHT_UPDATE[dialect] = numbered(connection, (
             f'UPDATE "member" SET "redeemable_miles" = "redeemable_miles" + ? + CASE "tier" {bonus} ELSE 0 END, '
             f'"retention_miles" = "retention_miles" + {retained}, '
             f'"retention_segments" = "retention_segments" + {retained} '
             'WHERE "card_number" = ? AND "status" = ? RETURNING *'
-        )
-        if dialect == "postgres":
-            parts = sql.split("?")
-            sql = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
-        _FLIGHT_UPDATE[dialect] = sql
+        ))
     return sql
+
+
+# The columns a FLIGHT or TIER_BONUS entry is written with (the others take their defaults).
+_ENTRY_COLUMNS = (
+    "member_id", "kind", "activity_date", "posted_at", "qualifying_miles", "qualifying_segments", "redeemable_miles",
+    "source", "external_ref", "fingerprint", "description", "carrier", "flight_number", "origin", "destination",
+    "distance_km", "fare_class", "bonus_for_id",
+)
+
+
+@cache
+def _entry_insert() -> BulkInsert:
+    """Built on first use: the models' field maps exist once Tortoise is initialised."""
+    return BulkInsert(LedgerEntry, _ENTRY_COLUMNS)
+
+
+async def _insert_entry(connection: BaseDBAsyncClient, **values: Any) -> LedgerEntry:
+    """A ledger entry written by SQL text (no query builder), and the model it makes."""
+    values = {column: values.get(column) for column in _ENTRY_COLUMNS}
+    values["posted_at"] = datetime.now(timezone.utc)
+    for column in ("qualifying_miles", "qualifying_segments"):
+        values[column] = values[column] or 0
+    (row,) = await _entry_insert().run(connection, [tuple(values.values())], returning=("id",))
+    return LedgerEntry(id=row[0], **values)
 
 
 async def _post_flight(
@@ -298,7 +321,7 @@ async def _post_flight(
     bonuses = {tier: engine.tier_bonus(rules, tier.name, redeemable) for tier in Tier}
     async with in_transaction() as connection:
         rows = await connection.execute_query_dict(
-            _flight_update_sql(connection.capabilities.dialect),
+            _flight_update_sql(connection),
             [redeemable, *bonuses.values(), first, last, qualifying, first, last, segments,
              card, MemberStatus.ACTIVE.value],
         )
@@ -310,7 +333,8 @@ async def _post_flight(
         member = Member._init_from_db(**rows[0])
         tier_before = Tier(member.tier)
         bonus = bonuses[tier_before]
-        entry = await LedgerEntry.create(
+        entry = await _insert_entry(
+            connection,
             member_id=member.id,
             kind=LedgerEntryKind.FLIGHT,
             activity_date=flight.date,
@@ -327,12 +351,12 @@ async def _post_flight(
             destination=flight.destination,
             distance_km=flight.distance_km,
             fare_class=flight.fare_class,
-            using_db=connection,
         )
         credits = [(entry, redeemable, member.redeemable_miles - bonus)]
         # The bonus is earned at the tier held BEFORE this posting.
         if bonus > 0:
-            bonus_entry = await LedgerEntry.create(
+            bonus_entry = await _insert_entry(
+                connection,
                 member_id=member.id,
                 kind=LedgerEntryKind.TIER_BONUS,
                 activity_date=flight.date,
@@ -341,7 +365,6 @@ async def _post_flight(
                 description=f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on "
                 f"{flight.carrier}{flight.flight_number}",
                 bonus_for_id=entry.id,
-                using_db=connection,
             )
             credits.append((bonus_entry, bonus, member.redeemable_miles))
         await lots.add_lots(connection, credits, expires_on)

@@ -9,6 +9,12 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.functions import Coalesce, Sum
 
 from loyalty.models import LedgerEntry
+from members.bulk_insert import numbered
+
+_WINDOW_SQL = (
+    'SELECT COALESCE(SUM("qualifying_miles"), 0), COALESCE(SUM("qualifying_segments"), 0) FROM "ledger_entry" '
+    'WHERE "member_id" = ? AND "activity_date" >= ? AND "activity_date" <= ?'
+)
 
 
 async def window_totals(
@@ -21,7 +27,12 @@ async def window_totals(
 ) -> tuple[int, int]:
     """(qualifying miles, qualifying segments in hundredths) of entries with an activity
     date in [start, end]. Reversed entries and their reversals cancel out, since a
-    REVERSAL carries the negated qualifying values on the original's activity date."""
+    REVERSAL carries the negated qualifying values on the original's activity date.
+    Without exclusions (every posting's case) it is SQL text: no query builder."""
+    if not exclude_entry_ids:
+        connection = connection or LedgerEntry._choose_db()
+        _, rows = await connection.execute_query(numbered(connection, _WINDOW_SQL), [member_id, start, end])
+        return int(rows[0][0] or 0), int(rows[0][1] or 0)
     query = LedgerEntry.filter(member_id=member_id, activity_date__gte=start, activity_date__lte=end)
     if exclude_entry_ids:
         query = query.exclude(id__in=exclude_entry_ids)
