@@ -342,7 +342,7 @@ def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         if args.compare_rev:
             targets.append(Target(args.compare_rev, _source_of(args.compare_rev, Path(tmp) / "rev"), "api.asgi:app"))
-        profile = Path(tmp) / "project.prof" if args.profile else None
+        profile = ROOT / "bench" / "data" / "hotpath-project.prof" if args.profile else None
         try:
             for target in targets:
                 if target.label == "floor":
@@ -379,7 +379,8 @@ def run(args: argparse.Namespace) -> dict:
         entry = {}
         for kind in args.paths:
             ratios = [rate / base for rate, base in zip(target.rates[kind], floor.rates[kind])]
-            entry[kind] = {"rate": statistics.median(target.rates[kind]), "ratio": statistics.median(ratios)}
+            entry[kind] = {"rate": statistics.median(target.rates[kind]), "ratio": statistics.median(ratios),
+                           "rates": target.rates[kind], "ratios": ratios}
         result["targets"][target.label] = entry
     return result
 
@@ -393,9 +394,17 @@ def _profile_summary(path: Path, top: int = 25) -> list[str]:
     rows = []
     for (filename, line, name), (_, _, tottime, cumtime, _) in stats.stats.items():
         rows.append((cumtime, tottime, f"{Path(filename).parent.name}/{Path(filename).name}:{name}"))
-    rows.sort(reverse=True)
-    lines = [f"total {total:.1f} s of profiled request time"]
-    lines += [f"{cum / total:6.1%} cum {tt / total:6.1%} own  {where}" for cum, tt, where in rows[:top]]
+    by_area: dict[str, float] = {}
+    for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():
+        parts = Path(filename).parts
+        area = next((p for p in parts[parts.index("site-packages") + 1:][:1]), "?") if "site-packages" in parts else (
+            Path(filename).parent.name or filename)
+        by_area[area] = by_area.get(area, 0.0) + tottime
+    rows.sort(key=lambda row: row[1], reverse=True)
+    lines = [f"total {total:.1f} s of profiled request time (path {path}); own time by package:"]
+    lines += [f"{tt / total:6.1%}  {area}" for area, tt in sorted(by_area.items(), key=lambda kv: -kv[1])[:12]]
+    lines.append("heaviest functions by own time:")
+    lines += [f"{tt / total:6.1%} own {cum / total:6.1%} cum  {where}" for cum, tt, where in rows[:top]]
     return lines
 
 
@@ -406,7 +415,7 @@ def markdown(result: dict) -> str:
         f"wrk 1 thread, {result['connections']} connections; {result['load']}",
         "",
         "| path | " + " | ".join(f"{label} req/s" for label in labels) + " | "
-        + " | ".join(f"{label} / floor" for label in labels[1:]) + " |",
+        + " | ".join(f"{label} / floor, median (range of rounds)" for label in labels[1:]) + " |",
         "|---|" + "---:|" * (2 * len(labels) - 1),
     ]
     names = {"read": "member read by id (member token)", "accrue": "`flightAccrue` (SILVER/GOLD/... demo members)"}
@@ -414,7 +423,9 @@ def markdown(result: dict) -> str:
         if kind not in result["targets"]["floor"]:
             continue
         rates = " | ".join(f"{result['targets'][label][kind]['rate']:,.0f}" for label in labels)
-        ratios = " | ".join(f"{result['targets'][label][kind]['ratio']:.2f}" for label in labels[1:])
+        ratios = " | ".join(
+            f"{result['targets'][label][kind]['ratio']:.2f} ({min(result['targets'][label][kind]['ratios']):.2f}-"
+            f"{max(result['targets'][label][kind]['ratios']):.2f})" for label in labels[1:])
         lines.append(f"| {names[kind]} | {rates} | {ratios} |")
     return "\n".join(lines) + "\n"
 
