@@ -20,9 +20,9 @@ options of `loyalty serve` (UVICORN_OPTIONS, log level info, one worker each):
   transaction. It takes the same request bodies and answers the same JSON;
 - the project (`api.asgi:app`) of this tree, and with --compare-rev that commit's too.
 
-The load is `wrk` with the same script for every target: member reads cycle over 1,000
-ACTIVE members, each with its own member token; accruals cycle over their card numbers
-with a fresh externalRef each, under one airline token. Rounds are interleaved (floor,
+The load is `wrk` with the same script for every target: member reads cycle over 200
+ACTIVE members, each with its own member token; accruals cycle over every ACTIVE
+member's card number (shuffled) with a fresh externalRef each, under one airline token. Rounds are interleaved (floor,
 project, [older project], then again), and each ratio is project / floor requests per
 second of the same round; the median of the rounds is reported.
 """
@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = f"sqlite://{ROOT / 'bench' / 'data' / 'hotpath10k.db'}"
 SECRET = "bench-secret-0123456789-0123456789-0123456789"
 MEMBERS = 10_000
-SAMPLE = 1_000
+SAMPLE = 200  # members reading themselves, each token reused as a session would
 FLOOR_POOL = 5  # asyncpg pool size, as Tortoise's PostgreSQL client
 
 READ = "query($id: ID!) { member(id: $id) { id cardNumber familyName givenName tier redeemableMiles } }"
@@ -165,8 +165,9 @@ def floor_app():
 
 
 def _lua(kind: str, sample: list[tuple[int, str, str]], airline: str, prefix: str, day: date) -> str:
-    """The wrk script: each request the next member of the sample."""
-    lines = ["local n = 0", "local members = {"]
+    """The wrk script: each request the next member of the list, from a place that
+    differs per run (a run of accruals does not replay the flights of the one before)."""
+    lines = [f"local n = {random.Random(prefix).randrange(len(sample))}", "local members = {"]
     lines += [f'  {{"{member_id}", "{card}", "{token}"}},' for member_id, card, token in sample]
     lines.append("}")
     if kind == "read":
@@ -190,7 +191,7 @@ def _lua(kind: str, sample: list[tuple[int, str, str]], airline: str, prefix: st
             "request = function()",
             "  n = n + 1",
             "  local m = members[(n % #members) + 1]",
-            f'  local b = body:gsub("__CARD__", m[2]):gsub("__REF__", "{prefix}-" .. n)',
+            f'  local b = body:gsub("__CARD__", m[2]):gsub("__REF__", "{prefix[:60]}-" .. n)',
             '  return wrk.format("POST", "/graphql", {["Content-Type"] = "application/json", '
             f'["Authorization"] = "Bearer {airline}"}}, b)',
             "end",
@@ -291,8 +292,8 @@ def _check(target: Target, kind: str, sample: list[tuple[int, str, str]], airlin
 # ---- the run ------------------------------------------------------------------------------
 
 
-async def _sample(url: str) -> list[tuple[int, str]]:
-    """SAMPLE ACTIVE members (id, card number), the same ones on every run."""
+async def _active(url: str) -> list[tuple[int, str]]:
+    """Every ACTIVE member (id, card number), by id."""
     from tortoise import Tortoise, connections
 
     from api.db import init_orm
@@ -303,8 +304,7 @@ async def _sample(url: str) -> list[tuple[int, str]]:
             "SELECT id, card_number FROM member WHERE status = 'ACTIVE' ORDER BY id")
     finally:
         await Tortoise.close_connections()
-    pairs = [(row[0], row[1]) for row in rows]
-    return sorted(random.Random(12).sample(pairs, min(SAMPLE, len(pairs))))
+    return [(row[0], row[1]) for row in rows]
 
 
 def _scratch(url: str) -> str:
@@ -334,8 +334,12 @@ def run(args: argparse.Namespace) -> dict:
     asyncio.run(dataset.ensure(args.database_url, MEMBERS, MEMBERS, rebuild=False, progress=progress))
     scratch = _scratch(args.database_url)
     settings = load_settings(environ={"LOYALTY_JWT_SECRET": SECRET}, dotenv=None)
-    pairs = asyncio.run(_sample(scratch))
-    sample = [(member_id, card, mint_token(settings, Role.MEMBER, str(member_id), None, 6 * 3600)) for member_id, card in pairs]
+    active = asyncio.run(_active(scratch))
+    # Reads: SAMPLE members, each with its token. Accruals: every ACTIVE member in turn, so
+    # that a run's flights spread over the data set as a day's would (few upgrades each).
+    sample = [(member_id, card, mint_token(settings, Role.MEMBER, str(member_id), None, 6 * 3600))
+              for member_id, card in sorted(random.Random(12).sample(active, min(SAMPLE, len(active))))]
+    flyers = [(member_id, card, "") for member_id, card in random.Random(12).sample(active, len(active))]
     airline = mint_token(settings, Role.AIRLINE, "bench", None, 6 * 3600)
     day = datetime.now(settings.tz).date() - timedelta(days=1)
     targets = [Target("floor", ROOT, "bench.hotpath:floor_app"), Target("project", ROOT, "api.asgi:app")]
@@ -352,11 +356,13 @@ def run(args: argparse.Namespace) -> dict:
             for kind in args.paths:
                 for target in targets:
                     _check(target, kind, sample, airline, day)
-                    _wrk(f"{target.server.url}/graphql", _lua(kind, sample, airline, f"warm-{target.label}", day),
+                    _wrk(f"{target.server.url}/graphql",
+                         _lua(kind, sample if kind == "read" else flyers, airline, f"warm-{target.label}", day),
                          args.connections, 2)
                 for round_ in range(args.rounds):
                     for target in (targets if round_ % 2 == 0 else list(reversed(targets))):
-                        script = _lua(kind, sample, airline, f"r{round_}-{target.label}-{time.time_ns()}", day)
+                        script = _lua(kind, sample if kind == "read" else flyers, airline,
+                                      f"r{round_}-{target.label}-{time.time_ns()}", day)
                         rate, errors = _wrk(f"{target.server.url}/graphql", script, args.connections, args.seconds)
                         if errors:
                             raise SystemExit(f"{target.label} {kind}: {errors} errors in wrk's run")
