@@ -295,30 +295,85 @@ def _entry_insert() -> BulkInsert:
     return BulkInsert(LedgerEntry, _ENTRY_COLUMNS)
 
 
-async def _insert_entry(connection: BaseDBAsyncClient, **values: Any) -> LedgerEntry:
-    """A ledger entry written by SQL text (no query builder), and the model it makes."""
+def _entry_values(**values: Any) -> dict[str, Any]:
+    """The _ENTRY_COLUMNS of a new FLIGHT or TIER_BONUS entry, posted now."""
     values = {column: values.get(column) for column in _ENTRY_COLUMNS}
     values["posted_at"] = datetime.now(timezone.utc)
     for column in ("qualifying_miles", "qualifying_segments"):
         values[column] = values[column] or 0
+    return values
+
+
+async def _insert_entry(connection: BaseDBAsyncClient, values: dict[str, Any]) -> LedgerEntry:
+    """A ledger entry written by SQL text (no query builder), and the model it makes."""
     (row,) = await _entry_insert().run(connection, [tuple(values.values())], returning=("id",))
     return LedgerEntry(id=row[0], **values)
+
+
+async def _write_flight_postgres(
+    connection: BaseDBAsyncClient, flight: dict[str, Any], bonus: dict[str, Any] | None,
+    credits: list[tuple[int, int]], expires_on: date, window: tuple[date, date],
+) -> tuple[LedgerEntry, LedgerEntry | None, tuple[int, int]]:
+    """PostgreSQL: the FLIGHT entry, the TIER_BONUS entry pointing at it, their lots
+    (credits: (amount, balance after) of each) and the window's totals WITHOUT them, in
+    one round trip (data-modifying CTEs; the final SELECT sees the snapshot from before
+    them, taken after the member's row lock, so every earlier posting is in it)."""
+    insert = _entry_insert()
+    columns = ", ".join(f'"{column}"' for column in insert._columns)
+    pointer = insert._columns.index("bonus_for_id")
+    params: list[Any] = []
+
+    def row(values: dict[str, Any], bonus_for: str | None = None) -> str:
+        (converted,) = insert.values([tuple(values.values())])
+        marks = []
+        for index, value in enumerate(converted):
+            if index == pointer and bonus_for is not None:
+                marks.append(bonus_for)
+            else:
+                params.append(value)
+                marks.append("?")
+        return "(" + ", ".join(marks) + ")"
+
+    sql = f'WITH f AS (INSERT INTO "ledger_entry" ({columns}) VALUES {row(flight)} RETURNING "id")'
+    if bonus is not None:
+        sql += f', b AS (INSERT INTO "ledger_entry" ({columns}) VALUES {row(bonus, "(SELECT id FROM f)")} RETURNING "id")'
+    lot_rows = []
+    for name, (amount, balance_after) in zip(("f", "b"), credits):
+        if amount > 0:
+            lot_rows.append(f"((SELECT id FROM {name}), ?, ?, ?)")
+            params += [flight["member_id"], expires_on, lots.lot_remaining(amount, balance_after)]
+    if lot_rows:
+        sql += f', l AS (INSERT INTO "credit_lot" ("entry_id", "member_id", "expires_on", "remaining") VALUES {", ".join(lot_rows)})'
+    sql += (
+        ' SELECT (SELECT id FROM f) AS flight, ' + ("(SELECT id FROM b)" if bonus is not None else "NULL") + ' AS bonus, '
+        'COALESCE(SUM("qualifying_miles"), 0) AS miles, COALESCE(SUM("qualifying_segments"), 0) AS segments '
+        'FROM "ledger_entry" WHERE "member_id" = ? AND "activity_date" >= ? AND "activity_date" <= ?'
+    )
+    params += [flight["member_id"], *window]
+    (result,) = await connection.execute_query_dict(numbered(connection, sql), params)
+    entry = LedgerEntry(id=result["flight"], **flight)
+    bonus_entry = None
+    if bonus is not None:
+        bonus_entry = LedgerEntry(id=result["bonus"], **{**bonus, "bonus_for_id": entry.id})
+    return entry, bonus_entry, (int(result["miles"]), int(result["segments"]))
 
 
 async def _post_flight(
     caller: Caller, card: str, flight: FlightDetails, earning: engine.FlightEarning,
     ref: str, print_: str, rules: Rules, today: date,
 ) -> PostingResult:
-    """The posting of a new flight, in four statements for a member without an upgrade
-    (five with a bonus): the member's UPDATE ... RETURNING (balance with the bonus,
-    retention totals; the first statement: it takes the row lock, see the module
-    docstring), the FLIGHT entry, the TIER_BONUS entry, both lots, and the window's
-    totals when an upgrade is possible. An upgrade writes its event and recomputes the
-    member's derived state (members_changed) in the same transaction."""
+    """The posting of a new flight, in five statements at most without an upgrade: the
+    member's UPDATE ... RETURNING (balance with the bonus, retention totals; the first
+    statement: it takes the row lock, see the module docstring), the FLIGHT entry, the
+    TIER_BONUS entry, both lots, and the window's totals when an upgrade is possible (on
+    PostgreSQL all but the first in one statement: _write_flight_postgres). An upgrade
+    writes its event and recomputes the member's derived state (members_changed) in the
+    same transaction."""
     expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
     redeemable, qualifying, segments = earning.redeemable_miles, earning.qualifying_miles, earning.segments_hundredths
     first, last = cal.retention_windows_containing(flight.date, rules.window_months)
     bonuses = {tier: engine.tier_bonus(rules, tier.name, redeemable) for tier in Tier}
+    window = cal.window(flight.date, rules.window_months)
     async with in_transaction() as connection:
         rows = await connection.execute_query_dict(
             _flight_update_sql(connection),
@@ -333,8 +388,7 @@ async def _post_flight(
         member = Member._init_from_db(**rows[0])
         tier_before = Tier(member.tier)
         bonus = bonuses[tier_before]
-        entry = await _insert_entry(
-            connection,
+        flight_values = _entry_values(
             member_id=member.id,
             kind=LedgerEntryKind.FLIGHT,
             activity_date=flight.date,
@@ -352,29 +406,34 @@ async def _post_flight(
             distance_km=flight.distance_km,
             fare_class=flight.fare_class,
         )
-        credits = [(entry, redeemable, member.redeemable_miles - bonus)]
         # The bonus is earned at the tier held BEFORE this posting.
-        if bonus > 0:
-            bonus_entry = await _insert_entry(
-                connection,
-                member_id=member.id,
-                kind=LedgerEntryKind.TIER_BONUS,
-                activity_date=flight.date,
-                redeemable_miles=bonus,
-                source=AIRLINE_SOURCE,
-                description=f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on "
-                f"{flight.carrier}{flight.flight_number}",
-                bonus_for_id=entry.id,
-            )
-            credits.append((bonus_entry, bonus, member.redeemable_miles))
-        await lots.add_lots(connection, credits, expires_on)
+        bonus_values = _entry_values(
+            member_id=member.id,
+            kind=LedgerEntryKind.TIER_BONUS,
+            activity_date=flight.date,
+            redeemable_miles=bonus,
+            source=AIRLINE_SOURCE,
+            description=f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on "
+            f"{flight.carrier}{flight.flight_number}",
+        ) if bonus > 0 else None
+        credits = [(redeemable, member.redeemable_miles - bonus), (bonus, member.redeemable_miles)]
+        totals = None
+        if connection.capabilities.dialect == "postgres":
+            entry, _, before = await _write_flight_postgres(
+                connection, flight_values, bonus_values, credits, expires_on, window)
+            totals = (before[0] + qualifying, before[1] + segments)
+        else:
+            entry = await _insert_entry(connection, flight_values)
+            written = [(entry, *credits[0])]
+            if bonus_values is not None:
+                written.append((await _insert_entry(connection, {**bonus_values, "bonus_for_id": entry.id}), *credits[1]))
+            await lots.add_lots(connection, written, expires_on)
 
         event = None
         if not (qualifying or segments):
             return PostingResult(entry=entry, member=member, tier_event=None)
         if rules.rank(tier_before.name) < len(TIERS) - 1:  # an upgrade is possible
-            start, end = cal.window(flight.date, rules.window_months)
-            miles, window_segments = await window_totals(member.id, start, end, connection=connection)
+            miles, window_segments = totals or await window_totals(member.id, *window, connection=connection)
             decision = engine.upgrade_decision(
                 rules, tier_before.name, member.tier_valid_until, miles, window_segments, flight.date
             )

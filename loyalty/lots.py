@@ -79,11 +79,12 @@ async def add_lot(
         return None
     return await CreditLot.create(
         entry_id=entry.id, member_id=entry.member_id, expires_on=expires_on,
-        remaining=_lot_remaining(amount, balance_after), using_db=connection,
+        remaining=lot_remaining(amount, balance_after), using_db=connection,
     )
 
 
-def _lot_remaining(amount: int, balance_after: int) -> int:
+def lot_remaining(amount: int, balance_after: int) -> int:
+    """What a credit of `amount` leaves in its lot once the balance is `balance_after`."""
     return min(amount, max(balance_after, 0))
 
 
@@ -93,7 +94,7 @@ async def add_lots(
     """add_lot of several (entry, amount, balance after it) credits expiring together,
     in ONE statement."""
     rows = [
-        (entry.id, entry.member_id, expires_on, _lot_remaining(amount, balance_after))
+        (entry.id, entry.member_id, expires_on, lot_remaining(amount, balance_after))
         for entry, amount, balance_after in credits if amount > 0
     ]
     if rows:

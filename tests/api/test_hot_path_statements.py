@@ -1,6 +1,7 @@
 """The statements of the two hottest requests (issue 12), counted over HTTP so that
 they cannot creep back: a flightAccrue of a SILVER member (FLIGHT entry, TIER_BONUS
-entry, their lots, the window's totals for the upgrade decision) and a member's read of
+entry, their lots, the window's totals for the upgrade decision: 5 statements on SQLite, 2
+on PostgreSQL) and a member's read of
 itself by id with a token already seen (the token's member check is cached until the
 token expires)."""
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from tests.api.conftest import as_member, data, enroll, set_tier
 from tests.api.loyalty_factories import loyalty_flight, loyalty_footprint, loyalty_today
-from tests.statements import counted_statements
+from tests.statements import counted_statements, is_postgres
 
 # What an airline's system asks back of an accrual.
 FLIGHT_ACCRUE = """mutation($input: FlightAccrueInput!) { flightAccrue(input: $input) {
@@ -29,7 +30,8 @@ async def test_a_silver_flight_accrual_runs_at_most_five_statements(api):
     with counted_statements() as statements:
         payload = await _accrue(api, member, "HOT-1", flight)
     assert payload["userErrors"] == [] and payload["member"]["tier"] == "SILVER"
-    assert len(statements) <= 5, "\n".join(statements)
+    # PostgreSQL: the member's UPDATE, then the entries, lots and window totals in one.
+    assert len(statements) <= (2 if is_postgres() else 5), "\n".join(statements)
     footprint = await loyalty_footprint(member)
     assert (footprint["entries"], footprint["lots"], footprint["events"]) == (2, 2, 1)  # the bonus; the override
     assert footprint["balance"] > payload["entry"]["redeemableMiles"]
@@ -40,7 +42,7 @@ async def test_a_standard_flight_accrual_runs_at_most_four_statements(api):
     with counted_statements() as statements:
         payload = await _accrue(api, member, "HOT-2", loyalty_flight(loyalty_today(api)))
     assert payload["userErrors"] == []
-    assert len(statements) <= 4, "\n".join(statements)
+    assert len(statements) <= (2 if is_postgres() else 4), "\n".join(statements)
 
 
 async def test_a_replayed_flight_accrual_writes_nothing_and_answers_the_first_result(api):
