@@ -18,7 +18,6 @@ __all__ = [
     "month_start",
     "renewed_valid_until",
     "retention_window",
-    "retention_windows_containing",
     "upgrade_valid_until",
     "window",
 ]
@@ -55,14 +54,6 @@ def window(activity: date, months: int) -> tuple[date, date]:
 def retention_window(valid_until: date, months: int) -> tuple[date, date]:
     """The window a retention review counts: the months ending with ``valid_until``'s month."""
     return window(valid_until, months)
-
-
-def retention_windows_containing(activity: date, months: int) -> tuple[date, date]:
-    """The validUntil dates (first, last) whose retention window contains ``activity``:
-    those from ``activity``'s month to the ``months``-th month counting it.
-    2026-11-22, 12 -> (2026-11-01, 2027-10-31)."""
-    first = month_start(activity)
-    return first, month_end(add_months(first, months - 1))
 
 
 def upgrade_valid_until(upgrade_date: date, validity_months: int) -> date:

@@ -30,7 +30,8 @@ from members.enums import Tier
 from members.models import Member
 
 __all__ = [
-    "CHUNK", "activity_added", "at_risk", "chunked", "listen", "members_changed", "refresh_members", "store_retention_totals", "update_each",
+    "CHUNK", "activity_added", "at_risk", "chunked", "listen", "members_changed", "refresh_members",
+    "retention_windows_containing", "store_retention_totals", "update_each",
 ]
 
 CHUNK = 500  # ids per statement, well inside every database's parameter limit
@@ -64,6 +65,15 @@ async def update_each(connection: BaseDBAsyncClient, columns: Sequence[str], row
         query = query.set(column, executor.parameter(index))
     query = query.where(table.id == executor.parameter(len(columns)))
     await connection.execute_many(str(query), [list(row) for row in rows])
+
+
+def retention_windows_containing(activity: date, rules: Rules) -> tuple[date, date]:
+    """The validUntil dates (first, last) whose retention window (loyalty.calendar.
+    retention_window) holds ``activity``: from ``activity``'s month to the window_months-th
+    month counting it. 2026-11-22, 12 months -> (2026-11-01, 2027-10-31). A posting of
+    that day counts in the retention totals of a member whose validUntil is in between."""
+    first = cal.month_start(activity)
+    return first, cal.month_end(cal.add_months(first, rules.window_months - 1))
 
 
 async def store_retention_totals(connection: BaseDBAsyncClient, member_ids: Sequence[int], rules: Rules) -> None:

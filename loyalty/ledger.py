@@ -47,7 +47,7 @@ from tortoise.transactions import in_transaction
 from loyalty import calendar as cal
 from loyalty import engine
 from loyalty import lots
-from loyalty.changes import activity_added, members_changed
+from loyalty.changes import activity_added, members_changed, retention_windows_containing
 from loyalty.events import record_tier_change
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
 from loyalty.rules import TIERS, Rules
@@ -371,7 +371,7 @@ async def _post_flight(
     same transaction."""
     expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
     redeemable, qualifying, segments = earning.redeemable_miles, earning.qualifying_miles, earning.segments_hundredths
-    first, last = cal.retention_windows_containing(flight.date, rules.window_months)
+    first, last = retention_windows_containing(flight.date, rules)
     bonuses = {tier: engine.tier_bonus(rules, tier.name, redeemable) for tier in Tier}
     window = cal.window(flight.date, rules.window_months)
     async with in_transaction() as connection:
