@@ -388,14 +388,13 @@ async def _post_flight(
         member = Member._init_from_db(**rows[0])
         tier_before = Tier(member.tier)
         bonus = bonuses[tier_before]
+        both = {"member_id": member.id, "activity_date": flight.date, "source": AIRLINE_SOURCE}
         flight_values = _entry_values(
-            member_id=member.id,
+            **both,
             kind=LedgerEntryKind.FLIGHT,
-            activity_date=flight.date,
             qualifying_miles=qualifying,
             qualifying_segments=segments,
             redeemable_miles=redeemable,
-            source=AIRLINE_SOURCE,
             external_ref=ref,
             fingerprint=print_,
             description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
@@ -407,15 +406,9 @@ async def _post_flight(
             fare_class=flight.fare_class,
         )
         # The bonus is earned at the tier held BEFORE this posting.
-        bonus_values = _entry_values(
-            member_id=member.id,
-            kind=LedgerEntryKind.TIER_BONUS,
-            activity_date=flight.date,
-            redeemable_miles=bonus,
-            source=AIRLINE_SOURCE,
-            description=f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on "
-            f"{flight.carrier}{flight.flight_number}",
-        ) if bonus > 0 else None
+        bonus_values = _entry_values(**both, kind=LedgerEntryKind.TIER_BONUS, redeemable_miles=bonus, description=(
+            f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on {flight.carrier}{flight.flight_number}"
+        )) if bonus > 0 else None
         credits = [(redeemable, member.redeemable_miles - bonus), (bonus, member.redeemable_miles)]
         totals = None
         if connection.capabilities.dialect == "postgres":
