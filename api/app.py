@@ -29,7 +29,7 @@ from starlette.websockets import WebSocketDisconnect
 from tortoise.contrib.starlette import RegisterTortoise
 
 from api import graphql_http
-from api.auth import MEMBER_ACCESS_SECONDS, AuthError, bearer_token, decode_token, mint_token
+from api.auth import MEMBER_ACCESS_SECONDS, AuthError, TokenCache, bearer_token, mint_token
 from api.board import board_routes
 from api.db import tortoise_config
 from api.graphiql import graphiql_page, graphiql_routes
@@ -38,7 +38,7 @@ from api.settings import Settings
 from care.counts import ensure_care_counts
 from loyalty.feed import EventFeed, FeedHooks
 from loyalty.rules import Rules, load_rules
-from members.access import Role, resolve_caller
+from members.access import Role
 from schema.build import build_schema
 from schema.context import Context
 from schema.observe import current_request
@@ -228,6 +228,7 @@ class LoyaltyGraphQL(GraphQL):
         self.rules = rules
         self.feed = feed
         self.shared_selections = SharedSelections()
+        self.tokens = TokenCache(settings)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """HTTP: the response's media type from the Accept header, and the status codes
@@ -279,9 +280,7 @@ class LoyaltyGraphQL(GraphQL):
         try:
             token = bearer_token(authorization)
             if token is not None:
-                claims = decode_token(token, self.settings)
-                caller = await resolve_caller(claims.role, claims.subject, claims.scope)
-                refused_after = claims.refused_after
+                caller, refused_after = await self.tokens.caller(token)
                 record = current_request.get()
                 if record is not None:
                     record.role = caller.role.value

@@ -3,7 +3,9 @@ transaction of every change of them.
 
 Every writer that posts qualifying miles or segments or changes a tier (flight accrual,
 reversal, tier override, tier review, and the bulk writers after a batch) ends its
-transaction with ``members_changed``. It stores the retention totals (the qualifying
+transaction with ``members_changed``; the one exception is the hot path of a flight that
+changes no tier, which adds its miles to the retention totals in its own UPDATE and
+ends with ``activity_added``. It stores the retention totals (the qualifying
 miles and segments of the current tier's retention window: the window_months ending
 with tier_valid_until's month), so that "at risk of downgrade" is an SQL predicate
 (``at_risk``), and then tells the listeners of other areas (the care worklist's state,
@@ -21,13 +23,15 @@ from tortoise.functions import Coalesce, Sum
 from tortoise.transactions import in_transaction
 
 from loyalty import calendar as cal
+from loyalty import engine
 from loyalty.models import LedgerEntry
 from loyalty.rules import TIERS, Rules
 from members.enums import Tier
 from members.models import Member
 
 __all__ = [
-    "CHUNK", "at_risk", "chunked", "listen", "members_changed", "refresh_members", "store_retention_totals", "update_each",
+    "CHUNK", "activity_added", "at_risk", "chunked", "listen", "members_changed", "refresh_members",
+    "retention_windows_containing", "store_retention_totals", "update_each",
 ]
 
 CHUNK = 500  # ids per statement, well inside every database's parameter limit
@@ -61,6 +65,15 @@ async def update_each(connection: BaseDBAsyncClient, columns: Sequence[str], row
         query = query.set(column, executor.parameter(index))
     query = query.where(table.id == executor.parameter(len(columns)))
     await connection.execute_many(str(query), [list(row) for row in rows])
+
+
+def retention_windows_containing(activity: date, rules: Rules) -> tuple[date, date]:
+    """The validUntil dates (first, last) whose retention window (loyalty.calendar.
+    retention_window) holds ``activity``: from ``activity``'s month to the window_months-th
+    month counting it. 2026-11-22, 12 months -> (2026-11-01, 2027-10-31). A posting of
+    that day counts in the retention totals of a member whose validUntil is in between."""
+    first = cal.month_start(activity)
+    return first, cal.month_end(cal.add_months(first, rules.window_months - 1))
 
 
 async def store_retention_totals(connection: BaseDBAsyncClient, member_ids: Sequence[int], rules: Rules) -> None:
@@ -102,6 +115,24 @@ async def members_changed(
     await store_retention_totals(connection, member_ids, rules)
     for listener in _listeners:
         await listener(connection, member_ids, rules, today)
+
+
+async def activity_added(
+    connection: BaseDBAsyncClient, before: Member, after: Member, rules: Rules, today: date
+) -> None:
+    """A posting of this transaction added qualifying activity to a member without
+    changing the tier, and added it to the retention totals itself (``before``/``after``:
+    the row without and with it). Listeners follow the tier state and whether the member
+    is at risk of downgrade (loyalty.engine.is_at_risk), the only one of their facts
+    such a posting can move: they are told only when it moved."""
+    def risk(row: Member) -> bool:
+        return engine.is_at_risk(
+            rules, Tier(row.tier).name, row.tier_valid_until, today, row.retention_miles, row.retention_segments
+        )
+
+    if risk(before) != risk(after):
+        for listener in _listeners:
+            await listener(connection, [after.id], rules, today)
 
 
 async def refresh_members(member_ids: Sequence[int], rules: Rules, today: date) -> None:

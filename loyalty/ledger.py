@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from copy import copy
+from functools import cache
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,13 +48,13 @@ from tortoise.transactions import in_transaction
 from loyalty import calendar as cal
 from loyalty import engine
 from loyalty import lots
-from loyalty.changes import members_changed
+from loyalty.changes import activity_added, members_changed, retention_windows_containing
 from loyalty.events import default_connection, record_tier_change
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
-from loyalty.rules import Rules
+from loyalty.rules import TIERS, Rules
 from loyalty.totals import window_totals
 from members.access import Caller, Role, require_role
-from members.bulk_insert import select_in
+from members.bulk_insert import BulkInsert, numbered, select_in
 from members.cards import is_valid_card_number
 from members.enums import MemberStatus, Tier
 from members.errors import DomainError, ForbiddenError, invalid, not_found
@@ -95,7 +97,7 @@ class FlightDetails:
 @dataclass(frozen=True)
 class PostingResult:
     entry: LedgerEntry  # the flight / partner / redemption entry, or for reverse the reversal of the original
-    member: Member  # re-read after the posting
+    member: Member  # as the posting left it
     tier_event: TierEvent | None  # the tier change this posting caused (or, on a replay, the one it caused originally)
     replayed: bool = False
 
@@ -227,13 +229,15 @@ async def _member_by_card(card: str) -> Member:
 
 
 async def _post_once(source: str, ref: str, print_: str, post) -> PostingResult:
-    """Run `post()` (one transaction) unless (source, ref) was posted already. A
-    concurrent duplicate loses on the unique index, rolls back, and replays the winner."""
-    if (replay := await _replay_external(source, ref, print_)) is not None:
-        return replay
+    """Run `post()` (one transaction) unless (source, ref) was posted already. The unique
+    (source, external_ref) index decides, so a new posting looks nothing up first: a
+    duplicate (sequential or concurrent) loses on the index, its transaction rolls back
+    and the winner is replayed; a refusal (the claims window, the card, the member's
+    status, a cap) of a retry of an accepted posting replays that posting, even on a
+    later day or after a suspension."""
     try:
         return await post()
-    except IntegrityError:
+    except (IntegrityError, DomainError):
         if (replay := await _replay_external(source, ref, print_)) is not None:
             return replay
         raise
@@ -256,10 +260,7 @@ async def flight_accrue(
 
     async def post() -> PostingResult:
         engine.check_claim_date(rules, clean.date, today, ("input", "flight", "date"))
-        member = await _member_by_card(card)
-        if member.status is not MemberStatus.ACTIVE:
-            raise _not_active(member, "input", "cardNumber")
-        return await _post_flight(caller, member.id, clean, earning, ref, print_, rules, today)
+        return await _post_flight(caller, card, clean, earning, ref, print_, rules, today)
 
     return await _post_once(AIRLINE_SOURCE, ref, print_, post)
 
@@ -275,15 +276,190 @@ def _flight_posting(
     return card, ref, clean, earning, fingerprint("flightAccrue", {"cardNumber": card, "flight": flight_content(clean)})
 
 
+# The member's UPDATE of a flight, by dialect: the flight's miles plus the bonus of the
+# tier held (one parameter per tier), the qualifying activity added to the retention
+# totals when validUntil's retention window holds the flight, for an ACTIVE member only.
+_FLIGHT_UPDATE: dict[str, str] = {}
+
+
+def _flight_update_sql(connection: BaseDBAsyncClient) -> str:
+    dialect = connection.capabilities.dialect
+    sql = _FLIGHT_UPDATE.get(dialect)
+    if sql is None:
+        bonus = " ".join(f"WHEN {int(tier)} THEN ?" for tier in Tier)
+        retained = 'CASE WHEN "tier_valid_until" BETWEEN ? AND ? THEN ? ELSE 0 END'
+        sql = _FLIGHT_UPDATE[dialect] = numbered(connection, (
+            f'UPDATE "member" SET "redeemable_miles" = "redeemable_miles" + ? + CASE "tier" {bonus} ELSE 0 END, '
+            f'"retention_miles" = "retention_miles" + {retained}, '
+            f'"retention_segments" = "retention_segments" + {retained} '
+            'WHERE "card_number" = ? AND "status" = ? RETURNING *'
+        ))
+    return sql
+
+
+# The columns a FLIGHT or TIER_BONUS entry is written with (the others take their defaults).
+_ENTRY_COLUMNS = (
+    "member_id", "kind", "activity_date", "posted_at", "qualifying_miles", "qualifying_segments", "redeemable_miles",
+    "source", "external_ref", "fingerprint", "description", "carrier", "flight_number", "origin", "destination",
+    "distance_km", "fare_class", "bonus_for_id",
+)
+
+
+@cache
+def _entry_insert() -> BulkInsert:
+    """Built on first use: the models' field maps exist once Tortoise is initialised."""
+    return BulkInsert(LedgerEntry, _ENTRY_COLUMNS)
+
+
+def _entry_values(**values: Any) -> dict[str, Any]:
+    """The _ENTRY_COLUMNS of a new FLIGHT or TIER_BONUS entry, posted now."""
+    values = {column: values.get(column) for column in _ENTRY_COLUMNS}
+    values["posted_at"] = datetime.now(timezone.utc)
+    for column in ("qualifying_miles", "qualifying_segments"):
+        values[column] = values[column] or 0
+    return values
+
+
+async def _insert_entry(connection: BaseDBAsyncClient, values: dict[str, Any]) -> LedgerEntry:
+    """A ledger entry written by SQL text (no query builder), and the model it makes."""
+    (row,) = await _entry_insert().run(connection, [tuple(values.values())], returning=("id",))
+    return LedgerEntry(id=row[0], **values)
+
+
+async def _write_flight_postgres(
+    connection: BaseDBAsyncClient, flight: dict[str, Any], bonus: dict[str, Any] | None,
+    credits: list[tuple[int, int]], expires_on: date, window: tuple[date, date],
+) -> tuple[LedgerEntry, LedgerEntry | None, tuple[int, int]]:
+    """PostgreSQL: the FLIGHT entry, the TIER_BONUS entry pointing at it, their lots
+    (credits: (amount, balance after) of each) and the window's totals WITHOUT them, in
+    one round trip (data-modifying CTEs; the final SELECT sees the snapshot from before
+    them, taken after the member's row lock, so every earlier posting is in it)."""
+    insert = _entry_insert()
+    columns = ", ".join(f'"{column}"' for column in insert._columns)
+    pointer = insert._columns.index("bonus_for_id")
+    params: list[Any] = []
+
+    def row(values: dict[str, Any], bonus_for: str | None = None) -> str:
+        (converted,) = insert.values([tuple(values.values())])
+        marks = []
+        for index, value in enumerate(converted):
+            if index == pointer and bonus_for is not None:
+                marks.append(bonus_for)
+            else:
+                params.append(value)
+                marks.append("?")
+        return "(" + ", ".join(marks) + ")"
+
+    sql = f'WITH f AS (INSERT INTO "ledger_entry" ({columns}) VALUES {row(flight)} RETURNING "id")'
+    if bonus is not None:
+        sql += f', b AS (INSERT INTO "ledger_entry" ({columns}) VALUES {row(bonus, "(SELECT id FROM f)")} RETURNING "id")'
+    lot_rows = []
+    for name, (amount, balance_after) in zip(("f", "b"), credits):
+        if amount > 0:
+            lot_rows.append(f"((SELECT id FROM {name}), ?, ?, ?)")
+            params += [flight["member_id"], expires_on, lots.lot_remaining(amount, balance_after)]
+    if lot_rows:
+        sql += f', l AS (INSERT INTO "credit_lot" ("entry_id", "member_id", "expires_on", "remaining") VALUES {", ".join(lot_rows)})'
+    sql += (
+        ' SELECT (SELECT id FROM f) AS flight, ' + ("(SELECT id FROM b)" if bonus is not None else "NULL") + ' AS bonus, '
+        'COALESCE(SUM("qualifying_miles"), 0) AS miles, COALESCE(SUM("qualifying_segments"), 0) AS segments '
+        'FROM "ledger_entry" WHERE "member_id" = ? AND "activity_date" >= ? AND "activity_date" <= ?'
+    )
+    params += [flight["member_id"], *window]
+    (result,) = await connection.execute_query_dict(numbered(connection, sql), params)
+    entry = LedgerEntry(id=result["flight"], **flight)
+    bonus_entry = None
+    if bonus is not None:
+        bonus_entry = LedgerEntry(id=result["bonus"], **{**bonus, "bonus_for_id": entry.id})
+    return entry, bonus_entry, (int(result["miles"]), int(result["segments"]))
+
+
 async def _post_flight(
-    caller: Caller, member_id: int, flight: FlightDetails, earning: engine.FlightEarning,
+    caller: Caller, card: str, flight: FlightDetails, earning: engine.FlightEarning,
     ref: str, print_: str, rules: Rules, today: date,
 ) -> PostingResult:
+    """The posting of a new flight, in five statements at most without an upgrade: the
+    member's UPDATE ... RETURNING (balance with the bonus, retention totals; the first
+    statement: it takes the row lock, see the module docstring), the FLIGHT entry, the
+    TIER_BONUS entry, both lots, and the window's totals when an upgrade is possible (on
+    PostgreSQL all but the first in one statement: _write_flight_postgres). An upgrade
+    writes its event and recomputes the member's derived state (members_changed) in the
+    same transaction."""
+    expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
+    redeemable, qualifying, segments = earning.redeemable_miles, earning.qualifying_miles, earning.segments_hundredths
+    first, last = retention_windows_containing(flight.date, rules)
+    bonuses = {tier: engine.tier_bonus(rules, tier.name, redeemable) for tier in Tier}
+    window = cal.window(flight.date, rules.window_months)
     async with in_transaction() as connection:
-        entry, event = await _write_flight(connection, caller.actor, member_id, flight, earning, ref, print_, rules, today)
-        if earning.qualifying_miles or earning.segments_hundredths:
-            await members_changed(connection, [member_id], rules, today)
-        member = await Member.get(id=member_id).using_db(connection)
+        rows = await connection.execute_query_dict(
+            _flight_update_sql(connection),
+            [redeemable, *bonuses.values(), first, last, qualifying, first, last, segments,
+             card, MemberStatus.ACTIVE.value],
+        )
+        if not rows:
+            member = await Member.get_or_none(card_number=card).using_db(connection)
+            if member is None:
+                raise not_found("no member with this card number", "input", "cardNumber")
+            raise _not_active(member, "input", "cardNumber")
+        member = Member._init_from_db(**rows[0])
+        tier_before = Tier(member.tier)
+        bonus = bonuses[tier_before]
+        both = {"member_id": member.id, "activity_date": flight.date, "source": AIRLINE_SOURCE}
+        flight_values = _entry_values(
+            **both,
+            kind=LedgerEntryKind.FLIGHT,
+            qualifying_miles=qualifying,
+            qualifying_segments=segments,
+            redeemable_miles=redeemable,
+            external_ref=ref,
+            fingerprint=print_,
+            description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
+            carrier=flight.carrier,
+            flight_number=flight.flight_number,
+            origin=flight.origin,
+            destination=flight.destination,
+            distance_km=flight.distance_km,
+            fare_class=flight.fare_class,
+        )
+        # The bonus is earned at the tier held BEFORE this posting.
+        bonus_values = _entry_values(**both, kind=LedgerEntryKind.TIER_BONUS, redeemable_miles=bonus, description=(
+            f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on {flight.carrier}{flight.flight_number}"
+        )) if bonus > 0 else None
+        credits = [(redeemable, member.redeemable_miles - bonus), (bonus, member.redeemable_miles)]
+        totals = None
+        if connection.capabilities.dialect == "postgres":
+            entry, _, before = await _write_flight_postgres(
+                connection, flight_values, bonus_values, credits, expires_on, window)
+            totals = (before[0] + qualifying, before[1] + segments)
+        else:
+            entry = await _insert_entry(connection, flight_values)
+            written = [(entry, *credits[0])]
+            if bonus_values is not None:
+                written.append((await _insert_entry(connection, {**bonus_values, "bonus_for_id": entry.id}), *credits[1]))
+            await lots.add_lots(connection, written, expires_on)
+
+        event = None
+        if not (qualifying or segments):
+            return PostingResult(entry=entry, member=member, tier_event=None)
+        if rules.rank(tier_before.name) < len(TIERS) - 1:  # an upgrade is possible
+            miles, window_segments = totals or await window_totals(member.id, *window, connection=connection)
+            decision = engine.upgrade_decision(
+                rules, tier_before.name, member.tier_valid_until, miles, window_segments, flight.date
+            )
+            if decision is not None:
+                event = await record_tier_change(
+                    connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.UPGRADE,
+                    since=decision.since, valid_until=decision.valid_until, actor=caller.actor, cause=entry,
+                    recorded_on=today,
+                )
+                await members_changed(connection, [member.id], rules, today)
+                member = await Member.get(id=member.id).using_db(connection)
+        if event is None:
+            before = copy(member)
+            if member.tier_valid_until is not None and first <= member.tier_valid_until <= last:
+                before.retention_miles -= qualifying
+                before.retention_segments -= segments
+            await activity_added(connection, before, member, rules, today)
     return PostingResult(entry=entry, member=member, tier_event=event)
 
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from functools import cache
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
 from loyalty.engine import consume_fifo
 from loyalty.models import CreditLot, LedgerEntry
+from members.bulk_insert import BulkInsert
 from members.enums import MemberStatus
 from members.models import Member
 
@@ -45,6 +47,18 @@ async def _add_to_balance(
         values.append(at_least)
     rows = await connection.execute_query_dict(sql + ' RETURNING "redeemable_miles"', values)
     return int(rows[0]["redeemable_miles"]) if rows else None
+
+
+@cache
+def _lot_insert() -> BulkInsert:
+    """Built on first use: the models' field maps exist once Tortoise is initialised."""
+    return BulkInsert(CreditLot, ["entry_id", "member_id", "expires_on", "remaining"])
+
+
+async def balance(connection: BaseDBAsyncClient, member_id: int) -> int:
+    """The member's running total as this transaction sees it."""
+    values = await Member.filter(id=member_id).using_db(connection).first().values_list("redeemable_miles", flat=True)
+    return int(values)
 
 
 async def change_balance(
@@ -71,11 +85,28 @@ async def add_lot(
     so only what is above zero is left in the lot (possibly nothing: remaining 0)."""
     if amount <= 0:
         return None
-    remaining = min(amount, max(balance_after, 0))
     return await CreditLot.create(
-        entry_id=entry.id, member_id=entry.member_id, expires_on=expires_on, remaining=remaining,
-        using_db=connection,
+        entry_id=entry.id, member_id=entry.member_id, expires_on=expires_on,
+        remaining=lot_remaining(amount, balance_after), using_db=connection,
     )
+
+
+def lot_remaining(amount: int, balance_after: int) -> int:
+    """What a credit of `amount` leaves in its lot once the balance is `balance_after`."""
+    return min(amount, max(balance_after, 0))
+
+
+async def add_lots(
+    connection: BaseDBAsyncClient, credits: Sequence[tuple[LedgerEntry, int, int]], expires_on: date
+) -> None:
+    """add_lot of several (entry, amount, balance after it) credits expiring together,
+    in ONE statement."""
+    rows = [
+        (entry.id, entry.member_id, expires_on, lot_remaining(amount, balance_after))
+        for entry, amount, balance_after in credits if amount > 0
+    ]
+    if rows:
+        await _lot_insert().run(connection, rows)
 
 
 async def take_from_lots(

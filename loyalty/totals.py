@@ -10,7 +10,6 @@ from tortoise.functions import Coalesce, Sum
 
 from loyalty.models import LedgerEntry
 
-
 async def window_totals(
     member_id: int,
     start: date,

@@ -26,6 +26,15 @@ _SQL_CACHE: dict[tuple, str] = {}
 _MAX_PARAMETERS = 32_000
 
 
+def numbered(connection: BaseDBAsyncClient, sql: str) -> str:
+    """SQL text written with `?` parameters, in the connection's style (PostgreSQL:
+    $1, $2...). The text must hold no other question mark."""
+    if connection.capabilities.dialect != "postgres":
+        return sql
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
 def _marks(connection: BaseDBAsyncClient, count: int) -> str:
     postgres = connection.capabilities.dialect == "postgres"
     return ", ".join(f"${n}" if postgres else "?" for n in range(1, count + 1))

@@ -27,13 +27,13 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run in the child: serve api.asgi:app (settings from the environment) on the inherited
-# socket, with the options of `loyalty serve`.
+# Run in the child: serve the app (api.asgi:app; settings from the environment) on the
+# inherited socket, with the options of `loyalty serve`.
 _CHILD = (
     "import socket, sys, uvicorn\n"
     "from api.cli import UVICORN_OPTIONS\n"
     "sock = socket.socket(fileno=int(sys.argv[1]))\n"
-    "config = uvicorn.Config('api.asgi:app', log_level=sys.argv[2], **UVICORN_OPTIONS)\n"
+    "config = uvicorn.Config(sys.argv[3], log_level=sys.argv[2], **UVICORN_OPTIONS)\n"
     "uvicorn.Server(config).run(sockets=[sock])\n"
 )
 PROTOCOL = "graphql-transport-ws"
@@ -69,9 +69,10 @@ class LiveServer:
 
 def start_server(
     env: Mapping[str, str], *, send_buffer: int | None = None, source: Path = ROOT, log_level: str = "warning",
-    ready_timeout: float = 30.0,
+    ready_timeout: float = 30.0, app: str = "api.asgi:app", output: int | None = None,
 ) -> LiveServer:
-    """Start `api.asgi:app` from `source` with these settings; return once /healthz answers."""
+    """Start `app` from `source` with these settings; return once /healthz answers.
+    `output` (e.g. subprocess.DEVNULL) takes the server's stdout and stderr."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if send_buffer is not None:
@@ -82,8 +83,8 @@ def start_server(
     # The app's request log at the same level as uvicorn's (a line per request at "info").
     child_env = {"LOYALTY_LOG_LEVEL": log_level, **os.environ, **env, "PYTHONPATH": str(source)}
     process = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(listener.fileno()), log_level],
-        env=child_env, cwd=source, pass_fds=[listener.fileno()],
+        [sys.executable, "-c", _CHILD, str(listener.fileno()), log_level, app],
+        env=child_env, cwd=source, pass_fds=[listener.fileno()], stdout=output, stderr=output,
     )
     listener.close()  # the child holds it now
     server = LiveServer(process, port)
