@@ -378,7 +378,18 @@ async def _post_flight(
     caller: Caller, card: str, flight: FlightDetails, earning: engine.FlightEarning,
     ref: str, print_: str, rules: Rules, today: date,
 ) -> PostingResult:
-    """The posting of a new flight, in five statements at most without an upgrade: the
+    """A new flight in its own transaction (_write_flight)."""
+    async with in_transaction() as connection:
+        entry, member, event = await _write_flight(connection, caller.actor, card, flight, earning, ref, print_, rules, today)
+    return PostingResult(entry=entry, member=member, tier_event=event)
+
+
+async def _write_flight(
+    connection: BaseDBAsyncClient, actor: str, card: str, flight: FlightDetails, earning: engine.FlightEarning,
+    ref: str, print_: str, rules: Rules, today: date,
+) -> tuple[LedgerEntry, Member, TierEvent | None]:
+    """The posting of a new flight on ``connection`` (the caller's transaction: the API's
+    own, or an import batch's savepoint), in five statements at most without an upgrade: the
     member's UPDATE ... RETURNING (balance with the bonus, retention totals; the first
     statement: it takes the row lock, see the module docstring), the FLIGHT entry, the
     TIER_BONUS entry, both lots, and the window's totals when an upgrade is possible (on
@@ -390,100 +401,26 @@ async def _post_flight(
     first, last = retention_windows_containing(flight.date, rules)
     bonuses = {tier: engine.tier_bonus(rules, tier.name, redeemable) for tier in Tier}
     window = cal.window(flight.date, rules.window_months)
-    async with in_transaction() as connection:
-        rows = await connection.execute_query_dict(
-            _flight_update_sql(connection),
-            [redeemable, *bonuses.values(), first, last, qualifying, first, last, segments,
-             card, MemberStatus.ACTIVE.value],
-        )
-        if not rows:
-            member = await Member.get_or_none(card_number=card).using_db(connection)
-            if member is None:
-                raise not_found("no member with this card number", "input", "cardNumber")
-            raise _not_active(member, "input", "cardNumber")
-        member = Member._init_from_db(**rows[0])
-        tier_before = Tier(member.tier)
-        bonus = bonuses[tier_before]
-        both = {"member_id": member.id, "activity_date": flight.date, "source": AIRLINE_SOURCE}
-        flight_values = _entry_values(
-            **both,
-            kind=LedgerEntryKind.FLIGHT,
-            qualifying_miles=qualifying,
-            qualifying_segments=segments,
-            redeemable_miles=redeemable,
-            external_ref=ref,
-            fingerprint=print_,
-            description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
-            carrier=flight.carrier,
-            flight_number=flight.flight_number,
-            origin=flight.origin,
-            destination=flight.destination,
-            distance_km=flight.distance_km,
-            fare_class=flight.fare_class,
-        )
-        # The bonus is earned at the tier held BEFORE this posting.
-        bonus_values = _entry_values(**both, kind=LedgerEntryKind.TIER_BONUS, redeemable_miles=bonus, description=(
-            f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on {flight.carrier}{flight.flight_number}"
-        )) if bonus > 0 else None
-        credits = [(redeemable, member.redeemable_miles - bonus), (bonus, member.redeemable_miles)]
-        totals = None
-        if connection.capabilities.dialect == "postgres":
-            entry, _, before = await _write_flight_postgres(
-                connection, flight_values, bonus_values, credits, expires_on, window)
-            totals = (before[0] + qualifying, before[1] + segments)
-        else:
-            entry = await _insert_entry(connection, flight_values)
-            written = [(entry, *credits[0])]
-            if bonus_values is not None:
-                written.append((await _insert_entry(connection, {**bonus_values, "bonus_for_id": entry.id}), *credits[1]))
-            await lots.add_lots(connection, written, expires_on)
-
-        event = None
-        if not (qualifying or segments):
-            return PostingResult(entry=entry, member=member, tier_event=None)
-        if rules.rank(tier_before.name) < len(TIERS) - 1:  # an upgrade is possible
-            miles, window_segments = totals or await window_totals(member.id, *window, connection=connection)
-            decision = engine.upgrade_decision(
-                rules, tier_before.name, member.tier_valid_until, miles, window_segments, flight.date
-            )
-            if decision is not None:
-                event = await record_tier_change(
-                    connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.UPGRADE,
-                    since=decision.since, valid_until=decision.valid_until, actor=caller.actor, cause=entry,
-                    recorded_on=today,
-                )
-                await members_changed(connection, [member.id], rules, today)
-                member = await Member.get(id=member.id).using_db(connection)
-        if event is None:
-            before = copy(member)
-            if member.tier_valid_until is not None and first <= member.tier_valid_until <= last:
-                before.retention_miles -= qualifying
-                before.retention_segments -= segments
-            await activity_added(connection, before, member, rules, today)
-    return PostingResult(entry=entry, member=member, tier_event=event)
-
-
-async def _write_flight(
-    connection: BaseDBAsyncClient, actor: str, member_id: int, flight: FlightDetails,
-    earning: engine.FlightEarning, ref: str, print_: str, rules: Rules, today: date,
-) -> tuple[LedgerEntry, TierEvent | None]:
-    """A flight's entries, lots and upgrade on `connection` (the caller's transaction,
-    which then calls members_changed for the member when the flight qualifies)."""
-    expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
-    # First statement: the write that locks the member's row (see the module docstring).
-    balance = await lots.change_balance(connection, member_id, earning.redeemable_miles, require_active=True)
-    member = await Member.get(id=member_id).using_db(connection)
-    if balance is None:  # suspended or closed since it was read
+    rows = await connection.execute_query_dict(
+        _flight_update_sql(connection),
+        [redeemable, *bonuses.values(), first, last, qualifying, first, last, segments,
+         card, MemberStatus.ACTIVE.value],
+    )
+    if not rows:
+        member = await Member.get_or_none(card_number=card).using_db(connection)
+        if member is None:
+            raise not_found("no member with this card number", "input", "cardNumber")
         raise _not_active(member, "input", "cardNumber")
-    tier_before = member.tier
-    entry = await LedgerEntry.create(
-        member_id=member_id,
+    member = Member._init_from_db(**rows[0])
+    tier_before = Tier(member.tier)
+    bonus = bonuses[tier_before]
+    both = {"member_id": member.id, "activity_date": flight.date, "source": AIRLINE_SOURCE}
+    flight_values = _entry_values(
+        **both,
         kind=LedgerEntryKind.FLIGHT,
-        activity_date=flight.date,
-        qualifying_miles=earning.qualifying_miles,
-        qualifying_segments=earning.segments_hundredths,
-        redeemable_miles=earning.redeemable_miles,
-        source=AIRLINE_SOURCE,
+        qualifying_miles=qualifying,
+        qualifying_segments=segments,
+        redeemable_miles=redeemable,
         external_ref=ref,
         fingerprint=print_,
         description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
@@ -493,33 +430,31 @@ async def _write_flight(
         destination=flight.destination,
         distance_km=flight.distance_km,
         fare_class=flight.fare_class,
-        using_db=connection,
     )
-    await lots.add_lot(connection, entry, earning.redeemable_miles, balance, expires_on)
-
     # The bonus is earned at the tier held BEFORE this posting.
-    bonus = engine.tier_bonus(rules, tier_before.name, earning.redeemable_miles)
-    if bonus > 0:
-        balance = await lots.change_balance(connection, member_id, bonus)
-        bonus_entry = await LedgerEntry.create(
-            member_id=member_id,
-            kind=LedgerEntryKind.TIER_BONUS,
-            activity_date=flight.date,
-            redeemable_miles=bonus,
-            source=AIRLINE_SOURCE,
-            description=f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on "
-            f"{flight.carrier}{flight.flight_number}",
-            bonus_for_id=entry.id,
-            using_db=connection,
-        )
-        await lots.add_lot(connection, bonus_entry, bonus, balance, expires_on)
+    bonus_values = _entry_values(**both, kind=LedgerEntryKind.TIER_BONUS, redeemable_miles=bonus, description=(
+        f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on {flight.carrier}{flight.flight_number}"
+    )) if bonus > 0 else None
+    credits = [(redeemable, member.redeemable_miles - bonus), (bonus, member.redeemable_miles)]
+    totals = None
+    if connection.capabilities.dialect == "postgres":
+        entry, _, before = await _write_flight_postgres(
+            connection, flight_values, bonus_values, credits, expires_on, window)
+        totals = (before[0] + qualifying, before[1] + segments)
+    else:
+        entry = await _insert_entry(connection, flight_values)
+        written = [(entry, *credits[0])]
+        if bonus_values is not None:
+            written.append((await _insert_entry(connection, {**bonus_values, "bonus_for_id": entry.id}), *credits[1]))
+        await lots.add_lots(connection, written, expires_on)
 
     event = None
-    if earning.qualifying_miles or earning.segments_hundredths:
-        start, end = cal.window(flight.date, rules.window_months)
-        miles, segments = await window_totals(member_id, start, end, connection=connection)
+    if not (qualifying or segments):
+        return entry, member, None
+    if rules.rank(tier_before.name) < len(TIERS) - 1:  # an upgrade is possible
+        miles, window_segments = totals or await window_totals(member.id, *window, connection=connection)
         decision = engine.upgrade_decision(
-            rules, tier_before.name, member.tier_valid_until, miles, segments, flight.date
+            rules, tier_before.name, member.tier_valid_until, miles, window_segments, flight.date
         )
         if decision is not None:
             event = await record_tier_change(
@@ -527,7 +462,17 @@ async def _write_flight(
                 since=decision.since, valid_until=decision.valid_until, actor=actor, cause=entry,
                 recorded_on=today,
             )
-    return entry, event
+            await members_changed(connection, [member.id], rules, today)
+            member = await Member.get(id=member.id).using_db(connection)
+    if event is None:
+        before = copy(member)
+        if member.tier_valid_until is not None and first <= member.tier_valid_until <= last:
+            before.retention_miles -= qualifying
+            before.retention_segments -= segments
+        await activity_added(connection, before, member, rules, today)
+    return entry, member, event
+
+
 
 
 # ---- partnerAccrue ------------------------------------------------------------------
@@ -931,14 +876,14 @@ class ActivityImport:
     savepoint per row.
 
     Each row is checked and posted as flight_accrue / partner_accrue would (the same
-    checks, the same writes: _write_flight and _write_partner), with the same outcome as
-    posting the rows one by one in file order. `prepare(rows)` makes the checks that need
+    checks, the same writes: _write_flight and _write_partner, each keeping the member's
+    derived state as the API posting does), with the same outcome as posting the rows
+    one by one in file order. `prepare(rows)` makes the checks that need
     no database; `write(prepared)` looks up the batch's externalRefs and cards in one query
     each (before its transaction, so that on SQLite the transaction's first statement is
     a write), then posts each row in a savepoint of the batch's transaction, so that a
     row failing midway (a member suspended meanwhile, a concurrent posting of its
-    externalRef) rolls back only itself, and ends the transaction with members_changed
-    for the members whose qualifying activity changed."""
+    externalRef) rolls back only itself."""
 
     def __init__(
         self, airline: Caller, partner_caller: Callable[[str], Awaitable[Caller]], *, rules: Rules, today: date
@@ -999,7 +944,6 @@ class ActivityImport:
         credited = {source: await _partner_credited(source)
                     for source in {source for source, _ in ready} - {AIRLINE_SOURCE, ADMIN_SOURCE}}
         outcomes: list[ActivityOutcome] = []
-        changed: list[int] = []
         async with in_transaction() as connection:
             for posting in postings:
                 if not isinstance(posting, tuple):
@@ -1007,15 +951,14 @@ class ActivityImport:
                     continue
                 source, item = posting
                 try:
-                    outcomes.append(await self._post(connection, source, item, posted, members, credited, changed))
+                    outcomes.append(await self._post(connection, source, item, posted, members, credited))
                 except (DomainError, ForbiddenError) as error:
                     outcomes.append(error)
-            await members_changed(connection, sorted(set(changed)), self.rules, self.today)
         return outcomes
 
     async def _post(
         self, connection: BaseDBAsyncClient, source: str, item: _ReadyFlight | _PartnerCredit,
-        posted: dict[tuple[str, str], str], members: dict[str, Member], credited: dict[str, int], changed: list[int],
+        posted: dict[tuple[str, str], str], members: dict[str, Member], credited: dict[str, int],
     ) -> bool:
         """Post one row in a savepoint: True, or False when its externalRef was posted with
         the same content (IDEMPOTENCY_CONFLICT with other content)."""
@@ -1041,7 +984,7 @@ class ActivityImport:
         try:
             async with in_transaction() as savepoint:
                 if flight:
-                    await _write_flight(savepoint, self.airline.actor, member.id, item.flight, item.earning,
+                    await _write_flight(savepoint, self.airline.actor, item.card, item.flight, item.earning,
                                         item.ref, item.print_, self.rules, self.today)
                 else:
                     await _write_partner(savepoint, member.id, source, item, self.rules)
@@ -1055,8 +998,6 @@ class ActivityImport:
                 raise _conflict() from None
             return False
         posted[(source, item.ref)] = item.print_
-        if flight and (item.earning.qualifying_miles or item.earning.segments_hundredths):
-            changed.append(member.id)
         if source in credited:
             credited[source] += item.miles
         return True
