@@ -166,7 +166,9 @@ async def update_feedback(
     history row. RESOLVED requires a resolution; a resolution with another status is
     INVALID; back to IN_PROGRESS clears the resolution, CLOSED keeps it. satisfaction
     (1 to 5, the member's with the resolution) only with RESOLVED, counted on today in
-    the item's office (care.satisfaction; ``zone`` is the programme's time zone)."""
+    the item's office (care.satisfaction; ``zone`` is the programme's time zone): the
+    statistics count every score told, so an item resolved twice with a score each time
+    counts twice, on the days they were told; the item keeps the latest."""
     _check_staff(caller)
     now = now.astimezone(timezone.utc)
     status = FeedbackStatus(status)
@@ -192,6 +194,7 @@ async def update_feedback(
         values["satisfaction"] = satisfaction
     elif status is FeedbackStatus.IN_PROGRESS:
         values["resolution"] = None
+        values["satisfaction"] = None  # the score was the resolution's
     async with in_transaction() as connection:
         # Conditional on the status read: of two concurrent changes, the second finds
         # the status moved and is refused instead of writing over the first.

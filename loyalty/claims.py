@@ -6,7 +6,11 @@ externalRef CLAIM-<id>, so approving twice posts once) or rejects it with a reas
   made (the window is judged on that day, so a claim made in time is approved in time
   however long the decision takes), checked as flightAccrue checks a flight. A second
   claim for the same flight (carrier, number, date) while one is PENDING or APPROVED is
-  DUPLICATE.
+  DUPLICATE (a partial unique index stands behind the check), as is a claim for a flight
+  already credited.
+- Known limit: a flight the airline posts under its own externalRef AFTER a claim for it
+  was approved is credited a second time (flightAccrue dedupes by externalRef only);
+  the airline's late feed should carry the claim's reference, or staff reverse one.
 - A decision applies to a PENDING claim; approving an APPROVED claim again returns it
   (a retry), any other change of a decided claim is INVALID_TRANSITION.
 - Members list their own claims, the airline and admins every claim (by status),
@@ -19,16 +23,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
+from tortoise.exceptions import IntegrityError
 
 from loyalty import engine
 from loyalty.ledger import FlightDetails, checked_flight, flight_accrue
 from loyalty.models import ClaimStatus, LedgerEntry, LedgerEntryKind, MilesClaim, TierEvent
 from loyalty.rules import Rules
 from members.access import Caller, Role, require_role
-from members.errors import DomainError, invalid, not_found
+from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.idempotency import run_once
 from members.ids import BIGINT_IDS, database_id
+from members.enums import MemberStatus
 from members.models import Member
 from members.paging import Page, newest_first
 
@@ -68,6 +73,8 @@ async def submit_claim(
     member = await Member.get_or_none(id=member_id) if member_id is not None else None
     if member is None:
         raise not_found("no such member", "input")
+    if member.status is not MemberStatus.ACTIVE:
+        raise DomainError("MEMBER_NOT_ACTIVE", f"the member is {member.status.value}", ("input",))
     same_flight = Q(member_id=member.id, carrier=clean.carrier, flight_number=clean.flight_number, flight_date=clean.date)
     content = {"carrier": clean.carrier, "flightNumber": clean.flight_number, "date": clean.date.isoformat(),
                "origin": clean.origin, "destination": clean.destination, "distanceKm": clean.distance_km,
@@ -80,12 +87,15 @@ async def submit_claim(
             connection
         ).exists():
             raise DomainError("DUPLICATE", "this flight is claimed already", ("input", "flight"))
-        claim = await MilesClaim.create(
-            member_id=member.id, carrier=clean.carrier, flight_number=clean.flight_number, flight_date=clean.date,
-            origin=clean.origin, destination=clean.destination, distance_km=clean.distance_km,
-            fare_class=clean.fare_class, submitted_at=now.astimezone(timezone.utc), submitted_on=today,
-            using_db=connection,
-        )
+        try:
+            claim = await MilesClaim.create(
+                member_id=member.id, carrier=clean.carrier, flight_number=clean.flight_number, flight_date=clean.date,
+                origin=clean.origin, destination=clean.destination, distance_km=clean.distance_km,
+                fare_class=clean.fare_class, submitted_at=now.astimezone(timezone.utc), submitted_on=today,
+                using_db=connection,
+            )
+        except IntegrityError:  # the same flight claimed at the same moment (miles_claim_open_flight)
+            raise DomainError("DUPLICATE", "this flight is claimed already", ("input", "flight")) from None
         return claim, claim.id
 
     async def load(claim_id: int) -> MilesClaim:
@@ -117,32 +127,49 @@ async def decide_claim(
     claim = await MilesClaim.get_or_none(id=pk).prefetch_related("member") if pk is not None else None
     if claim is None:
         raise not_found("no such claim", "input", "claimId")
-    if claim.status is ClaimStatus.APPROVED and approve:
-        return Decision(claim)  # a retry of the approval
-    if claim.status is not ClaimStatus.PENDING:
-        raise DomainError("INVALID_TRANSITION", f"the claim is {claim.status.value} already", ("input", "claimId"))
     decided = {"decided_at": now.astimezone(timezone.utc), "decided_by": caller.actor, "reason": text}
     if not approve:
         changed = await MilesClaim.filter(id=claim.id, status=ClaimStatus.PENDING).update(
             status=ClaimStatus.REJECTED, **decided
         )
         if not changed:
-            raise DomainError("INVALID_TRANSITION", "the claim was decided meanwhile", ("input", "claimId"))
+            raise _decided(await MilesClaim.get(id=claim.id))
         return Decision(await MilesClaim.get(id=claim.id))
+    # The decision is taken first (PENDING -> APPROVED, conditional: of an approval and a
+    # rejection at once only one wins), then the flight is posted under the claim's
+    # externalRef and linked. A posting refused meanwhile (the member suspended) puts the
+    # claim back to PENDING; an APPROVED claim without its entry (a crash between the two)
+    # is completed by approving it again: the externalRef makes the posting happen once.
+    if claim.status is ClaimStatus.PENDING:
+        if not await MilesClaim.filter(id=claim.id, status=ClaimStatus.PENDING).update(
+            status=ClaimStatus.APPROVED, **decided
+        ):
+            claim = await MilesClaim.get(id=claim.id).prefetch_related("member")
+    if claim.status is ClaimStatus.REJECTED:
+        raise _decided(claim)
+    if claim.entry_id is not None:
+        return Decision(claim)  # a retry of a completed approval
     flight = FlightDetails(claim.carrier, claim.flight_number, claim.flight_date, claim.origin, claim.destination,
                            claim.distance_km, claim.fare_class)
-    # Posted as of the day the claim was made: its claims window held then. The
-    # externalRef makes a second approval (or a race of two) a replay of the first.
-    if await _credited(claim.member_id, flight, except_ref=claim_ref(claim.id)):
-        raise DomainError("DUPLICATE", "this flight is credited already: reject the claim", ("input", "claimId"))
-    posted = await flight_accrue(
-        caller, claim.member.card_number, flight, claim_ref(claim.id), rules=rules, today=claim.submitted_on
-    )
-    async with in_transaction() as connection:
-        await MilesClaim.filter(id=claim.id, status=ClaimStatus.PENDING).using_db(connection).update(
-            status=ClaimStatus.APPROVED, entry_id=posted.entry.id, **decided
+    try:
+        if await _credited(claim.member_id, flight, except_ref=claim_ref(claim.id)):
+            raise DomainError("DUPLICATE", "this flight is credited already: reject the claim", ("input", "claimId"))
+        # The claims window is judged on the day of the claim; the posting is today's.
+        posted = await flight_accrue(
+            caller, claim.member.card_number, flight, claim_ref(claim.id), rules=rules, today=today,
+            claimed_on=claim.submitted_on,
         )
+    except (DomainError, ForbiddenError):
+        await MilesClaim.filter(id=claim.id, status=ClaimStatus.APPROVED, entry_id=None).update(
+            status=ClaimStatus.PENDING, decided_at=None, decided_by=None, reason=None
+        )
+        raise
+    await MilesClaim.filter(id=claim.id, entry_id=None).update(entry_id=posted.entry.id)
     return Decision(await MilesClaim.get(id=claim.id), posted.tier_event)
+
+
+def _decided(claim: MilesClaim) -> DomainError:
+    return DomainError("INVALID_TRANSITION", f"the claim is {claim.status.value} already", ("input", "claimId"))
 
 
 async def claims(

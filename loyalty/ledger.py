@@ -247,11 +247,14 @@ async def _post_once(source: str, ref: str, print_: str, post) -> PostingResult:
 
 
 async def flight_accrue(
-    caller: Caller, card_number: str, flight: FlightDetails, external_ref: str, *, rules: Rules, today: date
+    caller: Caller, card_number: str, flight: FlightDetails, external_ref: str, *, rules: Rules, today: date,
+    claimed_on: date | None = None,
 ) -> PostingResult:
     """Credit a flown segment (source AIRLINE): a FLIGHT entry, a TIER_BONUS entry at the
     tier held before the posting when it is above 0, and an upgrade when the window's
-    totals (including this flight) reach a higher tier."""
+    totals (including this flight) reach a higher tier. ``claimed_on``: the day a member
+    claimed the flight (loyalty.claims), on which its claims window is judged instead of
+    today."""
     _check_role(caller, Role.AIRLINE, Role.ADMIN)
     # Format checks first (no database); the claims window, the card and the member's
     # status apply to new postings only, after the externalRef lookup: a retry of an
@@ -259,7 +262,7 @@ async def flight_accrue(
     card, ref, clean, earning, print_ = _flight_posting(card_number, flight, external_ref, rules)
 
     async def post() -> PostingResult:
-        engine.check_claim_date(rules, clean.date, today, ("input", "flight", "date"))
+        engine.check_claim_date(rules, clean.date, claimed_on or today, ("input", "flight", "date"))
         return await _post_flight(caller, card, clean, earning, ref, print_, rules, today)
 
     return await _post_once(AIRLINE_SOURCE, ref, print_, post)

@@ -6,7 +6,9 @@
   an unknown login are the same INVALID_CREDENTIALS (an unknown login still costs a hash
   verification, so timing does not tell them apart). After MAX_FAILURES failures in a
   row the credential is LOCKED for LOCK_SECONDS, doubling with each further failure up
-  to MAX_LOCK_SECONDS; a success clears the count.
+  to MAX_LOCK_SECONDS; a success clears the count. Each attempt is counted before its
+  check (guesses sent at once cannot pass the lockout), a member's currentPassword
+  when changing it included; hashing runs in a worker thread.
 - A sign-in returns a refresh token: 32 random bytes, stored only as its SHA-256, valid
   REFRESH_DAYS, of a new family. Refreshing uses it up and returns the next token of the
   family (rotation); presenting a used token again revokes the whole family (it was
@@ -19,6 +21,7 @@ this module returns; this module never signs anything.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
@@ -28,7 +31,8 @@ from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from tortoise.expressions import F
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from members.access import Caller, Role, require_role
@@ -84,25 +88,70 @@ async def set_password(
     member = await visible_member(caller, member_id, "input", "memberId")
     credential = await MemberCredential.get_or_none(member_id=member.id)
     if caller.role is Role.MEMBER and credential is not None:
-        if current_password is None or not _verify(credential.password_hash, current_password):
+        # Counted like a sign-in: a stolen session cannot guess the password here either.
+        if not isinstance(current_password, str) or not await _attempt(
+            credential, current_password, _utc(now), "input", "currentPassword"
+        ):
             raise DomainError("INVALID_CREDENTIALS", "the current password is wrong", ("input", "currentPassword"))
-    values = {"password_hash": _hasher.hash(new_password), "failed_attempts": 0, "locked_until": None,
+    values = {"password_hash": await _hash(new_password), "failed_attempts": 0, "locked_until": None,
               "changed_at": _utc(now)}
     async with in_transaction() as connection:
+        created = False
         if credential is None:
-            await MemberCredential.create(member_id=member.id, using_db=connection, **values)
-        else:
-            await MemberCredential.filter(id=credential.id).using_db(connection).update(**values)
+            try:
+                async with in_transaction() as savepoint:
+                    await MemberCredential.create(member_id=member.id, using_db=savepoint, **values)
+                created = True
+            except IntegrityError:  # a first password set at the same moment: this one wins
+                pass
+        if not created:
+            await MemberCredential.filter(member_id=member.id).using_db(connection).update(**values)
             # A new password signs out every session of the old one.
             await RefreshToken.filter(member_id=member.id, revoked_at=None).using_db(connection).update(revoked_at=_utc(now))
     return member
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _verify_now(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def _verify(password_hash: str, password: str) -> bool:
+    """argon2 costs about 0.1 s of CPU by design: in a worker thread, so the event loop
+    (every other request of the process) does not wait for it."""
+    return await asyncio.to_thread(_verify_now, password_hash, password)
+
+
+async def _hash(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _attempt(credential: MemberCredential, password: str, now: datetime, *field: str) -> bool:
+    """Check ``password`` as one attempt counted BEFORE the check, so that guesses sent
+    at once cannot pass the lockout: each takes its place in the count with one
+    conditional UPDATE, refused while the lockout holds; the attempt that reaches
+    MAX_FAILURES sets the lockout before its own check (a right password lifts it). A
+    right password clears the count. LOCKED when locked; False for a wrong password."""
+    gate = Q(locked_until__isnull=True) | Q(locked_until__lte=now)
+    if not await MemberCredential.filter(gate, id=credential.id).update(failed_attempts=F("failed_attempts") + 1):
+        raise _locked(credential.locked_until or now, now, *field)
+    failures = (await MemberCredential.get(id=credential.id)).failed_attempts
+    lock = _lock_for(failures)
+    if lock:
+        await MemberCredential.filter(id=credential.id).update(locked_until=now + timedelta(seconds=lock))
+    if await _verify(credential.password_hash, password):
+        await MemberCredential.filter(id=credential.id).update(failed_attempts=0, locked_until=None)
+        return True
+    if lock:
+        raise DomainError("LOCKED", f"too many failed sign-ins: try again in {lock} s", field)
+    return False
+
+
+def _locked(until: datetime, now: datetime, *field: str) -> DomainError:
+    seconds = max(int((until - now).total_seconds()) + 1, 1)
+    return DomainError("LOCKED", f"too many failed sign-ins: try again in {seconds} s", field)
 
 
 async def _member_by_login(login: str) -> Member | None:
@@ -132,24 +181,13 @@ async def sign_in(login: str, password: str, *, now: datetime) -> SignedIn:
     member = await _member_by_login(login)
     credential = await MemberCredential.get_or_none(member_id=member.id) if member is not None else None
     if credential is None:
-        _verify(_DUMMY_HASH, password)
+        await _verify(_DUMMY_HASH, password)
         raise DomainError("INVALID_CREDENTIALS", "wrong login or password", ("input", "password"))
-    if credential.locked_until is not None and credential.locked_until > now:
-        seconds = int((credential.locked_until - now).total_seconds()) + 1
-        raise DomainError("LOCKED", f"too many failed sign-ins: try again in {seconds} s", ("input", "login"))
-    if not _verify(credential.password_hash, password):
-        # Counted in the database (two wrong guesses at once both count).
-        await MemberCredential.filter(id=credential.id).update(failed_attempts=F("failed_attempts") + 1)
-        failures = (await MemberCredential.get(id=credential.id)).failed_attempts
-        lock = _lock_for(failures)
-        if lock:
-            await MemberCredential.filter(id=credential.id).update(locked_until=now + timedelta(seconds=lock))
-            raise DomainError("LOCKED", f"too many failed sign-ins: try again in {lock} s", ("input", "login"))
+    if not await _attempt(credential, password, now, "input", "login"):
         raise DomainError("INVALID_CREDENTIALS", "wrong login or password", ("input", "password"))
     if member.status is not MemberStatus.ACTIVE:
         raise DomainError("MEMBER_NOT_ACTIVE", f"the member is {member.status.value}", ("input", "login"))
     async with in_transaction() as connection:
-        await MemberCredential.filter(id=credential.id).using_db(connection).update(failed_attempts=0, locked_until=None)
         token, expires_at = await _issue(connection, member.id, uuid.uuid4().hex, now)
     return SignedIn(member, token, expires_at)
 

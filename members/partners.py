@@ -10,12 +10,13 @@ from members.models import Partner
 
 PARTNER_CODE = re.compile(r"^[A-Z0-9]{2,12}$")
 # Codes a partner may never take: they name the airline's own sources.
-RESERVED_CODES = frozenset({"AIRLINE", "ADMIN", "MEMBER", "SYSTEM"})
+# Ledger sources of the programme's own (a partner's code is its entries' source).
+RESERVED_CODES = frozenset({"AIRLINE", "ADMIN", "MEMBER", "SYSTEM", "GOODWILL"})
 
 
 def check_code(code: str) -> str:
     if not PARTNER_CODE.match(code or "") or code in RESERVED_CODES:
-        raise invalid(f"partner code {code!r} must be 2-12 upper-case letters or digits (not AIRLINE, ADMIN, MEMBER or SYSTEM)", "code")
+        raise invalid(f"partner code {code!r} must be 2-12 upper-case letters or digits (not AIRLINE, ADMIN, MEMBER, SYSTEM or GOODWILL)", "code")
     return code
 
 

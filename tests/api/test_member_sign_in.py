@@ -147,3 +147,33 @@ async def test_who_may_set_passwords_and_a_suspended_member_cannot_sign_in(clock
     await set_password(api, member)
     await set_status(api, member, "SUSPENDED")
     assert refused(await sign_in(api, member["cardNumber"])) == ["MEMBER_NOT_ACTIVE"]
+
+
+async def test_guesses_sent_at_once_cannot_pass_the_lockout(clocked_api):
+    import asyncio
+
+    api = clocked_api
+    fix_clock(api)
+    member = await enroll(api, "PEK01")
+    await set_password(api, member)
+    results = await asyncio.gather(*(sign_in(api, member["cardNumber"], f"guess number {n}") for n in range(20)))
+    codes = [code for payload in results for code in refused(payload)]
+    # Each attempt takes its place in the count before its check: at most 4 are answered
+    # as wrong guesses, the rest are LOCKED (the 5th sets the lockout before checking).
+    assert codes.count("INVALID_CREDENTIALS") <= MAX_FAILURES - 1
+    assert codes.count("LOCKED") >= 20 - (MAX_FAILURES - 1)
+    assert refused(await sign_in(api, member["cardNumber"])) == ["LOCKED"]
+
+
+async def test_wrong_current_passwords_count_toward_the_lockout(clocked_api):
+    api = clocked_api
+    fix_clock(api)
+    member = await enroll(api, "PEK01")
+    await set_password(api, member)
+    mine = as_member(member)
+    for _ in range(MAX_FAILURES - 1):
+        assert refused(await set_password(api, member, "a new secret!", as_=mine, currentPassword="wrong guess!")) == [
+            "INVALID_CREDENTIALS"
+        ]
+    assert refused(await set_password(api, member, "a new secret!", as_=mine, currentPassword="wrong guess!")) == ["LOCKED"]
+    assert refused(await sign_in(api, member["cardNumber"])) == ["LOCKED"]

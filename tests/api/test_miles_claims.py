@@ -102,3 +102,40 @@ async def test_who_may_claim_decide_and_read(api):
     assert data(await api.gql(LIST, {"s": "PENDING"}, as_=AIRLINE))["milesClaims"]["totalCount"] == 1
     assert data(await api.gql(LIST, {"s": "APPROVED"}, as_=ADMIN))["milesClaims"]["totalCount"] == 0
     assert refused(await decide(api, "999999", True)) == [("NOT_FOUND", ["input", "claimId"])]
+
+
+async def test_an_approval_and_a_rejection_at_once_leave_one_consistent_outcome(api):
+    import asyncio
+
+    member = await enroll(api, "PEK01")
+    claim = (await submit(api, member))["claim"]
+    await asyncio.gather(decide(api, claim["id"], True), decide(api, claim["id"], False, reason="no record"))
+    row = await MilesClaim.get(id=int(claim["id"]))
+    flights = await LedgerEntry.filter(member_id=int(member["id"]), kind="FLIGHT").count()
+    if row.status.value == "APPROVED":
+        assert row.entry_id is not None and flights == 1
+    else:
+        assert row.status.value == "REJECTED" and row.entry_id is None and flights == 0
+
+
+async def test_a_refused_posting_puts_the_claim_back_to_pending(api):
+    from tests.api.conftest import set_status
+
+    member = await enroll(api, "PEK01")
+    claim = (await submit(api, member))["claim"]
+    await set_status(api, member, "SUSPENDED")
+    assert refused(await decide(api, claim["id"], True)) == [("MEMBER_NOT_ACTIVE", ["input", "cardNumber"])]
+    assert (await MilesClaim.get(id=int(claim["id"]))).status.value == "PENDING"
+    await set_status(api, member, "ACTIVE")
+    assert (await decide(api, claim["id"], True))["claim"]["status"] == "APPROVED"
+
+
+async def test_an_upgrade_from_a_claim_is_recorded_on_the_day_of_the_approval(api):
+    member = await enroll(api, "PEK01")
+    today = loyalty_today(api)
+    # 14,000 km in J: 42,000 qualifying miles, over SILVER's 40,000.
+    claim = (await submit(api, member, day=today - timedelta(days=30), distanceKm=14_000))["claim"]
+    await MilesClaim.filter(id=int(claim["id"])).update(submitted_on=today - timedelta(days=20))  # claimed 20 days ago
+    assert (await decide(api, claim["id"], True))["claim"]["status"] == "APPROVED"
+    row = await Member.get(id=int(member["id"]))
+    assert (row.tier.name, row.tier_recorded_on) == ("SILVER", today)

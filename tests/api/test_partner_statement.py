@@ -110,3 +110,14 @@ async def test_the_csv_export_lists_the_entries_and_ends_with_the_totals(api):
     assert lines[2].split(",")[-1] != "" and lines[1].split(",")[-1] == ""
     assert lines[-1] == "total,,,,3900,3 entries,"
     assert calls[-1] == 3
+
+
+async def test_goodwill_is_not_a_partner_code(db):
+    import pytest
+
+    from members.errors import DomainError
+    from members.partners import add_partner
+
+    with pytest.raises(DomainError) as error:
+        await add_partner("GOODWILL", "Goodwill Inc")  # its statement would list every goodwill credit
+    assert error.value.code == "INVALID"
