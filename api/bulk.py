@@ -11,7 +11,8 @@ import asyncio
 import csv
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -392,7 +393,10 @@ async def export_statement(out: TextIO, partner_code: str, start: date, end: dat
 
     caller = Caller(Role.ADMIN, "cli")
     try:
-        statement = await partner_statement(caller, partner_code, start, end, timezone=zone)
+        # As of the start of the export: rows and totals hold the same entries.
+        statement = await partner_statement(
+            caller, partner_code, start, end, timezone=zone, as_of=datetime.now(dt_timezone.utc)
+        )
     except DomainError as error:
         raise CsvFileError(error.message) from None
     entries, miles = await statement.totals()

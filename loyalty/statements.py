@@ -55,11 +55,15 @@ class Statement:
 
 
 async def partner_statement(
-    caller: Caller, partner_code: str | None, start: date, end: date, *, timezone: tzinfo
+    caller: Caller, partner_code: str | None, start: date, end: date, *, timezone: tzinfo,
+    as_of: datetime | None = None,
 ) -> Statement:
     """The statement of the caller's own partner code (a partner), or of ``partner_code``
     (an admin). FORBIDDEN for other roles or a partner naming another code; NOT_FOUND
-    for an unknown code; INVALID for a reversed or longer than 366-day range."""
+    for an unknown code; INVALID for a reversed or longer than 366-day range. ``as_of``
+    ends the range at that instant too: a statement read in several statements (the CSV
+    export) then holds the same entries in its rows and its totals, whatever is posted
+    meanwhile."""
     require_role(caller, (Role.PARTNER, Role.ADMIN), "statements are for partners (their own) and admins")
     if caller.role is Role.PARTNER:
         if partner_code is not None and partner_code != caller.scope:
@@ -78,6 +82,8 @@ async def partner_statement(
     since = datetime.combine(start, time(0), tzinfo=timezone)
     until = datetime.combine(end + timedelta(days=1), time(0), tzinfo=timezone)
     query = LedgerEntry.filter(source=code, posted_at__gte=since, posted_at__lt=until)
+    if as_of is not None:
+        query = query.filter(posted_at__lte=as_of)
     return Statement(code, start, end, query)
 
 

@@ -5,6 +5,8 @@ shown on their entries; scope (a partner its own, an admin any) and bad ranges r
 from __future__ import annotations
 
 import io
+
+import pytest
 from datetime import datetime, timedelta, timezone
 
 from api.bulk import export_statement
@@ -121,3 +123,17 @@ async def test_goodwill_is_not_a_partner_code(db):
     with pytest.raises(DomainError) as error:
         await add_partner("GOODWILL", "Goodwill Inc")  # its statement would list every goodwill credit
     assert error.value.code == "INVALID"
+
+
+async def test_the_csv_holds_the_entries_posted_before_it_began_in_rows_and_totals(api):
+    member, ids = await seeded(api)
+    # An entry posted after the export began (here: stamped later than now, same day).
+    later = datetime.now(timezone.utc) + timedelta(minutes=5)
+    if later.astimezone(api.settings.tz).date() != loyalty_today(api):
+        pytest.skip("five minutes to midnight: 'later today' does not exist")
+    await LedgerEntry.filter(id=int(ids[2])).update(posted_at=later)
+    out = io.StringIO()
+    today = loyalty_today(api)
+    assert await export_statement(out, "HOTELCO", today, today, api.settings.tz, lambda done, total: None) == (2, 3_500)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 + 2 + 1 and lines[-1] == "total,,,,3500,2 entries,"
