@@ -1,13 +1,16 @@
-"""Bearer tokens (AUTH.md): HS256 with a fixed algorithm list, required claims,
-audience, issuer, expiry with 30 s leeway."""
+"""Bearer tokens (docs/AUTH.md): HS256 with the service's secret, or RS256/EdDSA with an
+outside identity provider's keys (LOYALTY_JWKS, api.jwks); required claims, audience,
+issuer, expiry with 30 s leeway."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
+from api.jwks import ASYMMETRIC_ALGORITHMS, KeySetError, key_set
 from api.settings import Settings
 from members.access import SCOPED_ROLES, Caller, Role, resolve_caller
 
@@ -43,12 +46,36 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip()
 
 
+def _verification_key(token: str, settings: Settings) -> tuple[Any, list[str]]:
+    """The key and the one algorithm a token is checked with: the service's secret for
+    HS256; with LOYALTY_JWKS, the identity provider's public key of the token's kid for
+    RS256 or EdDSA (api.jwks). The header names the algorithm, but only to pick between
+    these fixed pairs: a public key is never used as an HS256 secret (key confusion)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise AuthError(f"invalid token: {exc}") from None
+    algorithm = header.get("alg")
+    if algorithm in ALGORITHMS:
+        return settings.require_secret(), [algorithm]
+    if algorithm in ASYMMETRIC_ALGORITHMS and settings.jwks:
+        try:
+            key = key_set(settings.jwks).key(header.get("kid") if isinstance(header.get("kid"), str) else None)
+        except KeySetError as exc:
+            raise AuthError(str(exc)) from None
+        if key.algorithm_name != algorithm:
+            raise AuthError(f"key {key.key_id!r} is for {key.algorithm_name}, not {algorithm}")
+        return key.key, [algorithm]
+    raise AuthError(f"the token's algorithm {str(algorithm)[:20]!r} is not accepted")
+
+
 def decode_token(token: str, settings: Settings) -> Claims:
     try:
+        key, algorithms = _verification_key(token, settings)
         payload = jwt.decode(
             token,
-            settings.require_secret(),
-            algorithms=ALGORITHMS,
+            key,
+            algorithms=algorithms,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
             leeway=LEEWAY_SECONDS,

@@ -32,6 +32,9 @@ class Settings:
     jwt_secret: str | None = None
     jwt_issuer: str = "loyalty"
     jwt_audience: str = "loyalty-api"
+    # An outside identity provider's public keys (a JWKS file path or https URL): its
+    # RS256/EdDSA tokens are accepted beside the service's own HS256 ones (api.jwks).
+    jwks: str | None = None
     timezone: str = "Asia/Shanghai"
     rules_path: str | None = None
     demo: bool = False
@@ -161,6 +164,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         jwt_secret=env.get("LOYALTY_JWT_SECRET") or None,
         jwt_issuer=env.get("LOYALTY_JWT_ISSUER") or "loyalty",
         jwt_audience=env.get("LOYALTY_JWT_AUDIENCE") or "loyalty-api",
+        jwks=env.get("LOYALTY_JWKS") or None,
         timezone=timezone,
         rules_path=env.get("LOYALTY_RULES") or None,
         introspection=not production and not _flag(env.get("LOYALTY_DISABLE_INTROSPECTION")),
