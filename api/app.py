@@ -212,6 +212,16 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         await super().handle_async_results(operation_id, query, operation_name, variables)
 
 
+def _tracing(settings: Settings) -> type | None:
+    """The OpenTelemetry extension when tracing is configured (api.tracing)."""
+    if not settings.tracing:
+        return None
+    from api.tracing import configure_tracing, tracing_extension
+
+    configure_tracing()
+    return tracing_extension()
+
+
 class LoyaltyGraphQL(GraphQL):
     """The GraphQL endpoint: builds the typed context and checks tokens."""
 
@@ -220,7 +230,7 @@ class LoyaltyGraphQL(GraphQL):
 
     def __init__(self, settings: Settings, rules: Rules, feed: EventFeed) -> None:
         super().__init__(
-            build_schema(introspection=settings.introspection, limits=settings.limits),
+            build_schema(introspection=settings.introspection, limits=settings.limits, tracing=_tracing(settings)),
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=False,
         )

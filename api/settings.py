@@ -61,6 +61,8 @@ class Settings:
     metrics: bool = True
     # Origins a browser page may call the API from (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
+    # OpenTelemetry tracing (api.tracing): on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    tracing: bool = False
     # The current instant (timezone-aware), for tests that need a fixed clock; never
     # set from the environment. None: the system clock.
     clock: Callable[[], datetime] | None = None
@@ -178,6 +180,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         log_level=_choice(env, "LOYALTY_LOG_LEVEL", "info", LOG_LEVELS),
         metrics=not _flag_off(env.get("LOYALTY_METRICS")),
         cors_origins=_origins(env, "LOYALTY_CORS_ORIGINS"),
+        tracing=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
         limits=Limits(
             max_depth=_positive(env, "LOYALTY_MAX_DEPTH", Limits.max_depth, int),
             max_cost=_positive(env, "LOYALTY_MAX_COST", Limits.max_cost, int),

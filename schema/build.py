@@ -86,7 +86,9 @@ def list_prices() -> dict[str, int]:
     }
 
 
-def build_schema(*, introspection: bool = True, limits: Limits = Limits()) -> strawberry.Schema:
+def build_schema(*, introspection: bool = True, limits: Limits = Limits(), tracing: type | None = None) -> strawberry.Schema:
+    """The schema with its per-request extensions; ``tracing``: an OpenTelemetry
+    extension class (api.tracing) when tracing is configured."""
     query_limits: QueryLimits  # measured over the built schema, below; the factories run per request
     # Factories, not instances: strawberry builds fresh extensions per request. The token
     # limit bounds the parser; the limits run before validation (ValidationWithLimits).
@@ -98,6 +100,8 @@ def build_schema(*, introspection: bool = True, limits: Limits = Limits()) -> st
     ]
     if not introspection:
         extensions.append(DisableIntrospection)
+    if tracing is not None:
+        extensions.append(tracing)
     # Without introspection (production) validation messages suggest no field names either.
     config = StrawberryConfig(disable_field_suggestions=not introspection)
     schema = LoyaltySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions, config=config)
