@@ -27,7 +27,7 @@ from tortoise.expressions import RawSQL
 
 from care.models import GreetingSent
 from care.stats import require_staff
-from members.access import Caller, Role, in_region, region_filter, restrict_members
+from members.access import Caller, Role, region_filter, restrict_members
 from members.enums import MemberStatus, Tier
 from members.errors import invalid
 from members.models import Member, Office
@@ -113,7 +113,8 @@ async def greetings_due(
     require_staff(caller)
     check_range(start, end)
     members = restrict_members(Member.filter(status=MemberStatus.ACTIVE), caller)
-    members = await in_region(members, caller, office_code, branch_code)
+    columns = await region_filter(caller, office_code, branch_code)
+    members = members.filter(**columns)
     greetings: list[Greeting] = []
     in_range = [f for f in festivals() if start <= f.date <= end]
     if in_range:
@@ -131,7 +132,7 @@ async def greetings_due(
     for row in rows:
         greetings += [Greeting(day, GreetingKind.BIRTHDAY, member=row) for day in dates[row.month_day]]
 
-    greetings = await _with_marks(greetings, await _one_office(caller, office_code, branch_code))
+    greetings = await _with_marks(greetings, _one_office(caller, columns))
 
     def order(g: Greeting) -> tuple:
         if g.member is None:
@@ -149,13 +150,12 @@ def _festival_key(office_id: int, day: date, festival: str) -> str:
     return f"F:{office_id}:{day.isoformat()}:{festival}"
 
 
-async def _one_office(caller: Caller, office_code: str | None, branch_code: str | None) -> int | None:
-    """The office a greetings list is of, when it is one office's."""
-    if office_code is not None:
-        return (await region_filter(caller, office_code, branch_code)).get("office_id")
-    if caller.role is Role.OFFICE and branch_code is None:
-        return caller.office_id
-    return None
+def _one_office(caller: Caller, columns: dict[str, int]) -> int | None:
+    """The office a greetings list is of, when it is one office's: the one asked for
+    (``columns``, region_filter's), or an office's staff's own."""
+    if "office_id" in columns:
+        return columns["office_id"]
+    return caller.office_id if caller.role is Role.OFFICE else None
 
 
 async def _with_marks(greetings: list[Greeting], office_id: int | None) -> list[Greeting]:

@@ -182,4 +182,4 @@ async def claims(
         query = query.filter(member_id=database_id(caller.subject) or 0)
     if status is not None:
         query = query.filter(status=ClaimStatus(status))
-    return await newest_first(query.prefetch_related("member"), "submitted_at", ORDER, first, after, DEFAULT_PAGE)
+    return await newest_first(query.prefetch_related("member", "entry"), "submitted_at", ORDER, first, after, DEFAULT_PAGE)

@@ -55,12 +55,6 @@ def _lot_insert() -> BulkInsert:
     return BulkInsert(CreditLot, ["entry_id", "member_id", "expires_on", "remaining"])
 
 
-async def balance(connection: BaseDBAsyncClient, member_id: int) -> int:
-    """The member's running total as this transaction sees it."""
-    values = await Member.filter(id=member_id).using_db(connection).first().values_list("redeemable_miles", flat=True)
-    return int(values)
-
-
 async def change_balance(
     connection: BaseDBAsyncClient, member_id: int, delta: int, *, require_active: bool = False
 ) -> int | None:

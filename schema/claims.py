@@ -50,12 +50,9 @@ class MilesClaim:
         )
 
     @strawberry.field(description="APPROVED: the FLIGHT entry posted for it.")
-    async def entry(self, info: Info) -> LedgerEntry | None:
-        if self.row.entry_id is None:
-            return None
-        from loyalty.models import LedgerEntry as EntryRow
-
-        return LedgerEntry.from_row(await EntryRow.get(id=self.row.entry_id))
+    def entry(self) -> LedgerEntry | None:
+        # Loaded with the claim (loyalty.claims prefetches it): no query per claim.
+        return LedgerEntry.from_row(self.row.entry) if self.row.entry_id is not None else None
 
 
 @strawberry.type(description="A claim in a list, with its cursor.")
@@ -118,7 +115,7 @@ class ClaimMutation:
             info.context.caller, flight, idempotency_key=input.idempotency_key, rules=info.context.rules,
             today=info.context.today(), now=info.context.now(),
         )
-        await row.fetch_related("member")
+        await row.fetch_related("member", "entry")
         return MilesClaimPayload(claim=MilesClaim.from_row(row), user_errors=[])
 
     @mutation(
@@ -131,5 +128,5 @@ class ClaimMutation:
             today=info.context.today(), now=info.context.now(),
         )
         await _announce(info, decision.tier_event)
-        await decision.claim.fetch_related("member")
+        await decision.claim.fetch_related("member", "entry")
         return MilesClaimPayload(claim=MilesClaim.from_row(decision.claim), user_errors=[])

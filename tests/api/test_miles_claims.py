@@ -139,3 +139,19 @@ async def test_an_upgrade_from_a_claim_is_recorded_on_the_day_of_the_approval(ap
     assert (await decide(api, claim["id"], True))["claim"]["status"] == "APPROVED"
     row = await Member.get(id=int(member["id"]))
     assert (row.tier.name, row.tier_recorded_on) == ("SILVER", today)
+
+
+async def test_a_page_of_claims_runs_the_same_statements_whatever_its_size(api):
+    from tests.statements import counted_statements
+
+    query = "{ milesClaims { edges { node { id status entry { id kind } } } } }"
+    counts = []
+    for n in (1, 3):
+        member = await enroll(api, "PEK01")
+        for k in range(n if not counts else n - 1):
+            claim = (await submit(api, member, flightNumber=f"15{k}{n}"))["claim"]
+            await decide(api, claim["id"], True)
+        with counted_statements() as statements:
+            assert len(data(await api.gql(query, as_=ADMIN))["milesClaims"]["edges"]) == n
+        counts.append(len(statements))
+    assert counts[0] == counts[1], counts
