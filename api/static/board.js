@@ -1,9 +1,11 @@
-// VIP board: tier counts, care-call worklist, region figures and live tier changes
-// for the region of an office, branch or admin token. Plain script, no build step;
-// loaded from /board under a CSP that allows scripts from this origin only.
+// VIP board: tier counts, the care-call worklist (paged, a call logged from its row),
+// region figures (per office for a branch) and live tier changes for the region of an
+// office, branch or admin token. Plain script, no build step; loaded from /board under
+// a CSP that allows scripts from this origin only, after board-format.js.
 "use strict";
 
 (() => {
+  const { displayName, number, percent, decimal } = globalThis.BoardFormat;
   const TOKEN_KEY = "loyalty.board.token";
   const STAFF_ROLES = ["office", "branch", "admin"];
   const TIERS = [
@@ -13,6 +15,7 @@
     { key: "platinum", name: "PLATINUM", label: "Platinum", card: "白金卡" },
   ];
   const MAX_CHANGES = 50;
+  const WORKLIST_PAGE_SIZE = 10;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const $ = (id) => document.getElementById(id);
@@ -56,7 +59,15 @@
 
   // ---- GraphQL over HTTP ----------------------------------------------------------
 
-  const state = { token: null, claims: null, live: null, refreshTimer: null };
+  const state = {
+    token: null, claims: null, live: null, refreshTimer: null,
+    // The worklist's keyset pages: the `after` cursor of each page seen, the first null.
+    pages: [null],
+    nextCursor: null, // the next page's cursor, if there is one
+    worklistLoad: 0, // the latest worklist request: an older answer is dropped
+    // Calls logged from this page: member id -> outcome, shown on rows still due.
+    logged: new Map(),
+  };
 
   async function gql(query, variables = {}) {
     let response;
@@ -130,7 +141,7 @@
   }
 
   function memberName(member) {
-    return `${member.familyName} ${member.givenName}`.trim();
+    return displayName(member.familyName, member.givenName);
   }
 
   // ---- panels ---------------------------------------------------------------------
@@ -163,7 +174,7 @@
     const numberWidth = 70;
     const max = Math.max(1, ...TIERS.map((t) => counts[t.key]));
     const height = TIERS.length * (barHeight + gap) - gap;
-    const summary = TIERS.map((t) => `${t.name} ${counts[t.key]}`).join(", ");
+    const summary = TIERS.map((t) => `${t.name} ${number(counts[t.key])}`).join(", ");
     const chart = svg("svg", {
       viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `Members by tier: ${summary}`, class: "bars",
     });
@@ -172,17 +183,17 @@
       const value = counts[tier.key];
       const barWidth = Math.round(((width - labelWidth - numberWidth) * value) / max);
       chart.append(svg("g", { class: `bar bar-${tier.key}`, "data-tier": tier.name },
-        svg("title", {}, `${tier.label} (${tier.card}): ${value}`),
+        svg("title", {}, `${tier.label} (${tier.card}): ${number(value)}`),
         svg("text", { x: 0, y: y + barHeight / 2, class: "label", "dominant-baseline": "middle" }, tier.label),
         svg("rect", { x: labelWidth, y, width: Math.max(barWidth, 2), height: barHeight, rx: 4, class: "fill" }),
         svg("text", { x: labelWidth + barWidth + 8, y: y + barHeight / 2, class: "count", "dominant-baseline": "middle" },
-          String(value)),
+          number(value)),
       ));
     });
     $("counts-chart").replaceChildren(chart);
     const total = TIERS.reduce((sum, t) => sum + counts[t.key], 0);
     const vips = total - counts.standard;
-    $("counts-total").textContent = `${total} members, ${vips} VIPs (silver and above)`;
+    $("counts-total").textContent = `${number(total)} members, ${number(vips)} VIPs (silver and above)`;
   }
 
   async function loadCounts() {
@@ -200,21 +211,53 @@
     ["overdueComplaints", "Overdue complaints"],
   ];
 
+  // Per office, for a branch: [column, cell text of a RegionStats row].
+  const OFFICE_COLUMNS = [
+    ["members", (o) => number(TIERS.reduce((sum, t) => sum + o.tierCounts[t.key], 0))],
+    ["vips", (o) => number(o.vips)],
+    ["upgradesLast30Days", (o) => number(o.upgradesLast30Days)],
+    ["atRiskVips", (o) => number(o.atRiskVips)],
+    ["careCallCoverage", (o) => percent(o.careCallCoverage)],
+    ["openComplaints", (o) => number(o.openComplaints)],
+    ["overdueComplaints", (o) => number(o.overdueComplaints)],
+    ["averageSatisfaction", (o) => decimal(o.averageSatisfaction)],
+  ];
+  const OFFICE_FIELDS = `officeCode name tierCounts { standard silver gold platinum } vips upgradesLast30Days
+    atRiskVips careCallCoverage openComplaints overdueComplaints averageSatisfaction`;
+
+  function drawOffices(offices) {
+    $("offices").replaceChildren(...offices.map((office) => el("tr", { "data-office": office.officeCode },
+      el("th", { scope: "row" }, `${office.name} (${office.officeCode})`),
+      ...OFFICE_COLUMNS.map(([column, text]) => el("td", { class: "num", "data-stat": column }, text(office))),
+    )));
+    $("offices-panel").hidden = false;
+  }
+
+  /** The region's figures and, for a branch, each of its offices' (officeStats), in one request. */
   async function loadStats() {
-    const body = await gql(`query BoardStats { regionStats { ${STATS_FIELDS.map(([f]) => f).join(" ")} } }`);
+    const fields = STATS_FIELDS.map(([f]) => f).join(" ");
+    const branch = state.claims.role === "branch";
+    const body = branch
+      ? await gql(`query BoardStats($branch: String!) {
+          regionStats { ${fields} }
+          officeStats(branchCode: $branch) { ${OFFICE_FIELDS} }
+        }`, { branch: state.claims.scope })
+      : await gql(`query BoardStats { regionStats { ${fields} } }`);
     const list = $("stats");
-    if (isUnknownField(body, "regionStats")) {
+    if (isUnknownField(body, "regionStats") || isUnknownField(body, "officeStats")) {
       list.replaceChildren();
       $("stats-note").textContent = "Region figures not available on this server.";
       $("stats-note").hidden = false;
       return;
     }
-    const stats = dataOf(body).regionStats;
+    const data = dataOf(body);
+    const stats = data.regionStats;
     list.replaceChildren(...STATS_FIELDS.flatMap(([field, label]) => {
-      const value = field === "careCallCoverage" ? `${Math.round(stats[field] * 100)}%` : String(stats[field]);
+      const value = field === "careCallCoverage" ? percent(stats[field]) : number(stats[field]);
       return [el("dt", {}, label), el("dd", { "data-stat": field }, value)];
     }));
     $("stats-note").hidden = true;
+    if (branch) drawOffices(data.officeStats);
   }
 
   const REASONS = {
@@ -226,36 +269,157 @@
     NEVER_CALLED: "never called",
     INTERVAL_PASSED: "call interval passed",
   };
+  const OUTCOMES = {
+    REACHED: "reached",
+    NO_ANSWER: "no answer",
+    DECLINED: "declined to talk",
+    WRONG_NUMBER: "wrong number",
+  };
+  const SATISFACTION = { "": "not asked", 1: "1 very unhappy", 2: "2 unhappy", 3: "3 neither", 4: "4 happy", 5: "5 very happy" };
 
+  const WORKLIST = `query BoardWorklist($first: Int!, $after: String) {
+    careCallsDue(first: $first, after: $after) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node { reason dueSince member { id cardNumber familyName givenName tier phone } } }
+    }
+  }`;
+  const CALL_LOG = `mutation BoardCallLog($input: CareCallLogInput!) {
+    careCallLog(input: $input) { careCall { id outcome } userErrors { code field message } }
+  }`;
+
+  function worklistRow({ member, reason, dueSince }) {
+    const outcome = state.logged.get(member.id);
+    const phone = member.phone
+      ? el("a", { href: `tel:${member.phone.replace(/[^\d+]/g, "")}` }, member.phone)
+      : "–";
+    return el("tr", { "data-card": member.cardNumber, "data-member": member.id, "data-name": memberName(member) },
+      el("td", { class: "card" }, member.cardNumber),
+      el("td", { class: "name" }, memberName(member)),
+      el("td", { class: "phone" }, phone),
+      el("td", { class: `tier tier-${member.tier.toLowerCase()}` }, member.tier),
+      el("td", { class: "reason", "data-reason": reason }, REASONS[reason] || reason),
+      el("td", {}, dueSince),
+      el("td", { class: "action" },
+        outcome ? el("span", { class: "logged" }, `logged: ${OUTCOMES[outcome]}`) : "",
+        el("button", { type: "button", class: "log-call" }, outcome ? "Log again" : "Log call")),
+    );
+  }
+
+  /** The page of the worklist that state.pages ends with (the first page at sign-in). */
   async function loadWorklist() {
-    const body = await gql(`query BoardWorklist {
-      careCallsDue(first: 25) {
-        totalCount
-        edges { node { reason dueSince member { cardNumber familyName givenName tier } } }
-      }
-    }`);
+    const load = ++state.worklistLoad;
+    const page = state.pages.length - 1;
+    const body = await gql(WORKLIST, { first: WORKLIST_PAGE_SIZE, after: state.pages[page] });
+    if (load !== state.worklistLoad) return; // a later load (paging, refresh) answers instead
     const table = $("worklist-table");
     const note = $("worklist-note");
     if (isUnknownField(body, "careCallsDue")) {
       table.hidden = true;
+      $("worklist-pager").hidden = true;
       $("worklist-count").textContent = "";
       note.textContent = "Worklist not available on this server.";
       note.hidden = false;
       return;
     }
     const due = dataOf(body).careCallsDue;
-    $("worklist").replaceChildren(...due.edges.map(({ node }) => el("tr", { "data-card": node.member.cardNumber },
-      el("td", { class: "card" }, node.member.cardNumber),
-      el("td", {}, memberName(node.member)),
-      el("td", { class: `tier tier-${node.member.tier.toLowerCase()}` }, node.member.tier),
-      el("td", { class: "reason", "data-reason": node.reason }, REASONS[node.reason] || node.reason),
-      el("td", {}, node.dueSince),
-    )));
-    $("worklist-count").textContent = String(due.totalCount);
+    if (due.edges.length === 0 && page > 0) { // calls emptied the last page: show the one before
+      state.pages.pop();
+      await loadWorklist();
+      return;
+    }
+    const openForm = $("worklist").querySelector("tr.call-form-row"); // kept across reloads, with what was typed
+    $("worklist").replaceChildren(...due.edges.map(({ node }) => worklistRow(node)));
+    const formRow = openForm && $("worklist").querySelector(`tr[data-member="${openForm.dataset.member}"]`);
+    if (formRow) formRow.after(openForm);
+    $("worklist-count").textContent = number(due.totalCount);
     table.hidden = due.edges.length === 0;
-    note.textContent = due.totalCount === 0 ? "No call due. Every VIP has been looked after." :
-      due.totalCount > due.edges.length ? `Showing the ${due.edges.length} most urgent of ${due.totalCount}.` : "";
+    note.textContent = due.totalCount === 0 ? "No call due. Every VIP has been looked after." : "";
     note.hidden = !note.textContent;
+    state.nextCursor = due.pageInfo.hasNextPage ? due.pageInfo.endCursor : null;
+    const pages = Math.max(1, Math.ceil(due.totalCount / WORKLIST_PAGE_SIZE));
+    $("worklist-page").textContent = `Page ${number(page + 1)} of ${number(Math.max(pages, page + 1))}`;
+    $("worklist-previous").disabled = page === 0;
+    $("worklist-next").disabled = !state.nextCursor;
+    $("worklist-pager").hidden = page === 0 && !state.nextCursor;
+  }
+
+  async function turnPage(forward) {
+    if (forward && state.nextCursor) state.pages.push(state.nextCursor);
+    else if (!forward && state.pages.length > 1) state.pages.pop();
+    else return;
+    try {
+      await loadWorklist();
+    } catch (error) {
+      if (state.token) showError(error.message);
+    }
+  }
+
+  // ---- logging a call from a worklist row -----------------------------------------
+
+  /** An idempotency key for one call: a retry after a lost answer replays it. */
+  function newCallKey() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return `board-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  }
+
+  function choices(name, options) {
+    return el("select", { name }, ...Object.entries(options).map(([value, label]) => el("option", { value }, label)));
+  }
+
+  function openCallForm(row) {
+    const open = $("worklist").querySelector("tr.call-form-row");
+    if (open) open.remove();
+    if (open && open.dataset.member === row.dataset.member) return; // the button again closes it
+    const form = el("form", { class: "call-form", "data-key": newCallKey(), "aria-label": `Call to ${row.dataset.name}` },
+      el("label", {}, "Outcome ", choices("outcome", OUTCOMES)),
+      el("label", {}, "Satisfaction ", choices("satisfaction", SATISFACTION)),
+      el("label", { class: "notes" }, "Note ", el("textarea", { name: "notes", rows: "2", maxlength: "2000" })),
+      el("span", { class: "form-buttons" },
+        el("button", { type: "submit" }, "Save call"),
+        el("button", { type: "button", class: "secondary cancel" }, "Cancel")),
+      el("ul", { class: "form-errors", role: "alert", hidden: "" }),
+    );
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      saveCall(form, row.dataset.member, row.dataset.name);
+    });
+    form.querySelector(".cancel").addEventListener("click", () => form.closest("tr").remove());
+    row.after(el("tr", { class: "call-form-row", "data-member": row.dataset.member }, el("td", { colspan: "7" }, form)));
+    form.elements.outcome.focus();
+  }
+
+  function showFormErrors(form, messages) {
+    const list = form.querySelector(".form-errors");
+    list.replaceChildren(...messages.map((m) => el("li", {}, m)));
+    list.hidden = messages.length === 0;
+  }
+
+  async function saveCall(form, memberId, name) {
+    const { outcome, satisfaction, notes } = form.elements;
+    const input = { memberId, outcome: outcome.value, idempotencyKey: form.dataset.key };
+    if (satisfaction.value) input.satisfaction = Number(satisfaction.value);
+    if (notes.value.trim()) input.notes = notes.value.trim();
+    const submit = form.querySelector('button[type="submit"]');
+    submit.disabled = true;
+    showFormErrors(form, []);
+    try {
+      const payload = dataOf(await gql(CALL_LOG, { input })).careCallLog;
+      if (payload.userErrors.length) {
+        form.dataset.key = newCallKey(); // nothing was logged: the next try is another call
+        showFormErrors(form, payload.userErrors.map((e) => e.message));
+        return;
+      }
+      state.logged.set(memberId, payload.careCall.outcome);
+      form.closest("tr").remove();
+      $("worklist-status").textContent = `Call to ${name} logged: ${OUTCOMES[payload.careCall.outcome]}.`;
+      $("worklist-status").hidden = false;
+      await refreshAll(); // a contact leaves the worklist and moves the figures
+    } catch (error) {
+      showFormErrors(form, [error.message]); // same key kept: a retry replays a call that did get logged
+    } finally {
+      submit.disabled = false;
+    }
   }
 
   /** Reload every panel that a tier change can move; errors show in the error box. */
@@ -389,9 +553,14 @@
   function signOut(message = "") {
     if (state.live) state.live.stop();
     clearTimeout(state.refreshTimer);
-    Object.assign(state, { token: null, claims: null, live: null });
+    Object.assign(state, { token: null, claims: null, live: null, pages: [null], nextCursor: null });
+    state.logged.clear();
     sessionStorage.removeItem(TOKEN_KEY);
     $("region").textContent = "";
+    $("worklist").replaceChildren();
+    $("worklist-status").hidden = true;
+    $("offices").replaceChildren();
+    $("offices-panel").hidden = true;
     $("changes").replaceChildren();
     $("changes-empty").hidden = false;
     showBoard(false);
@@ -432,6 +601,12 @@
       signIn(token);
     });
     $("sign-out").addEventListener("click", () => signOut());
+    $("worklist").addEventListener("click", (event) => {
+      const button = event.target.closest("button.log-call");
+      if (button) openCallForm(button.closest("tr"));
+    });
+    $("worklist-next").addEventListener("click", () => turnPage(true));
+    $("worklist-previous").addEventListener("click", () => turnPage(false));
     const saved = sessionStorage.getItem(TOKEN_KEY);
     if (saved) signIn(saved);
     else showBoard(false);
