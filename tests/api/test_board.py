@@ -410,9 +410,20 @@ async def test_office_head_pages_the_worklist_and_logs_calls_from_it(live_server
         {"outcome": "REACHED", "satisfaction": 5, "notes": "想要靠窗的座位", "actor": "office:board-test@PEK01"},
     ]
 
+    # A form being filled in survives the reload a live tier change brings: a new SILVER
+    # VIP joins the worklist (12 due) and the note typed so far is still there.
+    await row_of(page, ouyang).locator("button.log-call").click()
+    note = page.locator(f'#worklist tr.call-form-row[data-member="{ouyang["id"]}"] textarea[name="notes"]')
+    await note.fill("下周再打")
+    await set_tier(api, await enroll(api, "PEK01"), "SILVER")
+    await expect(page.locator("#worklist-count")).to_have_text("12")
+    await expect(note).to_have_value("下周再打")
+
     # No answer is no contact: the member stays due, marked as logged.
-    await log_from_row(page, ouyang, "NO_ANSWER")
+    await log_from_row(page, ouyang, "NO_ANSWER", notes="下周再打")
     await expect(row_of(page, ouyang).locator(".logged")).to_have_text("logged: no answer")
-    await expect(page.locator("#worklist-count")).to_have_text("11")
-    assert [c["outcome"] for c in await calls_of(api, ouyang)] == ["NO_ANSWER"]
+    await expect(page.locator("#worklist-count")).to_have_text("12")
+    assert await calls_of(api, ouyang) == [
+        {"outcome": "NO_ANSWER", "satisfaction": None, "notes": "下周再打", "actor": "office:board-test@PEK01"},
+    ]
     assert page.problems == []
