@@ -23,14 +23,14 @@ from tortoise.models import Model
 
 from care.models import CareCall, Feedback, FeedbackChange, GoodwillCredit, GreetingSent
 from loyalty.models import CreditLot, LedgerEntry, MilesClaim, TierEvent
-from members.access import Caller, Role, require_role
+from members.access import Caller, Role, can_see_member, require_role
 from members.enums import Tier
 from members.errors import invalid
+from members.ids import database_id
 from members.models import (
     Branch, Member, MemberConsentChange, MemberCredential, MemberErasure, MemberStatusChange, Office, RefreshToken,
     RegionAssignment,
 )
-from members.services import visible_member
 
 __all__ = ["EXPORT_VERSION", "SECTIONS", "Section", "export_member", "find_member_for_export"]
 
@@ -130,15 +130,18 @@ async def _section(section: Section, member_id: int) -> list[dict[str, Any]]:
     return [_row(row, section.secret) for row in rows]
 
 
-async def find_member_for_export(caller: Caller, member_id: str | int | None) -> Member:
+async def find_member_for_export(caller: Caller, member_id: str | int | None) -> Member | None:
     """The member a caller may export: a member their own (member_id omitted or their
-    own id), an admin anyone. NOT_FOUND otherwise."""
+    own id), an admin anyone; None for an unknown member or another member's.
+    INVALID when an admin names no member."""
     require_role(caller, (Role.MEMBER, Role.ADMIN), "a member's data is exported by the member or an admin")
     if member_id is None:
         if caller.role is not Role.MEMBER:
             raise invalid("memberId is required", "memberId")
         member_id = caller.member_id
-    return await visible_member(caller, member_id, "memberId")
+    pk = database_id(member_id)
+    member = await Member.get_or_none(id=pk) if pk is not None else None
+    return member if member is not None and can_see_member(caller, member) else None
 
 
 async def export_member(member: Member, *, now: datetime) -> dict[str, Any]:
