@@ -51,7 +51,7 @@ async def member_with_everything(api, tag: str, birth_date: str = "1980-06-15") 
     every table about a member; (the member, the refresh token of its sign-in)."""
     member = await enroll(
         api, "PEK01", familyName=f"Fam{tag}", givenName=f"Giv{tag}", birthDate=birth_date,
-        email=f"{tag.lower()}@example.com", idempotencyKey=f"enrol-{tag}",
+        email=f"{tag.lower()}@example.com", idempotencyKey=f"enrol-{birth_date}",
         address={"country": "CN", "city": "Beijing", "line": f"{tag} Road 1", "postalCode": "100000"},
     )
     member_id = member["id"]
@@ -62,13 +62,13 @@ async def member_with_everything(api, tag: str, birth_date: str = "1980-06-15") 
     ok(await api.gql(ASSIGN, {"input": {"memberId": member_id, "officeCode": "PEK01", "reason": "desk check"}}, as_=ADMIN),
        "memberRegionAssign")
     assert (await set_consents(api, as_member(member), marketing=True))["userErrors"] == []
-    await loyalty_fly(api, member, f"flight-{tag}")  # ledger entry, credit lot
+    await loyalty_fly(api, member, f"flight-{member['cardNumber']}")  # ledger entry, credit lot
     await set_tier(api, member, "GOLD")  # tier event
     flight = loyalty_flight(loyalty_today(api) - timedelta(days=10), 1000, "J")
     ok(await api.gql(CLAIM, {"input": {"flight": flight}}, as_=as_member(member)), "milesClaimSubmit")
     await logged(api, member, notes=f"Called {tag}, wants a window seat", needs=[f"Window seat {tag}"],
-                 idempotencyKey=f"call-{tag}")
-    complaint = await submitted(api, member, subject=f"Bag of {tag}", text=f"{tag}'s bag was late", idempotencyKey=f"fb-{tag}")
+                 idempotencyKey=f"call-{member_id}")
+    complaint = await submitted(api, member, subject=f"Bag of {tag}", text=f"{tag}'s bag was late", idempotencyKey=f"fb-{member_id}")
     resolved = await update_payload(api, complaint, "RESOLVED", resolution=f"Paid {tag}", note=f"Spoke to {tag}")
     assert resolved["userErrors"] == [], resolved["userErrors"]
     ok(await api.gql(GOODWILL, {"input": {"memberId": member_id, "miles": 500, "reason": "late bag",
