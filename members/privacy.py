@@ -17,11 +17,11 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from members.access import Caller, Role, require_role
-from members.errors import DomainError, invalid
+from members.errors import invalid
 from members.models import Member, MemberConsentChange
-from members.services import visible_member
+from members.services import refuse_erased, visible_member
 
-__all__ = ["CONSENTS", "ERASED_NAME", "Consents", "erase_personal_columns", "erased", "set_consents"]
+__all__ = ["CONSENTS", "ERASED_NAME", "Consents", "erase_personal_columns", "set_consents"]
 
 # What an erased member's family and given names read as (the columns are not nullable,
 # and the contract's familyName and givenName are non-null).
@@ -37,15 +37,6 @@ class Consents:
     marketing: bool | None = None
 
 
-def erased(member: Member) -> bool:
-    return member.erased_at is not None
-
-
-def _not_active_if_erased(member: Member, *field: str) -> None:
-    if erased(member):
-        raise DomainError("MEMBER_NOT_ACTIVE", "the member's personal data was erased", field)
-
-
 async def set_consents(caller: Caller, member_id: str | int | None, consents: Consents, *, now: datetime) -> Member:
     """Set a member's consents: the member their own (member_id may be omitted), an admin
     any member's. A consent given with its current value is no change (no history row).
@@ -59,7 +50,7 @@ async def set_consents(caller: Caller, member_id: str | int | None, consents: Co
     if not given:
         raise invalid("give greetings, marketing or both", "input")
     member = await visible_member(caller, member_id, "input", "memberId")
-    _not_active_if_erased(member, "input", "memberId")
+    refuse_erased(member, "input", "memberId")
     changed = {name: value for name, value in given.items() if getattr(member, f"consent_{name}") != value}
     if not changed:
         return member

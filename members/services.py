@@ -407,6 +407,13 @@ def audit_reason(reason: str | None) -> str:
     return reason
 
 
+def refuse_erased(member: Member, *field: str) -> None:
+    """MEMBER_NOT_ACTIVE for a member whose personal data was erased (privacy.erasure):
+    nothing is written about them any more."""
+    if member.erased_at is not None:
+        raise DomainError("MEMBER_NOT_ACTIVE", "the member's personal data was erased", field)
+
+
 async def visible_member(caller: Caller, member_id: str | int, *field: str) -> Member:
     """The member with this id if the caller may see it, else NOT_FOUND."""
     pk = database_id(member_id)
@@ -479,9 +486,7 @@ async def set_status(caller: Caller, member_id: str, status: MemberStatus, reaso
     enrolment; re-activating claims them again (DUPLICATE if taken meanwhile)."""
     reason = audit_reason(reason)
     member = await visible_member(caller, member_id, "input", "memberId")
-    if member.erased_at is not None:
-        raise DomainError("MEMBER_NOT_ACTIVE", "the member's personal data was erased: the member stays CLOSED",
-                          ("input", "memberId"))
+    refuse_erased(member, "input", "memberId")  # an erased member stays CLOSED
     if member.status is status:
         return member
     values: dict[str, Any] = {"status": status}

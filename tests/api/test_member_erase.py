@@ -12,12 +12,13 @@ from care.models import CareCall, Feedback, FeedbackChange, GreetingSent
 from loyalty.jobs import reconcile
 from loyalty.models import CreditLot, LedgerEntry, TierEvent
 from members.models import IdempotencyRecord, MemberCredential, MemberErasure, MemberStatusChange, RefreshToken
-from tests.api.care_factories import ADMIN, PEK01
+from tests.api.care_factories import ADMIN, PEK01, feedback_input, submit_payload
 from tests.api.conftest import (
     ENROLL, MEMBER_FIELDS, USER_ERRORS, admin_view, as_member, data, enroll, error_codes, person, problems, set_status,
 )
 from tests.api.privacy_factories import SECRET, SIGN_IN, erase, export, member_with_everything, set_consents
 
+PASSWORD = "mutation($input: MemberPasswordSetInput!) { memberPasswordSet(input: $input) { %s } }"
 READ = """query($id: ID) { member(id: $id) { familyName givenName phone email birthDate address { city line } status
   redeemableMiles tier erasedAt consents { greetings marketing }
   tierHistory { edges { node { cardNumber toTier member { familyName } } } }
@@ -120,9 +121,23 @@ async def test_the_card_stays_reserved_and_the_person_may_enrol_again(api):
     assert (await IdempotencyRecord.get(key="enrol-once")).fingerprint == "erased"
 
 
-async def test_an_erased_member_stays_closed_and_keeps_no_consents(api):
+async def test_an_erased_member_stays_closed_and_nothing_more_is_written_about_them(api):
     member = await enroll(api, "PEK01")
+    token = api.token("member", None, member["id"])
+    assert data(await api.gql("{ me { familyName } }", token=token))["me"] == {"familyName": "Wang"}
     await erase(api, member)
+    # A token the server had already checked before the erasure reads only the erased row
+    # until it expires (docs/PRIVACY.md); a token it has not seen is refused.
+    assert data(await api.gql("{ me { familyName phone } }", token=token))["me"] == {"familyName": "ERASED", "phone": None}
+    fresh = api.token("member", None, member["id"], ttl=700)
+    assert error_codes(await api.gql("{ me { familyName } }", token=fresh)) == ["FORBIDDEN"]
+    password = await api.gql(PASSWORD % USER_ERRORS, {"input": {"memberId": member["id"], "newPassword": SECRET}}, as_=ADMIN)
+    assert problems(data(password)["memberPasswordSet"]) == [("MEMBER_NOT_ACTIVE", ["input", "memberId"])]
+    own = await api.gql(PASSWORD % USER_ERRORS, {"input": {"memberId": member["id"], "newPassword": SECRET}}, token=token)
+    assert problems(data(own)["memberPasswordSet"]) == [("MEMBER_NOT_ACTIVE", ["input", "memberId"])]
+    feedback = await submit_payload(api, feedback_input(member))
+    assert problems(feedback) == [("MEMBER_NOT_ACTIVE", ["input", "memberId"])]
+    assert await MemberCredential.all().count() == 0 and await Feedback.all().count() == 0
     result = await api.gql(
         "mutation($input: MemberStatusSetInput!) { memberStatusSet(input: $input) { %s } }" % USER_ERRORS,
         {"input": {"memberId": member["id"], "status": "ACTIVE", "reason": "undo"}}, as_=ADMIN)
