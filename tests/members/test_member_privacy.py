@@ -43,7 +43,7 @@ async def test_every_table_that_refers_to_a_member_is_exported(db):
     exported = {section.model._meta.db_table for section in SECTIONS}
     assert referring - exported - NOT_EXPORTED == set(), "a table about members is missing from privacy.export.SECTIONS"
     assert exported <= referring  # a section is one query by member_id
-    assert len(referring) == 14
+    assert {"ledger_entry", "care_call", "feedback", "tier_event", "member_erasure"} <= referring  # the finder finds
 
 
 async def test_an_erased_card_is_never_given_again(db):
