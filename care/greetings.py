@@ -106,8 +106,9 @@ async def greetings_due(
     caller: Caller, start: date, end: date, office_code: str | None = None, branch_code: str | None = None
 ) -> list[Greeting]:
     """Birthdays of the caller's ACTIVE members who consent to greetings (narrowed to an
-    office or branch in scope) and festivals in [start, end], in date order; on one day festivals first, then
-    birthdays by family name, given name and member id. ForbiddenError for a region
+    office or branch in scope) and festivals in [start, end], in date order; on one day
+    festivals first, then birthdays by family name, given name and member id;
+    a festival's recipients are the consenting ACTIVE VIPs. ForbiddenError for a region
     outside the caller's scope or a caller who is not staff; INVALID for an unknown code
     or a range that is reversed or longer than 366 days, or with more than MAX_BIRTHDAYS
     birthdays (read no further than one more)."""
