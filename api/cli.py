@@ -490,6 +490,47 @@ def cmd_export_members(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_member(settings: Settings, args: argparse.Namespace) -> int:
+    """`loyalty member export|erase CARD_OR_ID`: one member's data as JSON on stdout, or
+    the erasure of their personal data (docs/PRIVACY.md), as an admin ("admin:cli")."""
+    import json
+    from datetime import datetime, timezone
+
+    from members.access import Caller, Role
+    from members.errors import DomainError
+    from members.queries import find_member
+
+    caller = Caller(Role.ADMIN, "cli")
+
+    async def run() -> int:
+        value = args.member.strip()
+        by_card = value.upper().startswith("CA")
+        try:
+            member = await find_member(caller, **({"card_number": value} if by_card else {"member_id": value}))
+            if member is None:
+                raise OperatorError(f"no member {value}")
+            now = datetime.now(timezone.utc)
+            if args.member_command == "export":
+                from privacy.export import export_member
+
+                document = await export_member(member, now=now)
+                json.dump(document, sys.stdout, ensure_ascii=False, indent=2)
+                print()
+                print(f"member export: {member.card_number}, {len(document['ledger'])} ledger entries", file=sys.stderr)
+            else:
+                from privacy.erasure import erase_member
+
+                erased = await erase_member(caller, member.id, args.reason, now=now)
+                when = erased.erasure.erased_at.isoformat()
+                print(f"{'erased' if erased.erased_now else 'already erased'}: {member.card_number} "
+                      f"(at {when} by {erased.erasure.actor})")
+        except DomainError as error:
+            raise OperatorError(error.message) from None
+        return 0
+
+    return asyncio.run(_with_orm(settings, run))
+
+
 # ---- parser ----------------------------------------------------------------------
 
 
@@ -592,6 +633,16 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("file", metavar="FILE", help="UTF-8 CSV with a header row")
         action.add_argument("--rejects", metavar="PATH", help="where the rejected rows go (default FILE's name .rejected.csv)")
         action.set_defaults(func=_import_command(kind))
+
+    member = sub.add_parser("member", help="one member's personal data (docs/PRIVACY.md)")
+    member_sub = member.add_subparsers(dest="member_command", required=True, metavar="ACTION")
+    member_export = member_sub.add_parser("export", help="everything held about the member, as JSON on stdout")
+    member_export.add_argument("member", metavar="CARD_OR_ID", help="card number (CA...) or member id")
+    member_erase = member_sub.add_parser(
+        "erase", help="erase the member's personal data (irreversible; card, ledger and balances stay)")
+    member_erase.add_argument("member", metavar="CARD_OR_ID", help="card number (CA...) or member id")
+    member_erase.add_argument("--reason", required=True, help="why (e.g. the request's reference); audited")
+    member.set_defaults(func=cmd_member)
 
     export = sub.add_parser("export", help="CSV to stdout")
     export_sub = export.add_subparsers(dest="export_command", required=True, metavar="WHAT")

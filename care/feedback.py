@@ -32,7 +32,7 @@ from members.errors import DomainError, invalid, not_found
 from members.ids import BIGINT_IDS, database_id
 from members.idempotency import run_once
 from members.paging import Page
-from members.services import visible_member
+from members.services import refuse_erased, visible_member
 
 __all__ = [
     "FeedbackFilter",
@@ -131,6 +131,7 @@ async def submit_feedback(
 
     async def work(connection) -> tuple[Feedback, int]:
         member = await visible_member(caller, member_id, "input", "memberId")
+        refuse_erased(member, "input", "memberId")
         respond_by = now + timedelta(hours=rules.care.complaint_response_hours) if kind is FeedbackKind.COMPLAINT else None
         item = await Feedback.create(
             member_id=member.id, office_id=member.office_id, branch_id=member.branch_id, kind=kind, channel=channel,

@@ -4,7 +4,8 @@ Birthdays are found by the database: the scoped ACTIVE members whose birth date'
 month and day ("MM-DD") is one of those of the range, so only the members to greet
 are read. A birthday on February 29 is greeted on February 28 in a year without
 February 29. Festivals carry the number of ACTIVE VIP members (tier SILVER and above)
-in the region: the people a festival greeting goes to.
+in the region: the people a festival greeting goes to. Only members who hold the
+greetings consent (members.privacy) are greeted or counted.
 
 Staff mark a greeting sent (``mark_greeting_sent``): a member's birthday greeting of a
 day, or an office's festival greeting of a day. The list shows when each was marked:
@@ -104,15 +105,16 @@ def check_range(start: date, end: date) -> None:
 async def greetings_due(
     caller: Caller, start: date, end: date, office_code: str | None = None, branch_code: str | None = None
 ) -> list[Greeting]:
-    """Birthdays of the caller's ACTIVE members (narrowed to an office or branch in scope)
-    and festivals in [start, end], in date order; on one day festivals first, then
-    birthdays by family name, given name and member id. ForbiddenError for a region
+    """Birthdays of the caller's ACTIVE members who consent to greetings (narrowed to an
+    office or branch in scope) and festivals in [start, end], in date order; on one day
+    festivals first, then birthdays by family name, given name and member id;
+    a festival's recipients are the consenting ACTIVE VIPs. ForbiddenError for a region
     outside the caller's scope or a caller who is not staff; INVALID for an unknown code
     or a range that is reversed or longer than 366 days, or with more than MAX_BIRTHDAYS
     birthdays (read no further than one more)."""
     require_staff(caller)
     check_range(start, end)
-    members = restrict_members(Member.filter(status=MemberStatus.ACTIVE), caller)
+    members = restrict_members(Member.filter(status=MemberStatus.ACTIVE, consent_greetings=True), caller)
     columns = await region_filter(caller, office_code, branch_code)
     members = members.filter(**columns)
     greetings: list[Greeting] = []
@@ -196,6 +198,8 @@ async def mark_greeting_sent(
         member = await visible_member(caller, member_id, "input", "memberId")
         if member.status is not MemberStatus.ACTIVE:
             raise invalid(f"the member is {member.status.value}", "input", "memberId")
+        if not member.consent_greetings:
+            raise invalid("the member has withdrawn their consent to greetings", "input", "memberId")
         if member.birth_date is None or member.birth_date.strftime("%m-%d") not in _birthday_dates(day, day):
             raise invalid(f"{day} is not the member's birthday greeting day", "input", "date")
         key = _birthday_key(member.id, day)

@@ -202,7 +202,8 @@ async def resolve_caller(role: Role, subject: str, scope: str | None) -> Caller:
         # The token names a member who exists: a well-signed token for no member (or
         # one deleted from a test database) is refused, on HTTP and on the WebSocket.
         member_id = database_id(subject)
-        if member_id is None or not await Member.filter(id=member_id).exists():
+        # An erased member's tokens are refused too (privacy.erasure).
+        if member_id is None or not await Member.filter(id=member_id, erased_at__isnull=True).exists():
             return Caller(role, subject, scope, blocked=True)
         return Caller(role, subject, scope, member_id=member_id)
     return Caller(role, subject, scope)

@@ -39,7 +39,7 @@ from members.access import Caller, Role, require_role
 from members.enums import MemberStatus
 from members.errors import DomainError, invalid
 from members.models import Member, MemberCredential, RefreshToken
-from members.services import phone_key, visible_member
+from members.services import phone_key, refuse_erased, visible_member
 
 __all__ = [
     "LOCK_SECONDS", "MAX_FAILURES", "MAX_LOCK_SECONDS", "REFRESH_DAYS", "SignedIn", "refresh", "set_password",
@@ -86,6 +86,7 @@ async def set_password(
     require_role(caller, (Role.ADMIN, Role.MEMBER), "passwords are set by the member or an admin")
     new_password = _password(new_password, "input", "newPassword")
     member = await visible_member(caller, member_id, "input", "memberId")
+    refuse_erased(member, "input", "memberId")
     credential = await MemberCredential.get_or_none(member_id=member.id)
     if caller.role is Role.MEMBER and credential is not None:
         # Counted like a sign-in: a stolen session cannot guess the password here either.

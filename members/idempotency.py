@@ -15,6 +15,10 @@ from members.errors import DomainError
 from members.models import IdempotencyRecord
 
 T = TypeVar("T")
+# The fingerprint of a record whose request carried personal data of a member since
+# erased (privacy.erasure): a replay with its key returns the (erased) result, whatever
+# the content, since what the request held is no longer known.
+ERASED_FINGERPRINT = "erased"
 
 
 def fingerprint(operation: str, content: Any) -> str:
@@ -27,6 +31,8 @@ async def _replay(caller: str, key: str, operation: str, print_: str) -> int | N
     record = await IdempotencyRecord.get_or_none(caller=caller, key=key)
     if record is None:
         return None
+    if record.operation == operation and record.fingerprint == ERASED_FINGERPRINT:
+        return record.result_id  # what it asked for was erased with the member: the result stands
     if record.operation != operation or record.fingerprint != print_:
         raise DomainError(
             "IDEMPOTENCY_CONFLICT",

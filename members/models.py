@@ -124,6 +124,15 @@ class Member(Model):
     care_due_since = fields.DateField(null=True)
     care_state_on = fields.DateField(null=True)
     care_recheck_on = fields.DateField(null=True)
+    # Consents (members.privacy, docs/PRIVACY.md): greetings (birthday and festival
+    # greetings, which greetingsDue honours) are on unless the member withdraws them;
+    # marketing is opt-in. consents_updated_at: the last change of either (NULL: never).
+    consent_greetings = fields.BooleanField(default=True, db_default=True)
+    consent_marketing = fields.BooleanField(default=False, db_default=False)
+    consents_updated_at = fields.DatetimeField(null=True)
+    # When the member's personal data was erased (privacy.erasure); NULL: never. The row,
+    # its card number, ledger and balances stay.
+    erased_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "member"
@@ -238,6 +247,8 @@ class IdempotencyRecord(Model):
     class Meta:
         table = "idempotency_record"
         unique_together = (("caller", "key"),)
+        # The records of one result (an erasure scrubs the requests that carried the member's data).
+        indexes = (("operation", "result_id"),)
 
 
 class Partner(Model):
@@ -290,3 +301,38 @@ class RefreshToken(Model):
     class Meta:
         table = "refresh_token"
         indexes = (("family",), ("member_id", "id"))
+
+
+class MemberErasure(Model):
+    """Audit of memberErase: who erased a member's personal data, when and why (the
+    reason is the operator's words, never the member's data). One per member."""
+
+    id = fields.IntField(primary_key=True)
+    member: fields.OneToOneRelation[Member] = fields.OneToOneField(
+        "models.Member", related_name="erasure", on_delete=fields.RESTRICT
+    )
+    member_id: int
+    erased_at = fields.DatetimeField()
+    actor = fields.CharField(max_length=100)
+    reason = fields.CharField(max_length=300)
+
+    class Meta:
+        table = "member_erasure"
+
+
+class MemberConsentChange(Model):
+    """History of a member's consents: each change of one consent, by whom and when."""
+
+    id = fields.BigIntField(primary_key=True)
+    member: fields.ForeignKeyRelation[Member] = fields.ForeignKeyField(
+        "models.Member", related_name="consent_changes", on_delete=fields.RESTRICT
+    )
+    member_id: int
+    consent = fields.CharField(max_length=16)
+    granted = fields.BooleanField()
+    actor = fields.CharField(max_length=100)
+    changed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "member_consent_change"
+        indexes = (("member_id", "id"),)

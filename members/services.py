@@ -397,6 +397,23 @@ def _inserts() -> tuple[BulkInsert, BulkInsert]:
     return BulkInsert(Member, MEMBER_ROW_COLUMNS), BulkInsert(RegionAssignment, ["member_id", "office_id", "reason", "actor"])
 
 
+def audit_reason(reason: str | None) -> str:
+    """An audited reason, whitespace squeezed: 1 to 280 characters, or INVALID."""
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise invalid("a reason is required", "input", "reason")
+    if len(reason) > 280:
+        raise invalid("reason is longer than 280 characters", "input", "reason")
+    return reason
+
+
+def refuse_erased(member: Member, *field: str) -> None:
+    """MEMBER_NOT_ACTIVE for a member whose personal data was erased (privacy.erasure):
+    nothing is written about them any more."""
+    if member.erased_at is not None:
+        raise DomainError("MEMBER_NOT_ACTIVE", "the member's personal data was erased", field)
+
+
 async def visible_member(caller: Caller, member_id: str | int, *field: str) -> Member:
     """The member with this id if the caller may see it, else NOT_FOUND."""
     pk = database_id(member_id)
@@ -449,11 +466,7 @@ async def update(caller: Caller, member_id: str, changes: MemberChanges) -> Memb
 
 async def assign_region(caller: Caller, member_id: str, office_code: str, reason: str) -> Member:
     """Assign a member to an office by hand (branch staff within their branch, or admin)."""
-    reason = " ".join((reason or "").split())
-    if not reason:
-        raise invalid("a reason is required", "input", "reason")
-    if len(reason) > 280:
-        raise invalid("reason is longer than 280 characters", "input", "reason")
+    reason = audit_reason(reason)
     member = await visible_member(caller, member_id, "input", "memberId")
     office = await by_code(Office, (office_code or "").strip().upper())
     if caller.role is Role.BRANCH and (office is None or office.branch_id != caller.branch_id):
@@ -471,12 +484,9 @@ async def assign_region(caller: Caller, member_id: str, office_code: str, reason
 async def set_status(caller: Caller, member_id: str, status: MemberStatus, reason: str) -> Member:
     """Suspend, close or re-activate. Closing frees the phone and email for a new
     enrolment; re-activating claims them again (DUPLICATE if taken meanwhile)."""
-    reason = " ".join((reason or "").split())
-    if not reason:
-        raise invalid("a reason is required", "input", "reason")
-    if len(reason) > 280:
-        raise invalid("reason is longer than 280 characters", "input", "reason")
+    reason = audit_reason(reason)
     member = await visible_member(caller, member_id, "input", "memberId")
+    refuse_erased(member, "input", "memberId")  # an erased member stays CLOSED
     if member.status is status:
         return member
     values: dict[str, Any] = {"status": status}

@@ -20,6 +20,7 @@ from schema.limits import Limits, QueryLimits, ValidationWithLimits
 from schema.observe import current_request
 from schema.loyalty import LoyaltyMutation, LoyaltyQuery
 from schema.members import MemberMutation, MemberQuery
+from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.regions import RegionQuery
 from schema.subscriptions import Subscription
 
@@ -27,12 +28,14 @@ logger = logging.getLogger("loyalty.graphql")
 
 
 @strawberry.type(description="Reads: members, regions, tiers and the tier event log.")
-class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery, ClaimQuery):
+class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery, ClaimQuery, PrivacyQuery):
     pass
 
 
 @strawberry.type(description="Writes: every mutation takes one input and returns a payload with userErrors.")
-class Mutation(MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation, SignInMutation, ClaimMutation):
+class Mutation(
+    MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation, SignInMutation, ClaimMutation, PrivacyMutation
+):
     pass
 
 

@@ -3,6 +3,7 @@ top-level errors with extensions.code for UNAUTHENTICATED / FORBIDDEN / INVALID.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
@@ -117,7 +118,7 @@ class RefusalErrors(MaskErrors):
 
 class RefusalInPayload(FieldExtension):
     """A mutation's refusal in its payload: a DomainError whose code the contract lists
-    becomes the payload's userErrors, every other field null. ForbiddenError (FORBIDDEN)
+    becomes the payload's userErrors, every other field null (or its default). ForbiddenError (FORBIDDEN)
     and any other code stay top-level errors (RefusalErrors)."""
 
     def apply(self, field: Any) -> None:
@@ -130,7 +131,9 @@ class RefusalInPayload(FieldExtension):
             if error.code not in ErrorCode.__members__:
                 raise
             payload = self.payload
-            others = {f.python_name: None for f in payload.__strawberry_definition__.fields if f.python_name != "user_errors"}
+            # Every other field null, but one with a default (a non-null flag) keeps it.
+            others = {f.python_name: None for f in payload.__strawberry_definition__.fields
+                      if f.python_name != "user_errors" and f.default is dataclasses.MISSING}
             return payload(**others, user_errors=user_errors(error))
 
 

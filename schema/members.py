@@ -61,6 +61,13 @@ class Address:
     postal_code: str | None = strawberry.field(description="Postal code.")
 
 
+@strawberry.type(description="A member's consents (docs/PRIVACY.md): greetings are on until withdrawn, marketing is opt-in.")
+class Consents:
+    greetings: bool = strawberry.field(description="Birthday and festival greetings (greetingsDue lists only these members).")
+    marketing: bool = strawberry.field(description="Marketing messages.")
+    updated_at: datetime | None = strawberry.field(description="The last change of either; null if never changed.")
+
+
 @strawberry.type(description="One assignment of a member to an office; every assignment is kept.")
 class RegionAssignment:
     office_id: strawberry.Private[int]
@@ -114,13 +121,25 @@ class Member:
     def email(self) -> str | None:
         return self.row.email
 
-    @strawberry.field(description="Contact address.", permission_classes=full_view)
+    @strawberry.field(description="Contact address; null once the member's personal data is erased.", permission_classes=full_view)
     def address(self) -> Address | None:
         r = self.row
+        if r.erased_at is not None:
+            return None
         return Address(
             country=r.address_country, province=r.address_province, city=r.address_city,
             line=r.address_line, postal_code=r.address_postal_code,
         )
+
+    @strawberry.field(description="What the member consents to (greetings, marketing).", permission_classes=full_view)
+    def consents(self) -> Consents:
+        r = self.row
+        return Consents(greetings=r.consent_greetings, marketing=r.consent_marketing, updated_at=r.consents_updated_at)
+
+    @strawberry.field(description="When the member's personal data was erased (memberErase); null if never.",
+                      permission_classes=full_view)
+    def erased_at(self) -> datetime | None:
+        return self.row.erased_at
 
     @strawberry.field(description="The sales office the member is assigned to.", permission_classes=full_view)
     async def office(self, info: Info) -> Office:

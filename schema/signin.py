@@ -49,7 +49,7 @@ class RefreshTokenInput:
 
 @strawberry.type(description="Result of memberSignOut.")
 class MemberSignOutPayload:
-    signed_out: bool = strawberry.field(description="True when every token of that sign-in is revoked.")
+    signed_out: bool = strawberry.field(default=False, description="True when every token of that sign-in is revoked.")
     user_errors: list[UserError] = strawberry.field(description="INVALID_TOKEN for an unknown token.")
 
 

@@ -29,6 +29,8 @@ MUTABLE_TABLES = [
     "idempotency_record",
     "member_credential",
     "refresh_token",
+    "member_erasure",
+    "member_consent_change",
     "member",
     "partner",
 ]

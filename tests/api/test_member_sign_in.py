@@ -110,6 +110,8 @@ async def test_sign_out_and_expiry_end_the_refresh_tokens(clocked_api):
     token = (await sign_in(api, member["cardNumber"]))["session"]["refreshToken"]
     out = data(await api.gql(SIGN_OUT, {"input": {"refreshToken": token}}))["memberSignOut"]
     assert out == {"signedOut": True, "userErrors": []}
+    unknown = data(await api.gql(SIGN_OUT, {"input": {"refreshToken": "no-such-token"}}))["memberSignOut"]
+    assert (unknown["signedOut"], refused(unknown)) == (False, ["INVALID_TOKEN"])
     assert refused(await refresh(api, token)) == ["INVALID_TOKEN"]
     token = (await sign_in(api, member["cardNumber"]))["session"]["refreshToken"]
     api.clock.now = now + timedelta(days=30, seconds=1)

@@ -60,6 +60,12 @@ OPS = {
     "memberStatusSet": _mutation(
         "memberStatusSet", "MemberStatusSetInput", lambda t: {"memberId": t["id"], "status": "SUSPENDED", "reason": "matrix"}
     ),
+    "memberDataExport": Op(
+        "query($id: ID) { memberDataExport(memberId: $id) }", lambda t: {"id": t["id"]},
+        lambda v, t: v is not None and v["member"]["id"] == int(t["id"]),
+    ),
+    "memberConsentSet": _mutation("memberConsentSet", "MemberConsentSetInput", lambda t: {"memberId": t["id"], "marketing": True}),
+    "memberErase": _mutation("memberErase", "MemberEraseInput", lambda t: {"memberId": t["id"], "reason": "matrix"}),
 }
 
 # operation: outcomes for member, partner, office, branch, airline, admin, as (own region, outside it)
@@ -77,6 +83,9 @@ EXPECTED = {
     "memberUpdate":       [(A, I), (F, F), (F, F), (F, F), (F, F), (A, A)],
     "memberRegionAssign": [(F, F), (F, F), (F, F), (A, I), (F, F), (A, A)],
     "memberStatusSet":    [(F, F), (F, F), (F, F), (F, F), (F, F), (A, A)],
+    "memberDataExport":   [(A, I), (F, F), (F, F), (F, F), (F, F), (A, A)],
+    "memberConsentSet":   [(A, I), (F, F), (F, F), (F, F), (F, F), (A, A)],
+    "memberErase":        [(F, F), (F, F), (F, F), (F, F), (F, F), (A, A)],
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-PACKAGES = ["api", "schema", "loyalty", "members", "care", "migrations"]
+PACKAGES = ["api", "schema", "loyalty", "members", "care", "privacy", "migrations"]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 

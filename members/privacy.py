@@ -1,0 +1,89 @@
+"""A member's personal data on the member row: consents, and the one function that
+erases the row's personal columns (privacy.erasure calls it in its transaction).
+
+Consents (docs/PRIVACY.md): ``greetings`` (birthday and festival greetings; greetingsDue
+lists only the members who hold it) is on at enrolment and for the members enrolled
+before it existed, and the member may withdraw it; ``marketing`` is opt-in (off until
+the member or an admin sets it). Every change is kept in MemberConsentChange.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from members.access import Caller, Role, require_role
+from members.errors import invalid
+from members.models import Member, MemberConsentChange
+from members.services import refuse_erased, visible_member
+
+__all__ = ["CONSENTS", "ERASED_NAME", "Consents", "erase_personal_columns", "set_consents"]
+
+# What an erased member's family and given names read as (the columns are not nullable,
+# and the contract's familyName and givenName are non-null).
+ERASED_NAME = "ERASED"
+CONSENTS = ("greetings", "marketing")
+
+
+@dataclass(frozen=True)
+class Consents:
+    """A change of consents: None leaves one as it is."""
+
+    greetings: bool | None = None
+    marketing: bool | None = None
+
+
+async def set_consents(caller: Caller, member_id: str | int | None, consents: Consents, *, now: datetime) -> Member:
+    """Set a member's consents: the member their own (member_id may be omitted), an admin
+    any member's. A consent given with its current value is no change (no history row).
+    INVALID when neither is given; MEMBER_NOT_ACTIVE for an erased member."""
+    require_role(caller, (Role.MEMBER, Role.ADMIN), "consents are set by the member or an admin")
+    if member_id is None:
+        if caller.role is not Role.MEMBER:
+            raise invalid("memberId is required", "input", "memberId")
+        member_id = caller.member_id
+    given = {name: getattr(consents, name) for name in CONSENTS if getattr(consents, name) is not None}
+    if not given:
+        raise invalid("give greetings, marketing or both", "input")
+    member = await visible_member(caller, member_id, "input", "memberId")
+    refuse_erased(member, "input", "memberId")
+    changed = {name: value for name, value in given.items() if getattr(member, f"consent_{name}") != value}
+    if not changed:
+        return member
+    now = now.astimezone(timezone.utc)
+    async with in_transaction() as connection:
+        await Member.filter(id=member.id).using_db(connection).update(
+            consents_updated_at=now, **{f"consent_{name}": value for name, value in changed.items()}
+        )
+        for name, value in changed.items():
+            await MemberConsentChange.create(
+                member_id=member.id, consent=name.upper(), granted=value, actor=caller.actor, changed_at=now,
+                using_db=connection,
+            )
+    return await Member.get(id=member.id)
+
+
+def erased_values(now: datetime) -> dict[str, Any]:
+    """The member row's personal columns as erasure leaves them: names the placeholder,
+    birth date, phone, email (and their uniqueness keys) and the address but its
+    country NULL or empty (country stays: it is no one's, and the office is kept),
+    consents withdrawn."""
+    return {
+        "family_name": ERASED_NAME, "given_name": ERASED_NAME, "birth_date": None,
+        "phone": None, "email": None, "phone_key": None, "email_key": None,
+        "address_province": None, "address_city": "", "address_line": None, "address_postal_code": None,
+        "consent_greetings": False, "consent_marketing": False, "consents_updated_at": now, "erased_at": now,
+    }
+
+
+async def erase_personal_columns(connection: BaseDBAsyncClient, member_id: int, now: datetime) -> bool:
+    """Erase the member row's personal columns on `connection` (the caller's transaction),
+    once: False when the row was erased already (a concurrent erasure won)."""
+    updated = await Member.filter(id=member_id, erased_at__isnull=True).using_db(connection).update(
+        **erased_values(now.astimezone(timezone.utc))
+    )
+    return bool(updated)
