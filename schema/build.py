@@ -22,17 +22,18 @@ from schema.loyalty import LoyaltyMutation, LoyaltyQuery
 from schema.members import MemberMutation, MemberQuery
 from schema.regions import RegionQuery
 from schema.subscriptions import Subscription
+from schema.webhooks import WebhookMutation, WebhookQuery
 
 logger = logging.getLogger("loyalty.graphql")
 
 
 @strawberry.type(description="Reads: members, regions, tiers and the tier event log.")
-class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery, ClaimQuery):
+class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery, ClaimQuery, WebhookQuery):
     pass
 
 
 @strawberry.type(description="Writes: every mutation takes one input and returns a payload with userErrors.")
-class Mutation(MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation, SignInMutation, ClaimMutation):
+class Mutation(MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation, SignInMutation, ClaimMutation, WebhookMutation):
     pass
 
 

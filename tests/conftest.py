@@ -30,6 +30,8 @@ MUTABLE_TABLES = [
     "member_credential",
     "refresh_token",
     "member",
+    "webhook_delivery",
+    "partner_webhook",
     "partner",
 ]
 
