@@ -315,12 +315,17 @@ class Dispatcher:
             lease_owner=self.owner, lease_until=self._lease_end())
         return taken == 1
 
-    async def _write(self, webhook_id: int, connection=None, **columns: Any) -> None:
-        """Update the webhook under this dispatcher's lease (renewed), or _LeaseLost."""
+    async def _write(self, webhook_id: int, connection=None, **columns: Any) -> bool:
+        """Update the webhook under this dispatcher's lease (renewed); False when the
+        lease was lost (nothing written)."""
         query = PartnerWebhook.filter(id=webhook_id, lease_owner=self.owner)
         if connection is not None:
             query = query.using_db(connection)
-        if await query.update(**{"lease_until": self._lease_end(), **columns}) != 1:
+        return await query.update(**{"lease_until": self._lease_end(), **columns}) == 1
+
+    async def _hold(self, webhook_id: int, **columns: Any) -> None:
+        """_write, or _LeaseLost."""
+        if not await self._write(webhook_id, **columns):
             raise _LeaseLost
 
     async def tick(self) -> list[Outcome]:
@@ -359,7 +364,7 @@ class Dispatcher:
                     paused = await self._failed(webhook, cursor, error)
                     return Outcome(code, delivered, cursor, error, paused)
                 delivered, cursor = delivered + 1, event.id
-            await self._write(webhook.id, cursor=cursor, lease_until=self.now())  # released
+            await self._hold(webhook.id, cursor=cursor, lease_until=self.now())  # released
             return Outcome(code, delivered, cursor)
         except _LeaseLost:
             return None
@@ -382,15 +387,19 @@ class Dispatcher:
         except Exception as failure:  # noqa: BLE001 - no answer: recorded, retried
             error = (f"{type(failure).__name__}: {failure}".splitlines() or [""])[0]
         duration = int((time.monotonic() - started) * 1000)
+        held = True
         async with in_transaction() as connection:
+            # The attempt is logged whatever happens next; the cursor moves with it.
             await WebhookDelivery.create(
                 webhook_id=webhook.id, event_id=event.id, attempt=attempt, delivered=error is None,
                 status_code=status, error=error[:MAX_ERROR] if error else None, duration_ms=duration, at=self.now(),
                 using_db=connection,
             )
             if error is None:
-                await self._write(webhook.id, connection, cursor=event.id, failures=0, last_error=None,
-                                  next_attempt_at=self.now())
+                held = await self._write(webhook.id, connection, cursor=event.id, failures=0, last_error=None,
+                                         next_attempt_at=self.now())
+        if not held:
+            raise _LeaseLost
         if error is None:
             webhook.failures = 0
         return error
@@ -408,7 +417,7 @@ class Dispatcher:
         if paused:
             columns.update(status=WebhookStatus.PAUSED, paused_at=now)
             log.warning("webhook %s paused after %d failures in a row: %s", webhook.partner.code, failures, error)
-        await self._write(webhook.id, **columns)
+        await self._hold(webhook.id, **columns)
         return paused
 
     async def run_forever(self, every: float = 1.0, stop: asyncio.Event | None = None,

@@ -330,3 +330,52 @@ async def test_the_delivery_log_pages_newest_first_by_key(hooks):
     assert error_codes(await hooks.api.gql(DELIVERIES, {"code": "HOTELCO", "after": "bad"}, as_=ADMIN)) == ["INVALID"]
     assert error_codes(await hooks.api.gql(DELIVERIES, {"code": "HOTELCO", "first": 101}, as_=ADMIN)) == ["INVALID"]
     assert error_codes(await hooks.api.gql(DELIVERIES, {"code": "NOPE"}, as_=ADMIN)) == ["NOT_FOUND"]
+
+
+async def test_a_redirect_is_a_failure_and_not_followed(hooks):
+    await register(hooks)
+    await tier_changes(hooks, 1)
+    hooks.receiver.status = 307
+    (outcome,) = await hooks.tick()
+    assert outcome.failed == "HTTP 307" and len(hooks.receiver.received) == 1
+
+
+async def test_an_endpoint_that_does_not_answer_in_time_is_a_failure(hooks):
+    import threading
+
+    await register(hooks)
+    await tier_changes(hooks, 1)
+    hooks.receiver.hold = threading.Event()  # answers only when released
+    async with hooks.dispatcher("a", webhook_timeout_seconds=0.2) as running:
+        (outcome,) = await running.tick()
+    hooks.receiver.hold.set()
+    assert outcome.failed.startswith("ReadTimeout") and outcome.delivered == 0
+    assert await log_rows() == [(int((await TierEvent.all().values_list("id", flat=True))[0]), 1, False, None)]
+
+
+async def test_a_server_with_webhooks_delivers_from_startup(hooks):
+    """with_webhooks (LOYALTY_WEBHOOKS=1, `serve --webhooks`): a dispatcher beside the
+    app from its lifespan startup to shutdown."""
+    import asyncio
+
+    from api.webhooks import with_webhooks
+
+    await register(hooks)
+    (event,) = await tier_changes(hooks, 1)
+
+    async def app(scope, receive, send):  # an app with a lifespan of its own
+        assert (await receive())["type"] == "lifespan.startup"
+        await send({"type": "lifespan.startup.complete"})
+        assert (await receive())["type"] == "lifespan.shutdown"
+        await send({"type": "lifespan.shutdown.complete"})
+
+    server = with_webhooks(app, replace(hooks.settings, webhook_poll_seconds=3600), RULES)
+    inbox, outbox = asyncio.Queue(), asyncio.Queue()
+    lifespan = asyncio.create_task(server({"type": "lifespan"}, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    assert await asyncio.to_thread(hooks.receiver.answered.wait, 30)  # its first turn, at startup
+    await inbox.put({"type": "lifespan.shutdown"})
+    assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+    await lifespan
+    assert hooks.receiver.delivered() == [event]

@@ -28,6 +28,10 @@ class Receiver:
     secret: str = ""
     status: int = 200  # what it answers to a request whose signature verifies
     received: list[Received] = field(default_factory=list)
+    # Set: each request waits for it before answering (a stuck endpoint, for the timeout).
+    hold: threading.Event | None = None
+    # Set by every request it answered (for a test waiting on a dispatcher in a server).
+    answered: threading.Event = field(default_factory=threading.Event)
     port: int = 0
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -53,9 +57,14 @@ class Receiver:
                     self.headers.get("Loyalty-Webhook-Id", ""), timestamp, self.headers.get("Loyalty-Webhook-Attempt", ""),
                     verified, json.loads(body), answer,
                 ))
+                if receiver.hold is not None:
+                    receiver.hold.wait(30)
                 self.send_response(answer)
+                if 300 <= answer < 400:
+                    self.send_header("Location", receiver.url)  # a redirect to itself: must not be followed
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                receiver.answered.set()
 
             def log_message(self, *args) -> None:
                 pass
@@ -68,6 +77,8 @@ class Receiver:
 
     def stop(self) -> None:
         """Down: the port refuses connections until start() again."""
+        if self.hold is not None:
+            self.hold.set()  # let a held request end
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
