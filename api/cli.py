@@ -293,38 +293,47 @@ def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_partner(settings: Settings, args: argparse.Namespace) -> int:
-    from members import partners
+def _service_command(settings: Settings, work: Callable[[], Awaitable[None]]) -> int:
+    """Run ``work`` with the ORM up; a service's refusal (DomainError) is the operator's one line."""
     from members.errors import DomainError
 
     async def run() -> int:
         try:
-            if args.partner_command == "add":
-                partner, created = await partners.add_partner(args.code, args.name)
-                print(f"{'registered' if created else 'already registered'}: {partner.code} {partner.name}")
-            elif args.partner_command == "disable":
-                partner = await partners.disable_partner(args.code)
-                print(f"disabled: {partner.code} {partner.name}")
-            elif args.partner_command == "statement":
-                from api import bulk
-
-                try:
-                    entries, miles = await bulk.export_statement(
-                        sys.stdout, args.code, args.start, args.end, settings.tz, Progress("partner statement")
-                    )
-                except bulk.CsvFileError as error:
-                    raise OperatorError(str(error)) from None
-                print(f"partner statement: {entries} entries, {miles:,} miles", file=sys.stderr)
-            else:
-                rows = await partners.list_partners()
-                for partner in rows:
-                    print(f"{partner.code:<12} {'active  ' if partner.active else 'disabled'} {partner.name}")
-                print(f"{len(rows)} partner(s)", file=sys.stderr)
+            await work()
         except DomainError as error:
             raise OperatorError(error.message) from None
         return 0
 
     return asyncio.run(_with_orm(settings, run))
+
+
+def cmd_partner(settings: Settings, args: argparse.Namespace) -> int:
+    from members import partners
+
+    async def run() -> None:
+        if args.partner_command == "add":
+            partner, created = await partners.add_partner(args.code, args.name)
+            print(f"{'registered' if created else 'already registered'}: {partner.code} {partner.name}")
+        elif args.partner_command == "disable":
+            partner = await partners.disable_partner(args.code)
+            print(f"disabled: {partner.code} {partner.name}")
+        elif args.partner_command == "statement":
+            from api import bulk
+
+            try:
+                entries, miles = await bulk.export_statement(
+                    sys.stdout, args.code, args.start, args.end, settings.tz, Progress("partner statement")
+                )
+            except bulk.CsvFileError as error:
+                raise OperatorError(str(error)) from None
+            print(f"partner statement: {entries} entries, {miles:,} miles", file=sys.stderr)
+        else:
+            rows = await partners.list_partners()
+            for partner in rows:
+                print(f"{partner.code:<12} {'active  ' if partner.active else 'disabled'} {partner.name}")
+            print(f"{len(rows)} partner(s)", file=sys.stderr)
+
+    return _service_command(settings, run)
 
 
 def cmd_tiers_review(settings: Settings, args: argparse.Namespace) -> int:
@@ -450,7 +459,6 @@ def _webhook_line(row) -> str:
 
 def cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
     from loyalty import webhooks
-    from members.errors import DomainError
 
     action = args.webhooks_command
     if action == "run":
@@ -458,39 +466,35 @@ def cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
     if action == "log" and not 1 <= args.limit <= 100:
         raise OperatorError(f"--limit {args.limit} must be between 1 and 100")
 
-    async def run() -> int:
+    async def run() -> None:
         now = settings.now()
-        try:
-            if action == "set":
-                row, secret = await webhooks.set_webhook(args.code, args.url, now=now, allow_http=settings.webhook_allow_http)
+        if action == "set":
+            row, secret = await webhooks.set_webhook(args.code, args.url, now=now, allow_http=settings.webhook_allow_http)
+            print(_webhook_line(row))
+            if secret is not None:
+                print(f"secret (shown once; the receiver checks signatures with it): {secret}")
+        elif action == "rotate-secret":
+            row, secret = await webhooks.rotate_secret(args.code, now=now)
+            print(_webhook_line(row))
+            print(f"new secret (shown once; the next delivery is signed with it): {secret}")
+        elif action == "pause":
+            print(_webhook_line(await webhooks.pause(args.code, now=now)))
+        elif action == "resume":
+            print(_webhook_line(await webhooks.resume(args.code, now=now, after=args.after)))
+        elif action == "log":
+            page = await webhooks.deliveries(args.code, args.limit, None)
+            for d in page.items:
+                outcome = "delivered" if d.delivered else f"FAILED {d.error or ''}".rstrip()
+                print(f"{d.at:%Y-%m-%d %H:%M:%S}Z event {d.event_id} attempt {d.attempt} "
+                      f"status {d.status_code or '-'} {d.duration_ms} ms {outcome}")
+            print(f"{len(page.items)} attempt(s), newest first", file=sys.stderr)
+        else:
+            rows = await webhooks.list_webhooks()
+            for row in rows:
                 print(_webhook_line(row))
-                if secret is not None:
-                    print(f"secret (shown once; the receiver checks signatures with it): {secret}")
-            elif action == "rotate-secret":
-                row, secret = await webhooks.rotate_secret(args.code, now=now)
-                print(_webhook_line(row))
-                print(f"new secret (shown once; the next delivery is signed with it): {secret}")
-            elif action == "pause":
-                print(_webhook_line(await webhooks.pause(args.code, now=now)))
-            elif action == "resume":
-                print(_webhook_line(await webhooks.resume(args.code, now=now, after=args.after)))
-            elif action == "log":
-                page = await webhooks.deliveries(args.code, args.limit, None)
-                for d in page.items:
-                    outcome = "delivered" if d.delivered else f"FAILED {d.error or ''}".rstrip()
-                    print(f"{d.at:%Y-%m-%d %H:%M:%S}Z event {d.event_id} attempt {d.attempt} "
-                          f"status {d.status_code or '-'} {d.duration_ms} ms {outcome}")
-                print(f"{len(page.items)} attempt(s), newest first", file=sys.stderr)
-            else:
-                rows = await webhooks.list_webhooks()
-                for row in rows:
-                    print(_webhook_line(row))
-                print(f"{len(rows)} webhook(s)", file=sys.stderr)
-        except DomainError as error:
-            raise OperatorError(error.message) from None
-        return 0
+            print(f"{len(rows)} webhook(s)", file=sys.stderr)
 
-    return asyncio.run(_with_orm(settings, run))
+    return _service_command(settings, run)
 
 
 def _run_webhooks(settings: Settings, args: argparse.Namespace) -> int:

@@ -244,5 +244,5 @@ class WebhookDelivery(Model):
 
     class Meta:
         table = "webhook_delivery"
-        # A webhook's log, newest first by key.
-        indexes = (("webhook_id", "id"),)
+        # A webhook's log, newest first by key (members.paging.newest_first).
+        indexes = (("webhook_id", "at", "id"),)

@@ -52,7 +52,7 @@ from loyalty.models import PartnerWebhook, TierEvent, WebhookDelivery, WebhookSt
 from members.access import Caller, Role, resolve_caller
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.models import Partner
-from members.paging import Page, decode_cursor, encode_cursor, page_size
+from members.paging import Page, newest_first
 
 __all__ = [
     "Dispatcher", "Outcome", "Policy", "deliveries", "list_webhooks", "pause", "resume", "rotate_secret",
@@ -217,22 +217,11 @@ async def list_webhooks() -> list[PartnerWebhook]:
     return await PartnerWebhook.all().prefetch_related("partner").order_by("partner__code")
 
 
-def _delivery_id(cursor: str) -> int:
-    (value,) = decode_cursor(cursor, DELIVERIES_ORDER, 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise invalid("after is not a valid cursor", "after")
-    return value
-
-
 async def deliveries(code: str, first: int | None, after: str | None) -> Page[WebhookDelivery]:
-    """The partner's delivery log, newest first, by key (id)."""
-    size = page_size(first, DEFAULT_DELIVERIES_PAGE)
+    """The partner's delivery log, newest first, by key (time, id)."""
     webhook = await _webhook(code)
     query = WebhookDelivery.filter(webhook_id=webhook.id)
-    if after:
-        query = query.filter(id__lt=_delivery_id(after))
-    rows = await query.order_by("-id").limit(size + 1)
-    return Page.of(rows, size, lambda row: encode_cursor(DELIVERIES_ORDER, [row.id]), WebhookDelivery.filter(webhook_id=webhook.id).count)
+    return await newest_first(query, "at", DELIVERIES_ORDER, first, after, DEFAULT_DELIVERIES_PAGE)
 
 
 # ---- signing ---------------------------------------------------------------------

@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
                 ('duration_ms', fields.IntField()),
                 ('at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'webhook_delivery', 'app': 'models', 'indexes': [Index(fields=['webhook_id', 'id'])], 'pk_attr': 'id', 'table_description': "One attempt to deliver one event to a partner's webhook, kept as the delivery log:"},
+            options={'table': 'webhook_delivery', 'app': 'models', 'indexes': [Index(fields=['webhook_id', 'at', 'id'])], 'pk_attr': 'id', 'table_description': "One attempt to deliver one event to a partner's webhook, kept as the delivery log:"},
             bases=['Model'],
         ),
     ]
