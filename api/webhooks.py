@@ -16,7 +16,7 @@ import httpx
 from api.scheduler import default_owner, with_background
 from api.settings import Settings
 from loyalty.rules import Rules
-from loyalty.webhooks import Dispatcher, Policy, Send
+from loyalty.webhooks import Dispatcher, Policy, Send, WebhookHooks
 
 USER_AGENT = "loyalty-webhooks/1"
 
@@ -41,16 +41,22 @@ def http_sender(client: httpx.AsyncClient) -> Send:
 
 @contextlib.asynccontextmanager
 async def dispatcher(settings: Settings, rules: Rules, *, owner: str | None = None, schema=None) -> AsyncIterator[Dispatcher]:
-    """A dispatcher with its HTTP client for the life of the block."""
+    """A dispatcher with its HTTP client for the life of the block; its attempts and
+    pauses counted in the metrics unless LOYALTY_METRICS=0."""
     from schema.build import build_schema
     from schema.webhooks import renderer
 
+    hooks = WebhookHooks()
+    if settings.metrics:
+        from api.metrics import webhook_hooks
+
+        hooks = webhook_hooks()
     schema = schema or build_schema()
     timeout = httpx.Timeout(settings.webhook_timeout_seconds)
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, headers={"User-Agent": USER_AGENT}) as client:
         yield Dispatcher(
             renderer(schema, settings, rules), http_sender(client), owner=owner or default_owner(),
-            clock=settings.now, policy=policy_of(settings),
+            clock=settings.now, policy=policy_of(settings), hooks=hooks,
         )
 
 

@@ -55,7 +55,7 @@ from members.models import Partner
 from members.paging import Page, newest_first
 
 __all__ = [
-    "Dispatcher", "Outcome", "Policy", "deliveries", "list_webhooks", "pause", "resume", "rotate_secret",
+    "Dispatcher", "Outcome", "Policy", "WebhookHooks", "deliveries", "list_webhooks", "pause", "resume", "rotate_secret",
     "set_webhook", "sign", "webhook_for",
 ]
 
@@ -108,7 +108,7 @@ def check_url(url: str, *, allow_http: bool) -> str:
     schemes = ("https", "http") if allow_http else ("https",)
     if parts.scheme not in schemes:
         raise invalid(f"url must start with {' or '.join(s + '://' for s in schemes)}", *field)
-    if not parts.hostname or any(c.isspace() for c in text) or (port is not None and port == 0):
+    if not parts.hostname or not text.isprintable() or any(c.isspace() for c in text) or port == 0:
         raise invalid("url must name a host", *field)
     if parts.username is not None or parts.password is not None:
         raise invalid("url must not carry a user name or password (the signature authenticates the sender)", *field)
@@ -247,6 +247,19 @@ Render = Callable[[Caller, TierEvent], Awaitable[dict[str, Any]]]
 Send = Callable[[str, dict[str, str], bytes], Awaitable[int]]
 
 
+def _ignore(*args: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class WebhookHooks:
+    """What the dispatcher reports as it runs, for the server's metrics (api.metrics sets
+    them; this package knows nothing of Prometheus). Cheap, synchronous; default: nothing."""
+
+    attempt: Callable[[str, bool, float], None] = _ignore  # (partner, delivered, seconds) of every attempt
+    paused: Callable[[str], None] = _ignore  # (partner) paused after repeated failure
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one turn did for one partner."""
@@ -273,7 +286,7 @@ class Dispatcher:
 
     def __init__(
         self, render: Render, send: Send, *, owner: str, clock: Callable[[], datetime],
-        policy: Policy = Policy(), concurrency: int = 8,
+        policy: Policy = Policy(), concurrency: int = 8, hooks: WebhookHooks = WebhookHooks(),
     ) -> None:
         self.render = render
         self.send = send
@@ -281,6 +294,7 @@ class Dispatcher:
         self.clock = clock
         self.policy = policy
         self.concurrency = concurrency
+        self.hooks = hooks
 
     def now(self) -> datetime:
         return self.clock().astimezone(timezone.utc)
@@ -375,7 +389,9 @@ class Dispatcher:
             error = None if 200 <= status < 300 else f"HTTP {status}"
         except Exception as failure:  # noqa: BLE001 - no answer: recorded, retried
             error = (f"{type(failure).__name__}: {failure}".splitlines() or [""])[0]
-        duration = int((time.monotonic() - started) * 1000)
+        seconds = time.monotonic() - started
+        duration = int(seconds * 1000)
+        self.hooks.attempt(webhook.partner.code, error is None, seconds)
         held = True
         async with in_transaction() as connection:
             # The attempt is logged whatever happens next; the cursor moves with it.
@@ -406,6 +422,7 @@ class Dispatcher:
         if paused:
             columns.update(status=WebhookStatus.PAUSED, paused_at=now)
             log.warning("webhook %s paused after %d failures in a row: %s", webhook.partner.code, failures, error)
+            self.hooks.paused(webhook.partner.code)
         await self._hold(webhook.id, **columns)
         return paused
 

@@ -104,6 +104,13 @@ async def log_rows() -> list[tuple]:
     return await WebhookDelivery.all().order_by("id").values_list("event_id", "attempt", "delivered", "status_code")
 
 
+def counted(name: str, **labels: str) -> float:
+    """A metric's value now (api.metrics; the counters live for the whole test session)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, {"partner": "HOTELCO", **labels}) or 0.0
+
+
 def delays() -> list[timedelta]:
     policy = Policy()
     return [policy.delay(n) for n in range(1, 12)]
@@ -117,6 +124,7 @@ async def test_every_change_is_delivered_once_in_order_through_an_outage(hooks):
     await register(hooks)
     first = await tier_changes(hooks, 3)
     start = hooks.clock.now
+    failed, delivered = (counted("loyalty_webhook_attempts_total", outcome=o) for o in ("failed", "delivered"))
     hooks.receiver.status = 500
     (outcome,) = await hooks.tick()
     assert (outcome.delivered, outcome.failed) == (0, "HTTP 500")
@@ -151,16 +159,20 @@ async def test_every_change_is_delivered_once_in_order_through_an_outage(hooks):
     row = await webhook()
     assert (row.cursor, row.failures, row.last_error) == (int(events[-1]), 0, None)
     assert await hooks.tick() == []  # nothing left
+    assert counted("loyalty_webhook_attempts_total", outcome="failed") - failed == 2
+    assert counted("loyalty_webhook_attempts_total", outcome="delivered") - delivered == 5
 
 
 async def test_after_3_failures_in_a_row_the_webhook_pauses_until_resumed_from_its_cursor(hooks):
     await register(hooks)
     events = await tier_changes(hooks, 2)
+    pauses = counted("loyalty_webhook_pauses_total")
     hooks.receiver.status = 503
     for wait in (0, 10, 20):
         hooks.advance(wait)
         (outcome,) = await hooks.tick()
     assert outcome.paused and outcome.failed == "HTTP 503"
+    assert counted("loyalty_webhook_pauses_total") - pauses == 1
     status = data(await hooks.api.gql(STATUS, {"code": "HOTELCO"}, as_=ADMIN))["partnerWebhook"]
     assert (status["status"], status["failures"], status["lastError"]) == ("PAUSED", 3, "HTTP 503")
     hooks.advance(86_400)
@@ -379,3 +391,28 @@ async def test_a_server_with_webhooks_delivers_from_startup(hooks):
     assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
     await lifespan
     assert hooks.receiver.delivered() == [event]
+
+
+WEBHOOK_OPERATIONS = {
+    "partnerWebhookSet": (SET, {"input": {"partnerCode": "HOTELCO", "url": "https://hotel.example/hook"}}),
+    "partnerWebhookSecretRotate": (ROTATE, {"input": {"partnerCode": "HOTELCO"}}),
+    "partnerWebhookPause": (PAUSE, {"input": {"partnerCode": "HOTELCO"}}),
+    "partnerWebhookResume": (RESUME, {"input": {"partnerCode": "HOTELCO"}}),
+    "partnerWebhooks": ("{ partnerWebhooks { partnerCode } }", {}),
+    "partnerWebhookDeliveries": (DELIVERIES, {"code": "HOTELCO"}),
+    "partnerWebhook": (STATUS, {"code": "HOTELCO"}),
+}
+
+
+@pytest.mark.parametrize("operation", list(WEBHOOK_OPERATIONS))
+async def test_only_admins_manage_webhooks_and_a_partner_reads_its_own(hooks, operation):
+    await register(hooks)
+    member = await enroll(hooks.api, "PEK01")
+    document, variables = WEBHOOK_OPERATIONS[operation]
+    expected = {
+        ("member", None, member["id"]): ["FORBIDDEN"], ("office", "PEK01"): ["FORBIDDEN"], ("branch", "NCB"): ["FORBIDDEN"],
+        ("airline",): ["FORBIDDEN"], PARTNER: [] if operation == "partnerWebhook" else ["FORBIDDEN"], ADMIN: [],
+    }
+    got = {role: error_codes(await hooks.api.gql(document, variables, as_=role)) for role in expected}
+    assert got == expected
+    assert error_codes(await hooks.api.gql(document, variables)) == ["UNAUTHENTICATED"]
