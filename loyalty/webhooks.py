@@ -342,8 +342,16 @@ class Dispatcher:
                     return None
                 return await self.deliver(webhook_id)
 
-        results = await asyncio.gather(*(turn(webhook_id) for webhook_id in await self.due()))
-        return [outcome for outcome in results if outcome is not None]
+        outcomes = []
+        due = await self.due()
+        for webhook_id, result in zip(due, await asyncio.gather(*(turn(i) for i in due), return_exceptions=True)):
+            if isinstance(result, Exception):  # a database blip: its lease lapses, a later turn retries
+                log.warning("webhook %s: turn failed: %s: %s", webhook_id, type(result).__name__, result)
+            elif isinstance(result, BaseException):
+                raise result
+            elif result is not None:
+                outcomes.append(result)
+        return outcomes
 
     async def deliver(self, webhook_id: int) -> Outcome | None:
         """Deliver the leased webhook's next events in order; stop at the first failure.
@@ -421,9 +429,10 @@ class Dispatcher:
         }
         if paused:
             columns.update(status=WebhookStatus.PAUSED, paused_at=now)
+        await self._hold(webhook.id, **columns)
+        if paused:
             log.warning("webhook %s paused after %d failures in a row: %s", webhook.partner.code, failures, error)
             self.hooks.paused(webhook.partner.code)
-        await self._hold(webhook.id, **columns)
         return paused
 
     async def run_forever(self, every: float = 1.0, stop: asyncio.Event | None = None,
