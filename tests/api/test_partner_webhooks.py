@@ -416,3 +416,56 @@ async def test_only_admins_manage_webhooks_and_a_partner_reads_its_own(hooks, op
     got = {role: error_codes(await hooks.api.gql(document, variables, as_=role)) for role in expected}
     assert got == expected
     assert error_codes(await hooks.api.gql(document, variables)) == ["UNAUTHENTICATED"]
+
+
+async def test_a_served_app_with_loyalty_webhooks_delivers_a_change_made_through_it(db):
+    """`loyalty serve --webhooks` end to end: uvicorn with LOYALTY_WEBHOOKS=1 (api.asgi)
+    delivers a change made through its own API to the receiver, signed."""
+    import asyncio
+
+    from tests.api.conftest import live_server_environment
+    from tests.live import start_server
+
+    receiver = Receiver().start()
+    await partners.add_partner("HOTELCO", "HOTELCO Hotels")
+    environment = {**live_server_environment(db), "LOYALTY_WEBHOOKS": "1", "LOYALTY_WEBHOOK_ALLOW_HTTP": "1",
+                   "LOYALTY_WEBHOOK_POLL_SECONDS": "0.05"}
+    server = start_server(environment)
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            api = Api(client=client, settings=db)
+            made = data(await api.gql(SET, {"input": {"partnerCode": "HOTELCO", "url": receiver.url}}, as_=ADMIN))
+            receiver.secret = made["partnerWebhookSet"]["secret"]
+            member = await enroll(api, "PEK01")
+            await set_tier(api, member, "GOLD")
+            assert await asyncio.to_thread(receiver.answered.wait, 30)
+    finally:
+        server.stop()
+        receiver.stop()
+    (received,) = receiver.received
+    assert received.verified and received.answered == 200
+    assert received.body["data"]["tierChanged"]["toTier"] == "GOLD"
+    assert received.body["data"]["tierChanged"]["cardNumber"] == member["cardNumber"]
+
+
+def test_the_webhook_settings_are_read_and_checked():
+    from api.settings import SettingsError, load_settings
+
+    settings = load_settings(environ={
+        "LOYALTY_WEBHOOKS": "1", "LOYALTY_WEBHOOK_MAX_FAILURES": "4", "LOYALTY_WEBHOOK_BACKOFF_SECONDS": "2.5",
+        "LOYALTY_WEBHOOK_BACKOFF_CAP_SECONDS": "60", "LOYALTY_WEBHOOK_TIMEOUT_SECONDS": "3",
+        "LOYALTY_WEBHOOK_POLL_SECONDS": "0.5", "LOYALTY_WEBHOOK_ALLOW_HTTP": "1",
+    }, dotenv=None)
+    assert (settings.webhooks, settings.webhook_max_failures, settings.webhook_backoff_seconds,
+            settings.webhook_backoff_cap_seconds, settings.webhook_timeout_seconds, settings.webhook_poll_seconds,
+            settings.webhook_allow_http) == (True, 4, 2.5, 60, 3, 0.5, True)
+    defaults = load_settings(environ={}, dotenv=None)
+    assert (defaults.webhooks, defaults.webhook_max_failures, defaults.webhook_allow_http) == (False, 10, False)
+    assert defaults.with_demo().webhook_allow_http
+    from api.webhooks import policy_of
+
+    assert [policy_of(settings).delay(n).total_seconds() for n in (1, 2, 5, 6, 9)] == [2.5, 5, 40, 60, 60]
+    for name, bad in (("LOYALTY_WEBHOOK_MAX_FAILURES", "0"), ("LOYALTY_WEBHOOK_MAX_FAILURES", "2.5"),
+                      ("LOYALTY_WEBHOOK_TIMEOUT_SECONDS", "-1"), ("LOYALTY_WEBHOOK_BACKOFF_SECONDS", "soon")):
+        with pytest.raises(SettingsError, match=name):
+            load_settings(environ={name: bad}, dotenv=None)
