@@ -481,6 +481,12 @@ def cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
             print(_webhook_line(await webhooks.pause(args.code, now=now)))
         elif action == "resume":
             print(_webhook_line(await webhooks.resume(args.code, now=now, after=args.after)))
+        elif action == "prune":
+            from datetime import datetime, time, timezone
+
+            cutoff = datetime.combine(args.before, time(0), settings.tz).astimezone(timezone.utc)
+            removed = await webhooks.prune_deliveries(cutoff, dry_run=args.dry_run, progress=Progress("webhooks prune"))
+            print(f"webhooks prune before {args.before}: {removed} delivery attempt(s) removed{_dry(args)}")
         elif action == "log":
             page = await webhooks.deliveries(args.code, args.limit, None)
             for d in page.items:
@@ -697,6 +703,10 @@ def build_parser() -> argparse.ArgumentParser:
     hook_log = hooks_sub.add_parser("log", help="a partner's latest delivery attempts, newest first")
     hook_log.add_argument("code")
     hook_log.add_argument("--limit", type=int, default=20, help="attempts to show (at most 100; default 20)")
+    hook_prune = hooks_sub.add_parser("prune", help="delete the delivery log's attempts made before a day")
+    hook_prune.add_argument("--before", type=_date, required=True,
+                            help="the first day kept (YYYY-MM-DD, in LOYALTY_TIMEZONE)")
+    hook_prune.add_argument("--dry-run", action="store_true", dest="dry_run", help="count them, delete nothing")
     hook_run = hooks_sub.add_parser("run", help="deliver to every partner's webhook (any number of copies)")
     hook_run.add_argument("--once", action="store_true", help="deliver what is due now and exit")
     hook_run.add_argument("--every", type=_positive_number, default=None,

@@ -55,8 +55,8 @@ from members.models import Partner
 from members.paging import Page, newest_first
 
 __all__ = [
-    "Dispatcher", "Outcome", "Policy", "WebhookHooks", "deliveries", "list_webhooks", "pause", "resume", "rotate_secret",
-    "set_webhook", "sign", "webhook_for",
+    "Dispatcher", "Outcome", "Policy", "WebhookHooks", "deliveries", "list_webhooks", "pause", "prune_deliveries",
+    "resume", "rotate_secret", "set_webhook", "sign", "webhook_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -222,6 +222,36 @@ async def deliveries(code: str, first: int | None, after: str | None) -> Page[We
     webhook = await _webhook(code)
     query = WebhookDelivery.filter(webhook_id=webhook.id)
     return await newest_first(query, "at", DELIVERIES_ORDER, first, after, DEFAULT_DELIVERIES_PAGE)
+
+
+PRUNE_CHUNK = 1000
+
+
+async def prune_deliveries(
+    before: datetime, *, dry_run: bool = False, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Delete the delivery log's attempts made before ``before``, every webhook's, in
+    chunks by key (webhook, at, id): the cost follows the rows removed, not the log.
+    The number of attempts removed (or, dry, that would be)."""
+    webhook_ids = await PartnerWebhook.all().order_by("id").values_list("id", flat=True)
+    total = 0
+    for webhook_id in webhook_ids:
+        total += await WebhookDelivery.filter(webhook_id=webhook_id, at__lt=before).count()
+    if dry_run or not total:
+        if progress:
+            progress(total, total)
+        return total
+    done = 0
+    for webhook_id in webhook_ids:
+        while True:
+            ids = await (WebhookDelivery.filter(webhook_id=webhook_id, at__lt=before).order_by("at", "id")
+                         .limit(PRUNE_CHUNK).values_list("id", flat=True))
+            if not ids:
+                break
+            done += await WebhookDelivery.filter(id__in=list(ids)).delete()
+            if progress:
+                progress(min(done, total), total)
+    return done
 
 
 # ---- signing ---------------------------------------------------------------------

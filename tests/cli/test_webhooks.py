@@ -6,6 +6,7 @@ line."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 from members import partners
 from tests.api.conftest import api, enroll, set_tier  # noqa: F401 - the api fixture, for posting data
@@ -52,6 +53,17 @@ async def test_an_operator_registers_runs_and_reads_a_partners_webhook(api, tmp_
         assert hooks(api.settings, tmp_path, "resume", "HOTELCO").stdout.split()[1] == "ACTIVE"
         assert "1 delivered" in hooks(api.settings, tmp_path, "run", "--once").stdout
         assert len(receiver.delivered()) == 3
+
+        today = datetime.now(api.settings.tz).date()
+        kept = hooks(api.settings, tmp_path, "prune", "--before", today.isoformat())
+        assert kept.stdout == f"webhooks prune before {today}: 0 delivery attempt(s) removed\n"
+        tomorrow = (today + timedelta(days=1)).isoformat()
+        dry = hooks(api.settings, tmp_path, "prune", "--before", tomorrow, "--dry-run")
+        assert dry.stdout == f"webhooks prune before {tomorrow}: 3 delivery attempt(s) removed (dry run: nothing written)\n"
+        gone = hooks(api.settings, tmp_path, "prune", "--before", tomorrow)
+        assert gone.stdout == f"webhooks prune before {tomorrow}: 3 delivery attempt(s) removed\n"
+        assert "webhooks prune: [####################] 3/3 (100%)" in gone.stderr
+        assert hooks(api.settings, tmp_path, "log", "HOTELCO").stdout == ""
 
         rotated = hooks(api.settings, tmp_path, "rotate-secret", "HOTELCO")
         new_secret = rotated.stdout.splitlines()[1].rsplit(" ", 1)[1]

@@ -118,3 +118,29 @@ async def test_one_endpoint_down_delays_only_its_own_partner(db):
     rows = {row.partner.code: row for row in await PartnerWebhook.all().prefetch_related("partner")}
     assert (rows["HOTELCO"].failures, rows["HOTELCO"].next_attempt_at) == (1, NOW + timedelta(seconds=10))
     assert (rows["BANKCO"].failures, rows["BANKCO"].cursor) == (0, ids[-1])
+
+
+async def test_prune_removes_the_attempts_before_the_cutoff_in_chunks(db, monkeypatch):
+    url = await registered("HOTELCO")
+    member = await new_member()
+    ids = await changes(member, 3)
+    endpoints = Endpoints()
+    endpoints.answers[url] = 500
+    clock = {"now": NOW}
+    running = Dispatcher(render, endpoints.send, owner="a", clock=lambda: clock["now"], policy=Policy(max_failures=9))
+    for day in range(3):  # one failed attempt a day, then the three delivered on day 4
+        clock["now"] = NOW + timedelta(days=day)
+        await running.tick()
+    endpoints.answers[url] = 200
+    clock["now"] = NOW + timedelta(days=3)
+    await running.tick()
+    assert await WebhookDelivery.all().count() == 6
+    monkeypatch.setattr(webhooks, "PRUNE_CHUNK", 1)  # every chunk boundary exercised
+    seen = []
+    cutoff = NOW + timedelta(days=2)
+    assert await webhooks.prune_deliveries(cutoff, dry_run=True) == 2 and await WebhookDelivery.all().count() == 6
+    assert await webhooks.prune_deliveries(cutoff, progress=lambda done, total: seen.append((done, total))) == 2
+    assert seen == [(1, 2), (2, 2)]
+    kept = await WebhookDelivery.all().order_by("id").values_list("event_id", "attempt", "delivered")
+    assert kept == [(ids[0], 3, False), (ids[0], 4, True), (ids[1], 1, True), (ids[2], 1, True)]
+    assert await webhooks.prune_deliveries(cutoff) == 0
