@@ -151,12 +151,13 @@ async def _change(webhook: PartnerWebhook, now: datetime, **columns: Any) -> Par
 async def set_webhook(code: str, url: str, *, now: datetime, allow_http: bool) -> tuple[PartnerWebhook, str | None]:
     """Register the partner's webhook, or change its url. A new webhook starts at the head
     of the log (the changes after now, as a subscription without ``after``) and gets a
-    secret, returned here once; a changed url keeps the secret and cursor (None)."""
+    secret, returned here once; a changed url keeps the secret (None is returned), the
+    cursor and the status, and is tried at once (no backoff left from the old url)."""
     url = check_url(url, allow_http=allow_http)
     partner = await _partner(code)
     existing = await PartnerWebhook.get_or_none(partner_id=partner.id).prefetch_related("partner")
     if existing is not None:
-        return await _change(existing, now, url=url), None
+        return await _change(existing, now, url=url, next_attempt_at=now), None
     secret = _new_secret()
     webhook = await PartnerWebhook.create(
         partner_id=partner.id, url=url, secret=secret, cursor=await head_position(), next_attempt_at=now,

@@ -144,3 +144,17 @@ async def test_prune_removes_the_attempts_before_the_cutoff_in_chunks(db, monkey
     kept = await WebhookDelivery.all().order_by("id").values_list("event_id", "attempt", "delivered")
     assert kept == [(ids[0], 3, False), (ids[0], 4, True), (ids[1], 1, True), (ids[2], 1, True)]
     assert await webhooks.prune_deliveries(cutoff) == 0
+
+
+async def test_a_new_url_is_tried_at_once_from_the_cursor(db):
+    old = await registered("HOTELCO")
+    ids = await changes(await new_member(), 2)
+    endpoints = Endpoints()
+    endpoints.answers[old] = 404
+    (outcome,) = await dispatcher(endpoints).tick()
+    assert outcome.failed == "HTTP 404" and (await PartnerWebhook.get()).next_attempt_at == NOW + timedelta(seconds=10)
+    new = "https://hotelco.example/v2/hook"
+    row, secret = await webhooks.set_webhook("HOTELCO", new, now=NOW, allow_http=False)
+    assert secret is None and row.next_attempt_at == NOW and row.failures == 1
+    (outcome,) = await dispatcher(endpoints).tick()
+    assert outcome.delivered == 2 and endpoints.ids(new) == ids and endpoints.ids(old) == ids[:1]
