@@ -126,7 +126,7 @@ class WebhookDeliveryConnection:
 class PartnerWebhookSetInput:
     partner_code: str = strawberry.field(description="The registered partner.")
     url: str = strawberry.field(
-        description="Absolute https URL (http only on demo and test servers), no user name or password, at most 500 characters."
+        description="Absolute https URL (http too on a server with LOYALTY_WEBHOOK_ALLOW_HTTP=1 or in demo mode), no user name or password, at most 500 characters."
     )
 
 
