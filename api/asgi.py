@@ -22,3 +22,8 @@ if _settings.scheduler:  # LOYALTY_SCHEDULER=1 / `loyalty serve --scheduler`: th
 
     on_run = scheduler_run if _settings.metrics else None
     app = with_scheduler(app, Scheduler(_settings, load_rules(_settings.rules_path), on_run=on_run))
+if _settings.webhooks:  # LOYALTY_WEBHOOKS=1 / `loyalty serve --webhooks`: a webhook dispatcher in-process
+    from api.webhooks import with_webhooks
+    from loyalty.rules import load_rules
+
+    app = with_webhooks(app, _settings, load_rules(_settings.rules_path))

@@ -232,6 +232,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         settings = settings.with_demo()
     if args.scheduler:
         os.environ["LOYALTY_SCHEDULER"] = "1"  # read by api.asgi in every worker
+    if args.webhooks:
+        os.environ["LOYALTY_WEBHOOKS"] = "1"  # read by api.asgi in every worker
     return _serve(settings, args.host, args.port, args.workers)
 
 
@@ -291,38 +293,47 @@ def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_partner(settings: Settings, args: argparse.Namespace) -> int:
-    from members import partners
+def _service_command(settings: Settings, work: Callable[[], Awaitable[None]]) -> int:
+    """Run ``work`` with the ORM up; a service's refusal (DomainError) is the operator's one line."""
     from members.errors import DomainError
 
     async def run() -> int:
         try:
-            if args.partner_command == "add":
-                partner, created = await partners.add_partner(args.code, args.name)
-                print(f"{'registered' if created else 'already registered'}: {partner.code} {partner.name}")
-            elif args.partner_command == "disable":
-                partner = await partners.disable_partner(args.code)
-                print(f"disabled: {partner.code} {partner.name}")
-            elif args.partner_command == "statement":
-                from api import bulk
-
-                try:
-                    entries, miles = await bulk.export_statement(
-                        sys.stdout, args.code, args.start, args.end, settings.tz, Progress("partner statement")
-                    )
-                except bulk.CsvFileError as error:
-                    raise OperatorError(str(error)) from None
-                print(f"partner statement: {entries} entries, {miles:,} miles", file=sys.stderr)
-            else:
-                rows = await partners.list_partners()
-                for partner in rows:
-                    print(f"{partner.code:<12} {'active  ' if partner.active else 'disabled'} {partner.name}")
-                print(f"{len(rows)} partner(s)", file=sys.stderr)
+            await work()
         except DomainError as error:
             raise OperatorError(error.message) from None
         return 0
 
     return asyncio.run(_with_orm(settings, run))
+
+
+def cmd_partner(settings: Settings, args: argparse.Namespace) -> int:
+    from members import partners
+
+    async def run() -> None:
+        if args.partner_command == "add":
+            partner, created = await partners.add_partner(args.code, args.name)
+            print(f"{'registered' if created else 'already registered'}: {partner.code} {partner.name}")
+        elif args.partner_command == "disable":
+            partner = await partners.disable_partner(args.code)
+            print(f"disabled: {partner.code} {partner.name}")
+        elif args.partner_command == "statement":
+            from api import bulk
+
+            try:
+                entries, miles = await bulk.export_statement(
+                    sys.stdout, args.code, args.start, args.end, settings.tz, Progress("partner statement")
+                )
+            except bulk.CsvFileError as error:
+                raise OperatorError(str(error)) from None
+            print(f"partner statement: {entries} entries, {miles:,} miles", file=sys.stderr)
+        else:
+            rows = await partners.list_partners()
+            for partner in rows:
+                print(f"{partner.code:<12} {'active  ' if partner.active else 'disabled'} {partner.name}")
+            print(f"{len(rows)} partner(s)", file=sys.stderr)
+
+    return _service_command(settings, run)
 
 
 def cmd_tiers_review(settings: Settings, args: argparse.Namespace) -> int:
@@ -432,6 +443,96 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
               f"checking every {args.every:g}s", file=sys.stderr)
         await scheduler.run_forever(args.every, report=report)
         return 0
+
+    return asyncio.run(_with_orm(settings, run))
+
+
+def _webhook_line(row) -> str:
+    from loyalty.models import WebhookStatus
+
+    state = row.status.value
+    if row.status is WebhookStatus.ACTIVE and row.failures:
+        state += f" ({row.failures} failed, next attempt {row.next_attempt_at:%Y-%m-%d %H:%M:%S}Z)"
+    line = f"{row.partner.code:<12} {state:<8} after event {row.cursor:<8} {row.url}"
+    return line + (f"  last error: {row.last_error}" if row.last_error else "")
+
+
+def cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
+    from loyalty import webhooks
+
+    action = args.webhooks_command
+    if action == "run":
+        return _run_webhooks(settings, args)
+    if action == "log" and not 1 <= args.limit <= 100:
+        raise OperatorError(f"--limit {args.limit} must be between 1 and 100")
+
+    async def run() -> None:
+        now = settings.now()
+        if action == "set":
+            row, secret = await webhooks.set_webhook(args.code, args.url, now=now, allow_http=settings.webhook_allow_http)
+            print(_webhook_line(row))
+            if secret is not None:
+                print(f"secret (shown once; the receiver checks signatures with it): {secret}")
+        elif action == "rotate-secret":
+            row, secret = await webhooks.rotate_secret(args.code, now=now)
+            print(_webhook_line(row))
+            print(f"new secret (shown once; the next delivery is signed with it): {secret}")
+        elif action == "pause":
+            print(_webhook_line(await webhooks.pause(args.code, now=now)))
+        elif action == "resume":
+            print(_webhook_line(await webhooks.resume(args.code, now=now, after=args.after)))
+        elif action == "prune":
+            from datetime import datetime, time, timezone
+
+            cutoff = datetime.combine(args.before, time(0), settings.tz).astimezone(timezone.utc)
+            removed = await webhooks.prune_deliveries(cutoff, dry_run=args.dry_run, progress=Progress("webhooks prune"))
+            print(f"webhooks prune before {args.before}: {removed} delivery attempt(s) removed{_dry(args)}")
+        elif action == "log":
+            page = await webhooks.deliveries(args.code, args.limit, None)
+            for d in page.items:
+                outcome = "delivered" if d.delivered else f"FAILED {d.error or ''}".rstrip()
+                print(f"{d.at:%Y-%m-%d %H:%M:%S}Z event {d.event_id} attempt {d.attempt} "
+                      f"status {d.status_code or '-'} {d.duration_ms} ms {outcome}")
+            print(f"{len(page.items)} attempt(s), newest first", file=sys.stderr)
+        else:
+            rows = await webhooks.list_webhooks()
+            for row in rows:
+                print(_webhook_line(row))
+            print(f"{len(rows)} webhook(s)", file=sys.stderr)
+
+    return _service_command(settings, run)
+
+
+def _run_webhooks(settings: Settings, args: argparse.Namespace) -> int:
+    from api.db import ping
+    from api.webhooks import dispatcher
+
+    rules = _rules(settings)
+    every = args.every or settings.webhook_poll_seconds
+
+    def report(line: str) -> None:
+        print(line, flush=True)
+
+    async def run() -> int:
+        await ping()
+        async with dispatcher(settings, rules) as running:
+            if not args.once:
+                print(f"webhooks {running.owner}: delivering tier changes to partners' webhooks, "
+                      f"looking every {every:g}s", file=sys.stderr)
+                await running.run_forever(every, report=report)
+                return 0
+            delivered, failed, partners = 0, 0, set()
+            while True:  # everything due now, a batch per partner per turn
+                outcomes = await running.tick()
+                for outcome in outcomes:
+                    report(outcome.line())
+                    delivered += outcome.delivered
+                    failed += outcome.failed is not None
+                    partners.add(outcome.partner)
+                if not any(o.delivered >= running.policy.batch and not o.failed for o in outcomes):
+                    break
+            print(f"webhooks: {delivered} delivered to {len(partners)} partner(s), {failed} failed attempt(s)", file=sys.stderr)
+            return 0
 
     return asyncio.run(_with_orm(settings, run))
 
@@ -565,6 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--scheduler", action="store_true",
                        help="also run the daily jobs once per programme day in the server (LOYALTY_SCHEDULER=1; "
                             "or run `loyalty scheduler` beside it)")
+    serve.add_argument("--webhooks", action="store_true",
+                       help="also deliver partners' webhooks from the server (LOYALTY_WEBHOOKS=1; or run "
+                            "`loyalty webhooks run` beside it)")
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="migrate, create demo data, print tokens, serve")
@@ -624,6 +728,31 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler.add_argument("--retry-after", type=_positive_number, default=900.0, dest="retry_after",
                            help="seconds before a failed run is tried again (default 900)")
     scheduler.set_defaults(func=cmd_scheduler)
+
+    hooks = sub.add_parser("webhooks", help="partners' webhooks: their tier changes POSTed to them (docs/OPERATIONS.md)")
+    hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    hook_set = hooks_sub.add_parser("set", help="register a partner's webhook (prints its secret once) or change its url")
+    hook_set.add_argument("code")
+    hook_set.add_argument("--url", required=True, help="https URL (http too with LOYALTY_WEBHOOK_ALLOW_HTTP=1)")
+    for name, text in (("rotate-secret", "a new signing secret, printed once"),
+                       ("pause", "stop delivering until resumed")):
+        hooks_sub.add_parser(name, help=text).add_argument("code")
+    hook_resume = hooks_sub.add_parser("resume", help="deliver again from the cursor (or --after), at once")
+    hook_resume.add_argument("code")
+    hook_resume.add_argument("--after", help="a tierChanges cursor to go on from (default the webhook's own)")
+    hooks_sub.add_parser("list", help="every webhook and how its delivery stands")
+    hook_log = hooks_sub.add_parser("log", help="a partner's latest delivery attempts, newest first")
+    hook_log.add_argument("code")
+    hook_log.add_argument("--limit", type=int, default=20, help="attempts to show (at most 100; default 20)")
+    hook_prune = hooks_sub.add_parser("prune", help="delete the delivery log's attempts made before a day")
+    hook_prune.add_argument("--before", type=_date, required=True,
+                            help="the first day kept (YYYY-MM-DD, in LOYALTY_TIMEZONE)")
+    hook_prune.add_argument("--dry-run", action="store_true", dest="dry_run", help="count them, delete nothing")
+    hook_run = hooks_sub.add_parser("run", help="deliver to every partner's webhook (any number of copies)")
+    hook_run.add_argument("--once", action="store_true", help="deliver what is due now and exit")
+    hook_run.add_argument("--every", type=_positive_number, default=None,
+                          help="seconds between looks for work (default LOYALTY_WEBHOOK_POLL_SECONDS, 1)")
+    hooks.set_defaults(func=cmd_webhooks)
 
     imports = sub.add_parser("import", help="bulk load from CSV (see the README for the columns)")
     imports_sub = imports.add_subparsers(dest="import_command", required=True, metavar="WHAT")

@@ -20,6 +20,9 @@ What is measured:
   (loyalty.feed.FeedHooks).
 - loyalty_job_runs_total{job,outcome}, loyalty_job_duration_seconds{job}: daily jobs
   run inside the service (observe_job).
+- loyalty_webhook_attempts_total{partner,outcome}, loyalty_webhook_attempt_seconds{partner},
+  loyalty_webhook_pauses_total{partner}: partner webhook deliveries (loyalty.webhooks.
+  WebhookHooks; `partner` is a registered partner's code, a small set).
 """
 
 from __future__ import annotations
@@ -76,6 +79,15 @@ JOB_SECONDS = Histogram(
     "loyalty_job_duration_seconds", "Time a daily job ran.", ["job"],
     buckets=(0.1, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0),
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "loyalty_webhook_attempts", "Partner webhook delivery attempts, by partner and outcome (delivered or failed).",
+    ["partner", "outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "loyalty_webhook_attempt_seconds", "Time a partner's endpoint took to answer a delivery (or to fail).", ["partner"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+WEBHOOK_PAUSES = Counter("loyalty_webhook_pauses", "Partner webhooks paused after repeated failure.", ["partner"])
 
 
 # ---- requests ---------------------------------------------------------------------
@@ -209,6 +221,18 @@ def scheduler_run(record) -> None:
     `loyalty scheduler` process sharing PROMETHEUS_MULTIPROC_DIR with the server shows in
     the server's /metrics."""
     record_job_run(record.job, record.status.value == "DONE", record.seconds)
+
+
+def _webhook_attempt(partner: str, delivered: bool, seconds: float) -> None:
+    WEBHOOK_ATTEMPTS.labels(partner, "delivered" if delivered else "failed").inc()
+    WEBHOOK_SECONDS.labels(partner).observe(seconds)
+
+
+def webhook_hooks():
+    """loyalty.webhooks.WebhookHooks recording into the metrics above."""
+    from loyalty.webhooks import WebhookHooks
+
+    return WebhookHooks(attempt=_webhook_attempt, paused=lambda partner: WEBHOOK_PAUSES.labels(partner).inc())
 
 
 # ---- /metrics and the multiprocess directory ----------------------------------------

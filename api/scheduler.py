@@ -261,6 +261,13 @@ def with_scheduler(app, scheduler: Scheduler, every: float = 60.0):
     `loyalty serve --scheduler` (LOYALTY_SCHEDULER=1) runs one in every worker: the
     lease still runs each job once a day."""
     log = logging.getLogger("loyalty.scheduler")
+    return with_background(app, lambda: scheduler.run_forever(every, report=log.info))
+
+
+def with_background(app, run: Callable[[], Awaitable[None]]):
+    """The ASGI ``app`` with the task ``run()`` beside it in the same process, from
+    lifespan startup (after the app's own: the ORM is ready) until shutdown, when the
+    task is cancelled (the daily jobs' scheduler, the webhook dispatcher)."""
 
     async def wrapped(scope, receive, send):
         if scope["type"] != "lifespan":
@@ -270,7 +277,7 @@ def with_scheduler(app, scheduler: Scheduler, every: float = 60.0):
         async def on_send(message):
             nonlocal task
             if message["type"] == "lifespan.startup.complete":
-                task = asyncio.create_task(scheduler.run_forever(every, report=log.info))
+                task = asyncio.create_task(run())
             await send(message)
 
         async def on_receive():

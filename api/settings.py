@@ -54,6 +54,17 @@ class Settings:
     feed_queue_size: int = 1000
     # Run the daily jobs' scheduler inside every server process (api.scheduler.with_scheduler).
     scheduler: bool = False
+    # Partner webhooks (loyalty.webhooks): failed attempts in a row that pause a webhook,
+    # the backoff after the first failure (doubling up to the cap), the HTTP timeout,
+    # how often the dispatcher looks for work, http:// urls allowed (demo and tests; else
+    # https only), and a dispatcher inside every server process (LOYALTY_WEBHOOKS=1).
+    webhook_max_failures: int = 10
+    webhook_backoff_seconds: float = 10.0
+    webhook_backoff_cap_seconds: float = 3600.0
+    webhook_timeout_seconds: float = 5.0
+    webhook_poll_seconds: float = 1.0
+    webhook_allow_http: bool = False
+    webhooks: bool = False
     # Observability: request log lines as "text" or "json" on stderr, at this level
     # (api.request_log); /metrics on or off (api.metrics).
     log_format: str = "text"
@@ -81,7 +92,7 @@ class Settings:
 
     def with_demo(self) -> Settings:
         """Demo mode: a known secret when none is set, so tokens can be printed."""
-        return replace(self, demo=True, jwt_secret=self.jwt_secret or DEMO_JWT_SECRET)
+        return replace(self, demo=True, jwt_secret=self.jwt_secret or DEMO_JWT_SECRET, webhook_allow_http=True)
 
     def require_secret(self) -> str:
         """The JWT secret, or a SettingsError saying how to set one."""
@@ -176,6 +187,13 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
         ws_init_timeout=_positive(env, "LOYALTY_WS_INIT_TIMEOUT_SECONDS", Settings.ws_init_timeout),
         body_timeout=_positive(env, "LOYALTY_BODY_TIMEOUT_SECONDS", Settings.body_timeout),
+        webhook_max_failures=_positive(env, "LOYALTY_WEBHOOK_MAX_FAILURES", Settings.webhook_max_failures, int),
+        webhook_backoff_seconds=_positive(env, "LOYALTY_WEBHOOK_BACKOFF_SECONDS", Settings.webhook_backoff_seconds),
+        webhook_backoff_cap_seconds=_positive(env, "LOYALTY_WEBHOOK_BACKOFF_CAP_SECONDS", Settings.webhook_backoff_cap_seconds),
+        webhook_timeout_seconds=_positive(env, "LOYALTY_WEBHOOK_TIMEOUT_SECONDS", Settings.webhook_timeout_seconds),
+        webhook_poll_seconds=_positive(env, "LOYALTY_WEBHOOK_POLL_SECONDS", Settings.webhook_poll_seconds),
+        webhook_allow_http=_flag(env.get("LOYALTY_WEBHOOK_ALLOW_HTTP")),
+        webhooks=_flag(env.get("LOYALTY_WEBHOOKS")),
         log_format=_choice(env, "LOYALTY_LOG_FORMAT", "text", ("text", "json")),
         log_level=_choice(env, "LOYALTY_LOG_LEVEL", "info", LOG_LEVELS),
         metrics=not _flag_off(env.get("LOYALTY_METRICS")),

@@ -189,3 +189,60 @@ class MilesClaim(Model):
     class Meta:
         table = "miles_claim"
         indexes = (("member_id", "submitted_at", "id"), ("status", "submitted_at", "id"), ("submitted_at", "id"))
+
+
+class WebhookStatus(str, Enum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+
+
+class PartnerWebhook(Model):
+    """A partner's webhook (loyalty.webhooks): the tier changes the partner may see, POSTed
+    to its url in log order, signed with its secret. ``cursor`` is the position of the
+    last event delivered (or passed as not the partner's); failures count the failed
+    attempts in a row, and after the settings' maximum the webhook is PAUSED until resumed.
+    A dispatcher delivers a partner's events only while it holds the lease
+    (lease_owner, lease_until), taken by a conditional UPDATE."""
+
+    id = fields.IntField(primary_key=True)
+    partner = fields.OneToOneField("models.Partner", related_name="webhook", on_delete=fields.RESTRICT)
+    partner_id: int
+    url = fields.CharField(max_length=500)
+    # The HMAC key: kept in full to sign with, shown to the operator once (set, rotate).
+    secret = fields.CharField(max_length=100)
+    status = fields.CharEnumField(WebhookStatus, max_length=8, default=WebhookStatus.ACTIVE)
+    cursor = fields.BigIntField(default=0)
+    failures = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    last_error = fields.CharField(max_length=300, null=True)
+    paused_at = fields.DatetimeField(null=True)
+    lease_owner = fields.CharField(max_length=100, null=True)
+    lease_until = fields.DatetimeField()
+    created_at = fields.DatetimeField()
+    secret_set_at = fields.DatetimeField()
+
+    class Meta:
+        table = "partner_webhook"
+        # The dispatcher's read: ACTIVE webhooks due an attempt.
+        indexes = (("status", "next_attempt_at"),)
+
+
+class WebhookDelivery(Model):
+    """One attempt to deliver one event to a partner's webhook, kept as the delivery log:
+    its HTTP status (null when no response came), the error, how long it took."""
+
+    id = fields.BigIntField(primary_key=True)
+    webhook = fields.ForeignKeyField("models.PartnerWebhook", related_name="deliveries", on_delete=fields.RESTRICT)
+    webhook_id: int
+    event_id = fields.BigIntField()
+    attempt = fields.IntField()
+    delivered = fields.BooleanField()
+    status_code = fields.IntField(null=True)
+    error = fields.CharField(max_length=300, null=True)
+    duration_ms = fields.IntField()
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "webhook_delivery"
+        # A webhook's log, newest first by key (members.paging.newest_first).
+        indexes = (("webhook_id", "at", "id"),)

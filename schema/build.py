@@ -23,18 +23,19 @@ from schema.members import MemberMutation, MemberQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.regions import RegionQuery
 from schema.subscriptions import Subscription
+from schema.webhooks import WebhookMutation, WebhookQuery
 
 logger = logging.getLogger("loyalty.graphql")
 
 
 @strawberry.type(description="Reads: members, regions, tiers and the tier event log.")
-class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery, ClaimQuery, PrivacyQuery):
+class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery, ClaimQuery, PrivacyQuery, WebhookQuery):
     pass
 
 
 @strawberry.type(description="Writes: every mutation takes one input and returns a payload with userErrors.")
 class Mutation(
-    MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation, SignInMutation, ClaimMutation, PrivacyMutation
+    MemberMutation, LoyaltyMutation, CareMutation, InsightsMutation, SignInMutation, ClaimMutation, PrivacyMutation, WebhookMutation
 ):
     pass
 

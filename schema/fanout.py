@@ -164,20 +164,25 @@ class Selection:
     async def _execute(self, event: Any) -> str:
         self.registry.executions += 1
         channel = self.channel
-        stream = await channel.schema.subscribe(
-            channel.query, variable_values=channel.variables, context_value=self.make_context(event),
-            operation_name=channel.operation_name,
-        )
-        try:
-            result = await anext(stream)
-        finally:
-            await stream.aclose()
-        payload: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            payload["errors"] = [error.formatted for error in result.errors]
-        if result.extensions:
-            payload["extensions"] = result.extensions
-        return json.dumps(payload)
+        return json.dumps(await execute_one(
+            channel.schema, channel.query, channel.variables, channel.operation_name, self.make_context(event)))
+
+
+async def execute_one(schema: Any, query: str, variables: dict[str, Any] | None, operation_name: str | None,
+                      context: Any) -> dict[str, Any]:
+    """The result of a subscription document for the one event of ``context``
+    (extra[SINGLE_EVENT]), through strawberry's own pipeline: {"data": ..., "errors": ...}."""
+    stream = await schema.subscribe(query, variable_values=variables, context_value=context, operation_name=operation_name)
+    try:
+        result = await anext(stream)
+    finally:
+        await stream.aclose()
+    payload: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [error.formatted for error in result.errors]
+    if result.extensions:
+        payload["extensions"] = result.extensions
+    return payload
 
 
 async def _never_sends(payload: str) -> None:

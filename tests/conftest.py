@@ -32,6 +32,8 @@ MUTABLE_TABLES = [
     "member_erasure",
     "member_consent_change",
     "member",
+    "webhook_delivery",
+    "partner_webhook",
     "partner",
 ]
 
