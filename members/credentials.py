@@ -39,7 +39,7 @@ from members.access import Caller, Role, require_role
 from members.enums import MemberStatus
 from members.errors import DomainError, invalid
 from members.models import Member, MemberCredential, RefreshToken
-from members.services import phone_key, visible_member
+from members.services import phone_hash, visible_member
 
 __all__ = [
     "LOCK_SECONDS", "MAX_FAILURES", "MAX_LOCK_SECONDS", "REFRESH_DAYS", "SignedIn", "refresh", "set_password",
@@ -159,10 +159,10 @@ async def _member_by_login(login: str) -> Member | None:
     if _CARD.fullmatch(login.upper()):
         return await Member.get_or_none(card_number=login.upper())
     try:
-        key = phone_key(login, "input", "login")
+        key = phone_hash(login, "input", "login")
     except DomainError:
         return None
-    return await Member.get_or_none(phone_key=key)
+    return await Member.get_or_none(phone_hash=key)
 
 
 def _lock_for(failures: int) -> int:

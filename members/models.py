@@ -69,13 +69,16 @@ class Member(Model):
     given_name = fields.CharField(max_length=64, db_index=True)
     status = fields.CharEnumField(MemberStatus, max_length=10, default=MemberStatus.ACTIVE)
     birth_date = fields.DateField(null=True)
-    phone = fields.CharField(max_length=32, null=True)
-    email = fields.CharField(max_length=254, null=True)
-    # Uniqueness keys for DUPLICATE: set while the member is ACTIVE or SUSPENDED,
+    # Phone and email as given, sealed (AES-GCM, members.contacts): no plain phone or
+    # email is stored. Read them with members.services.member_phone / member_email.
+    phone_cipher = fields.TextField(null=True)
+    email_cipher = fields.TextField(null=True)
+    # Keyed hashes (HMAC, members.contacts) of the normalised phone and email: sign-in by
+    # phone and DUPLICATE compare them. Set while the member is ACTIVE or SUSPENDED,
     # cleared when CLOSED so that the person may enrol again. A unique index on a
     # nullable column lets the database itself refuse a second holder.
-    phone_key = fields.CharField(max_length=32, null=True, unique=True)
-    email_key = fields.CharField(max_length=254, null=True, unique=True)
+    phone_hash = fields.CharField(max_length=32, null=True, unique=True)
+    email_hash = fields.CharField(max_length=32, null=True, unique=True)
     address_country = fields.CharField(max_length=2)
     address_province = fields.CharField(max_length=64, null=True)
     address_city = fields.CharField(max_length=64)

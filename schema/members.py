@@ -108,11 +108,11 @@ class Member:
 
     @strawberry.field(description="Phone number as given.", permission_classes=full_view)
     def phone(self) -> str | None:
-        return self.row.phone
+        return member_services.member_phone(self.row)
 
     @strawberry.field(description="Email address as given.", permission_classes=full_view)
     def email(self) -> str | None:
-        return self.row.email
+        return member_services.member_email(self.row)
 
     @strawberry.field(description="Contact address.", permission_classes=full_view)
     def address(self) -> Address | None:

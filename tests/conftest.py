@@ -60,6 +60,15 @@ async def _recreate_postgres(url: str) -> None:
         await admin.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def contact_keys():
+    """The phone/email keys of the test settings (the demo keys), also for tests that
+    seal or hash without a database (api.db configures them again, the same)."""
+    from members import contacts
+
+    contacts.configure(load_settings(environ={}, dotenv=None).contact_keys())
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return _test_database_url(tmp_path_factory.mktemp("db"))
