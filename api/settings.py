@@ -47,6 +47,10 @@ class Settings:
     # public demo keys, refused in production.
     data_keys: tuple[bytes, ...] = ()
     lookup_key: bytes | None = None
+    # The access audit (members.access_log): reads are written in batches of at most
+    # this many rows, at least every this many seconds.
+    access_log_batch: int = 1000
+    access_log_seconds: float = 1.0
     timezone: str = "Asia/Shanghai"
     rules_path: str | None = None
     demo: bool = False
@@ -229,6 +233,8 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         scheduler=_flag(env.get("LOYALTY_SCHEDULER")),
         feed_poll_seconds=_positive(env, "LOYALTY_FEED_POLL_SECONDS", Settings.feed_poll_seconds),
         feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
+        access_log_batch=_positive(env, "LOYALTY_ACCESS_LOG_BATCH", Settings.access_log_batch, int),
+        access_log_seconds=_positive(env, "LOYALTY_ACCESS_LOG_SECONDS", Settings.access_log_seconds),
         ws_init_timeout=_positive(env, "LOYALTY_WS_INIT_TIMEOUT_SECONDS", Settings.ws_init_timeout),
         body_timeout=_positive(env, "LOYALTY_BODY_TIMEOUT_SECONDS", Settings.body_timeout),
         log_format=_choice(env, "LOYALTY_LOG_FORMAT", "text", ("text", "json")),

@@ -293,3 +293,26 @@ class RefreshToken(Model):
     class Meta:
         table = "refresh_token"
         indexes = (("family",), ("member_id", "id"))
+
+
+class MemberAccess(Model):
+    """One caller's read of one member's personal fields in one request (members.access_log):
+    the access audit that admins query (memberAccessLog). Written in batches, after the
+    read: `at` is when the fields were read."""
+
+    id = fields.BigIntField(primary_key=True)
+    at = fields.DatetimeField()
+    # The caller as audit trails write it (role:subject@scope), its role, and the partner
+    # code of a partner's token.
+    actor = fields.CharField(max_length=200)
+    role = fields.CharField(max_length=10)
+    partner_code = fields.CharField(max_length=12, null=True)
+    # No foreign key: the audit outlives whatever happens to the member row, and a batch
+    # insert checks nothing per row.
+    member_id = fields.IntField()
+    # members.access_log.PersonalField bits: the fields read.
+    field_bits = fields.SmallIntField()
+
+    class Meta:
+        table = "member_access"
+        indexes = (("member_id", "at", "id"),)
