@@ -157,8 +157,8 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
             await Tortoise.close_connections()
 
     _check_sqlite_file(settings, create=True)
-    _warn_demo_keys(settings)
     asyncio.run(run())
+    _warn_demo_keys(settings)
     print("migrations applied; region data loaded")
     return 0
 
@@ -509,9 +509,9 @@ def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_members_reencrypt(settings: Settings, args: argparse.Namespace) -> int:
     from members.contact_keys import reseal_contacts
 
-    _warn_demo_keys(settings)
     keys = settings.contact_keys()
     done = asyncio.run(_with_orm(settings, lambda: reseal_contacts(batch=args.batch, progress=Progress("members reencrypt"))))
+    _warn_demo_keys(settings)
     print(f"members reencrypt: {done.members} members with a phone or email, {done.rewritten} rewritten "
           f"(data key {keys.current_id})")
     return 0
