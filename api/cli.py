@@ -507,7 +507,7 @@ def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_members_reencrypt(settings: Settings, args: argparse.Namespace) -> int:
-    from members.contact_keys import reseal_contacts
+    from members.contact_rotation import reseal_contacts
 
     keys = settings.contact_keys()
     done = asyncio.run(_with_orm(settings, lambda: reseal_contacts(batch=args.batch, progress=Progress("members reencrypt"))))

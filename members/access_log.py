@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from enum import IntFlag
 
+from tortoise.transactions import in_transaction
+
 from members.access import Caller, Role
 from members.bulk_insert import BulkInsert
 from members.models import MemberAccess
@@ -112,8 +114,6 @@ class AccessLog:
             return 0
         rows, self._pending = list(self._pending.values()), {}
         try:
-            from tortoise.transactions import in_transaction
-
             async with in_transaction() as connection:
                 await _insert().run(connection, rows)
         except Exception:  # noqa: BLE001 - the audit must not take reads down; kept and logged
