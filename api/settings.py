@@ -101,9 +101,10 @@ class Settings:
 
     @property
     def demo_contact_keys(self) -> bool:
-        """Whether phones and emails are sealed with the public demo keys (no
-        LOYALTY_DATA_KEYS or LOYALTY_LOOKUP_KEY set)."""
-        return not self.data_keys or self.lookup_key is None
+        """Whether phones and emails are sealed or hashed with a public demo key (no
+        LOYALTY_DATA_KEYS or LOYALTY_LOOKUP_KEY set, or `demo` named first)."""
+        return (not self.data_keys or self.lookup_key is None or self.data_keys[0] == DEMO_DATA_KEY
+                or self.lookup_key == DEMO_LOOKUP_KEY)
 
     def contact_keys(self) -> ContactKeys:
         """The phone/email keys: the configured ones, or the demo keys for what is not set."""
@@ -113,10 +114,11 @@ class Settings:
         """One line for the operator when the demo keys are in use outside a demo."""
         if self.demo or not self.demo_contact_keys:
             return None
-        missing = " and ".join(name for name, unset in (("LOYALTY_DATA_KEYS", not self.data_keys),
-                                                        ("LOYALTY_LOOKUP_KEY", self.lookup_key is None)) if unset)
-        return (f"WARNING: {missing} not set: phones and emails are sealed with the PUBLIC demo keys "
-                "(`loyalty keys new` makes a key; docs/OPERATIONS.md)")
+        missing = " and ".join(name for name, unset in (
+            ("LOYALTY_DATA_KEYS", not self.data_keys or self.data_keys[0] == DEMO_DATA_KEY),
+            ("LOYALTY_LOOKUP_KEY", self.lookup_key in (None, DEMO_LOOKUP_KEY))) if unset)
+        return (f"WARNING: {missing} not set to a key of yours: phones and emails are sealed or hashed with the "
+                "PUBLIC demo keys (`loyalty keys new` makes a key; docs/OPERATIONS.md)")
 
     def require_secret(self) -> str:
         """The JWT secret, or a SettingsError saying how to set one."""
@@ -182,11 +184,15 @@ def _origins(env: dict[str, str], name: str) -> tuple[str, ...]:
     return origins
 
 
-def _keys(env: dict[str, str], name: str) -> tuple[bytes, ...]:
-    """Comma-separated base64 keys of 32 bytes each."""
+def _keys(env: dict[str, str], name: str, demo: bytes) -> tuple[bytes, ...]:
+    """Comma-separated base64 keys of 32 bytes each; the word `demo` stands for the public
+    demo key (to move data sealed with it to a real key: `LOYALTY_DATA_KEYS=<new>,demo`)."""
     keys = []
     for number, part in enumerate((env.get(name) or "").split(","), start=1):
         if not part.strip():
+            continue
+        if part.strip() == "demo":
+            keys.append(demo)
             continue
         try:
             keys.append(decode_key(part))
@@ -210,13 +216,15 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     if not database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
         raise SettingsError(f"DATABASE_URL must start with sqlite:// or postgres:// (got {database_url.split(':')[0]}://...)")
-    data_keys = _keys(env, "LOYALTY_DATA_KEYS")
-    lookup_keys = _keys(env, "LOYALTY_LOOKUP_KEY")
+    data_keys = _keys(env, "LOYALTY_DATA_KEYS", DEMO_DATA_KEY)
+    lookup_keys = _keys(env, "LOYALTY_LOOKUP_KEY", DEMO_LOOKUP_KEY)
     if len(lookup_keys) > 1:
         raise SettingsError("LOYALTY_LOOKUP_KEY takes one key")
     if production and not (data_keys and lookup_keys):
         raise SettingsError("LOYALTY_PRODUCTION=1 needs LOYALTY_DATA_KEYS and LOYALTY_LOOKUP_KEY "
                             "(phone and email encryption; `loyalty keys new` makes a key)")
+    if production and (data_keys[0] == DEMO_DATA_KEY or lookup_keys[0] == DEMO_LOOKUP_KEY):
+        raise SettingsError("LOYALTY_PRODUCTION=1: the public demo key may only follow a real one in LOYALTY_DATA_KEYS")
     return Settings(
         database_url=database_url,
         data_keys=data_keys,

@@ -79,3 +79,14 @@ def test_a_bad_key_is_one_line_naming_the_setting(value, message):
     with pytest.raises(SettingsError) as refused:
         load_settings(environ={"LOYALTY_DATA_KEYS": value}, dotenv=None)
     assert str(refused.value).startswith(message)
+
+
+def test_the_demo_key_may_follow_a_real_one_to_move_data_off_it():
+    moving = load_settings(environ={**KEYS, "LOYALTY_DATA_KEYS": f"{KEYS['LOYALTY_DATA_KEYS']},demo"}, dotenv=None)
+    demo = load_settings(environ={}, dotenv=None).contact_keys()
+    assert moving.contact_keys().key_ids == (moving.contact_keys().current_id, demo.current_id)
+    assert moving.contact_keys_warning() is None
+    first = load_settings(environ={**KEYS, "LOYALTY_DATA_KEYS": "demo"}, dotenv=None)
+    assert "LOYALTY_DATA_KEYS not set to a key of yours" in first.contact_keys_warning()
+    with pytest.raises(SettingsError, match="the public demo key may only follow a real one"):
+        load_settings(environ={"LOYALTY_PRODUCTION": "1", **KEYS, "LOYALTY_DATA_KEYS": "demo"}, dotenv=None)
