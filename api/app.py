@@ -35,11 +35,11 @@ from api.db import configure_contact_keys, tortoise_config
 from api.graphiql import graphiql_page, graphiql_routes
 from api.request_log import ObserveRequests
 from api.settings import Settings
-from members.access_log import AccessLog
 from care.counts import ensure_care_counts
 from loyalty.feed import EventFeed, FeedHooks
 from loyalty.rules import Rules, load_rules
 from members.access import Role
+from members.access_log import AccessLog
 from schema.build import build_schema
 from schema.context import Context
 from schema.observe import current_request
@@ -300,8 +300,9 @@ class LoyaltyGraphQL(GraphQL):
             auth_error = str(error)
         return Context(
             caller=caller, auth_error=auth_error, timezone=self.settings.tz, settings=self.settings,
-            rules=self.rules, access_log=self.access_log, extra={"event_feed": self.feed, "shared_selections": self.shared_selections,
-                                     "token_refused_after": refused_after, "mint_member_token": self.mint_member_token},
+            rules=self.rules, access_log=self.access_log,
+            extra={"event_feed": self.feed, "shared_selections": self.shared_selections,
+                   "token_refused_after": refused_after, "mint_member_token": self.mint_member_token},
         )
 
     async def get_context(self, request: Any, response: Any) -> Context:

@@ -18,13 +18,13 @@ from typing import Any, NamedTuple
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from members import contacts
 from members.access import Caller, Role, can_see_member
 from members.addresses import Address, AddressBook, office_for_address, squeeze, validate_address
 from members.bulk_insert import BulkInsert, prefer_index_lookups, select_in
 from members.cards import is_valid_card_number, random_card_number
 from members.enums import MemberStatus, Tier
 from members.codes import by_code
-from members import contacts
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.ids import database_id
 from members.idempotency import run_once
@@ -134,8 +134,8 @@ def _address_columns(address: Address) -> dict[str, Any]:
 
 class ValidEnrolment(NamedTuple):
     """An enrolment that passed validation: clean names, address and contacts, and the
-    keyed hashes of the phone and email that decide DUPLICATE. (A named tuple: a bulk import makes one
-    per row, and a frozen dataclass costs several times as much to build.)"""
+    keyed hashes of the phone and email that decide DUPLICATE. (A named tuple: a bulk
+    import makes one per row, and a frozen dataclass costs several times as much to build.)"""
 
     family_name: str
     given_name: str
@@ -156,9 +156,10 @@ class ValidEnrolment(NamedTuple):
         address = self.address
         keys = contacts.current()
         return (
-            card_number, self.family_name, self.given_name, self.birth_date, keys.seal(self.phone, "phone"),
-            keys.seal(self.email, "email"), self.phone_hash, self.email_hash, address.country, address.province, address.city, address.line,
-            address.postal_code, office.id, office.branch_id, today,
+            card_number, self.family_name, self.given_name, self.birth_date,
+            keys.seal(self.phone, "phone"), keys.seal(self.email, "email"), self.phone_hash, self.email_hash,
+            address.country, address.province, address.city, address.line, address.postal_code,
+            office.id, office.branch_id, today,
         )
 
     def member_columns(self, card_number: str, office: Office, today: date) -> dict[str, Any]:
@@ -167,7 +168,8 @@ class ValidEnrolment(NamedTuple):
 
 
 MEMBER_ROW_COLUMNS = (
-    "card_number", "family_name", "given_name", "birth_date", "phone_cipher", "email_cipher", "phone_hash", "email_hash",
+    "card_number", "family_name", "given_name", "birth_date",
+    "phone_cipher", "email_cipher", "phone_hash", "email_hash",
     *_address_columns(Address("", "")), "office_id", "branch_id", "tier_since",
 )
 
