@@ -100,8 +100,10 @@ async def test_admins_page_the_log_newest_first_and_only_admins(app_api):
     assert error_codes(refused) == ["FORBIDDEN"]
     bad = await api.gql(LOG, {"id": member["id"], "after": "nonsense"}, as_=("admin",))
     assert error_codes(bad) == ["INVALID"]
-    unknown = data(await api.gql(LOG, {"id": "not-an-id"}, as_=("admin",)))["memberAccessLog"]
-    assert (unknown["totalCount"], unknown["edges"]) == (0, [])
+    assert error_codes(await api.gql(LOG, {"id": member["id"], "first": 1000}, as_=("admin",))) == ["INVALID"]
+    for unknown_id in ("not-an-id", "99999999999999999999", "-3"):
+        unknown = data(await api.gql(LOG, {"id": unknown_id}, as_=("admin",)))["memberAccessLog"]
+        assert (unknown["totalCount"], unknown["edges"]) == (0, [])
 
 
 async def test_a_page_of_100_members_with_phones_costs_no_extra_statement_and_one_insert(db):
