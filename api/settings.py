@@ -47,6 +47,7 @@ class Settings:
     # public demo keys, refused in production.
     data_keys: tuple[bytes, ...] = ()
     lookup_key: bytes | None = None
+    old_lookup_keys: tuple[bytes, ...] = ()  # after the first of LOYALTY_LOOKUP_KEY: matched, not written
     # The access audit (members.access_log): reads are written in batches of at most
     # this many rows, at least every this many seconds.
     access_log_batch: int = 1000
@@ -108,7 +109,7 @@ class Settings:
 
     def contact_keys(self) -> ContactKeys:
         """The phone/email keys: the configured ones, or the demo keys for what is not set."""
-        return ContactKeys(self.data_keys or (DEMO_DATA_KEY,), self.lookup_key or DEMO_LOOKUP_KEY)
+        return ContactKeys(self.data_keys or (DEMO_DATA_KEY,), self.lookup_key or DEMO_LOOKUP_KEY, self.old_lookup_keys)
 
     def contact_keys_warning(self) -> str | None:
         """One line for the operator when the demo keys are in use outside a demo."""
@@ -218,8 +219,6 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         raise SettingsError(f"DATABASE_URL must start with sqlite:// or postgres:// (got {database_url.split(':')[0]}://...)")
     data_keys = _keys(env, "LOYALTY_DATA_KEYS", DEMO_DATA_KEY)
     lookup_keys = _keys(env, "LOYALTY_LOOKUP_KEY", DEMO_LOOKUP_KEY)
-    if len(lookup_keys) > 1:
-        raise SettingsError("LOYALTY_LOOKUP_KEY takes one key")
     if production and not (data_keys and lookup_keys):
         raise SettingsError("LOYALTY_PRODUCTION=1 needs LOYALTY_DATA_KEYS and LOYALTY_LOOKUP_KEY "
                             "(phone and email encryption; `loyalty keys new` makes a key)")
@@ -229,6 +228,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         database_url=database_url,
         data_keys=data_keys,
         lookup_key=lookup_keys[0] if lookup_keys else None,
+        old_lookup_keys=lookup_keys[1:],
         redis_url=env.get("REDIS_URL") or None,
         jwt_secret=env.get("LOYALTY_JWT_SECRET") or None,
         jwt_issuer=env.get("LOYALTY_JWT_ISSUER") or "loyalty",

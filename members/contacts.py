@@ -10,7 +10,9 @@
 - Exact lookups (sign-in by phone) and the DUPLICATE check compare a keyed hash of the
   normalised value, HMAC-SHA256 under a separate lookup key, truncated to 128 bits (32
   hex digits) and kept in the unique columns phone_hash and email_hash. Without the
-  lookup key the hashes cannot be computed from a guessed phone number.
+  lookup key the hashes cannot be computed from a guessed phone number. Old lookup
+  keys listed after it are matched too, until `loyalty members reencrypt` has hashed
+  every row again with the new one.
 
 The keys come from the settings (api.settings: LOYALTY_DATA_KEYS, LOYALTY_LOOKUP_KEY);
 the process that reads them calls `configure` once at start, and the services reach them
@@ -66,7 +68,7 @@ def new_key() -> str:
 class ContactKeys:
     """The data keys (the first seals, any opens) and the lookup key."""
 
-    def __init__(self, data_keys: Sequence[bytes], lookup_key: bytes) -> None:
+    def __init__(self, data_keys: Sequence[bytes], lookup_key: bytes, old_lookup_keys: Sequence[bytes] = ()) -> None:
         if not data_keys:
             raise ValueError("at least one data key is needed")
         self._sealers = {key_id(key): AESGCM(key) for key in data_keys}
@@ -75,6 +77,8 @@ class ContactKeys:
         self.current_id = key_id(data_keys[0])
         self._current = self._sealers[self.current_id]
         self._lookup_key = lookup_key
+        # While the lookup key changes, lookups match a hash under any of these too.
+        self._old_lookup_keys = tuple(old_lookup_keys)
 
     @property
     def key_ids(self) -> tuple[str, ...]:
@@ -107,9 +111,22 @@ class ContactKeys:
         return token is None or token.startswith(self.current_id + ":")
 
     def lookup_hash(self, normalised: str, field: str) -> str:
-        """The keyed hash of a normalised phone or email (services.phone_key/email_key)."""
-        digest = hmac.digest(self._lookup_key, f"{field}:{normalised}".encode(), "sha256")
-        return digest.hex()[:_HASH_HEX]
+        """The keyed hash of a normalised phone or email (services.phone_key/email_key)
+        under the lookup key: what is stored."""
+        return self._hash(self._lookup_key, normalised, field)
+
+    def lookup_hashes(self, normalised: str, field: str) -> list[str]:
+        """The hashes a lookup matches: under the lookup key, then under each old lookup
+        key still configured (rows not yet hashed again by `loyalty members reencrypt`)."""
+        return [self._hash(key, normalised, field) for key in (self._lookup_key, *self._old_lookup_keys)]
+
+    @property
+    def rotating_lookup_key(self) -> bool:
+        return bool(self._old_lookup_keys)
+
+    @staticmethod
+    def _hash(key: bytes, normalised: str, field: str) -> str:
+        return hmac.digest(key, f"{field}:{normalised}".encode(), "sha256").hex()[:_HASH_HEX]
 
 
 _current: ContactKeys | None = None

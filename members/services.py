@@ -109,13 +109,16 @@ def _duplicate_contact(label: str, field: tuple[str, ...] | None = None) -> Doma
 async def _check_unique_contacts(
     phone: str | None, email: str | None, exclude_id: int | None = None, field: tuple[str, ...] | None = None
 ) -> None:
-    """DUPLICATE if another member not CLOSED holds the phone or email (their keyed
-    hashes). `field` names the input at fault when that input is not the phone or email
-    itself (re-activation)."""
+    """DUPLICATE if another member not CLOSED holds the phone or email (valid ones),
+    compared by their keyed hashes (under an old lookup key too while it changes).
+    `field` names the input at fault when that input is not the phone or email itself
+    (re-activation)."""
+    keys = contacts.current()
     for column, value, label in (("phone_hash", phone, "phone"), ("email_hash", email, "email")):
         if value is None:
             continue
-        query = Member.filter(**{column: value})
+        normalised = phone_key(value) if label == "phone" else email_key(value)
+        query = Member.filter(**{f"{column}__in": keys.lookup_hashes(normalised, label)})
         if exclude_id is not None:
             query = query.exclude(id=exclude_id)
         if await query.exists():
@@ -205,7 +208,7 @@ async def enroll(
     valid = validate_enrolment(enrolment, today)
 
     async def work(connection) -> tuple[Member, int]:
-        await _check_unique_contacts(valid.phone_hash, valid.email_hash)
+        await _check_unique_contacts(valid.phone, valid.email)
         office = await office_for_address(valid.address)
         card = new_card_number()
         for _ in range(5):  # a collision in 90 million numbers is rare; never reuse one
@@ -227,7 +230,7 @@ async def enroll(
         )
     except IntegrityError:
         # Lost a race with a concurrent enrolment of the same phone or email.
-        await _check_unique_contacts(valid.phone_hash, valid.email_hash)
+        await _check_unique_contacts(valid.phone, valid.email)
         raise
 
 
@@ -267,16 +270,29 @@ class _Holders:
 
     @classmethod
     async def load(cls, connection, rows: Sequence[PreparedMember]) -> _Holders:
-        async def names_by(column: str, values: set[str]) -> dict[str, tuple[str, str]]:
+        async def names_by(column: str, values: dict[str, str]) -> dict[str, tuple[str, str]]:
+            """Names by value of `column`, for the values asked (value -> the key to file the holder under)."""
             if not values:
                 return {}
             found = await select_in(connection, Member, [column, "family_name", "given_name"], column, values)
-            return {value: (family, given) for value, family, given in found}
+            return {values[value]: (family, given) for value, family, given in found}
 
+        def hashes(label: str, normalise: Callable[[str], str]) -> dict[str, str]:
+            """The rows' hashes (under an old lookup key too while it changes) -> the stored one."""
+            wanted = {}
+            for row in rows:
+                stored, plain = getattr(row.valid, f"{label}_hash"), getattr(row.valid, label)
+                if stored:
+                    wanted[stored] = stored
+                    if keys.rotating_lookup_key:
+                        wanted.update((old, stored) for old in keys.lookup_hashes(normalise(plain), label)[1:])
+            return wanted
+
+        keys = contacts.current()
         return cls(
-            await names_by("card_number", {row.card for row in rows}),
-            await names_by("phone_hash", {row.valid.phone_hash for row in rows if row.valid.phone_hash}),
-            await names_by("email_hash", {row.valid.email_hash for row in rows if row.valid.email_hash}),
+            await names_by("card_number", {row.card: row.card for row in rows}),
+            await names_by("phone_hash", hashes("phone", phone_key)),
+            await names_by("email_hash", hashes("email", email_key)),
         )
 
     def add(self, card: str, valid: ValidEnrolment) -> None:
@@ -442,6 +458,7 @@ async def update(caller: Caller, member_id: str, changes: MemberChanges) -> Memb
         raise DomainError("MEMBER_NOT_ACTIVE", "a closed member cannot be updated", ("input", "id"))
     values: dict[str, Any] = {}
     keys = contacts.current()
+    phone = email = None  # the new ones, to check for DUPLICATE
     if changes.phone is not UNSET:
         phone = _contact(changes.phone)
         values["phone_hash"] = phone_hash(phone, "input", "phone") if phone else None
@@ -458,7 +475,7 @@ async def update(caller: Caller, member_id: str, changes: MemberChanges) -> Memb
         values.update(_address_columns(address))
     if not values:
         return member
-    await _check_unique_contacts(values.get("phone_hash"), values.get("email_hash"), exclude_id=member.id)
+    await _check_unique_contacts(phone, email, exclude_id=member.id)
     try:
         async with in_transaction() as connection:
             if address is not None:
@@ -470,7 +487,7 @@ async def update(caller: Caller, member_id: str, changes: MemberChanges) -> Memb
                     )
             await Member.filter(id=member.id).using_db(connection).update(**values)
     except IntegrityError:
-        await _check_unique_contacts(values.get("phone_hash"), values.get("email_hash"), exclude_id=member.id)
+        await _check_unique_contacts(phone, email, exclude_id=member.id)
         raise
     return await Member.get(id=member.id)
 
@@ -508,6 +525,7 @@ async def set_status(caller: Caller, member_id: str, status: MemberStatus, reaso
     if member.status is status:
         return member
     values: dict[str, Any] = {"status": status}
+    phone = email = None  # re-activation: the ones claimed again, to check for DUPLICATE
     if status is MemberStatus.CLOSED:
         values.update(phone_hash=None, email_hash=None)
     elif member.status is MemberStatus.CLOSED:
@@ -516,7 +534,7 @@ async def set_status(caller: Caller, member_id: str, status: MemberStatus, reaso
             "phone_hash": phone_hash(phone) if phone else None,
             "email_hash": email_hash(email) if email else None,
         }
-        await _check_unique_contacts(keys["phone_hash"], keys["email_hash"], exclude_id=member.id, field=("input", "status"))
+        await _check_unique_contacts(phone, email, exclude_id=member.id, field=("input", "status"))
         values.update(keys)
     try:
         async with in_transaction() as connection:
@@ -526,6 +544,6 @@ async def set_status(caller: Caller, member_id: str, status: MemberStatus, reaso
                 reason=reason, actor=caller.actor, using_db=connection,
             )
     except IntegrityError:
-        await _check_unique_contacts(values.get("phone_hash"), values.get("email_hash"), exclude_id=member.id, field=("input", "status"))
+        await _check_unique_contacts(phone, email, exclude_id=member.id, field=("input", "status"))
         raise
     return await Member.get(id=member.id)

@@ -63,3 +63,47 @@ async def test_reencrypt_moves_every_value_to_the_new_keys(db, tmp_path):
 async def test_a_bad_batch_size_is_one_line(db, tmp_path):
     done = run(db, tmp_path, "members", "reencrypt", "--batch", "0")
     assert "'0' is not a positive whole number" in one_line_error(done, 2)
+
+
+async def test_a_new_lookup_key_before_the_old_one_finds_every_member_before_and_after_reencrypt(db):
+    """LOYALTY_LOOKUP_KEY=<new>,<old>: sign-in by phone, DUPLICATE and the import find the
+    members still hashed with the old key; `members reencrypt` hashes them with the new
+    one, after which the old key can go."""
+    from datetime import datetime, timezone
+
+    import pytest
+
+    from api.settings import load_settings
+    from members import contacts
+    from members.addresses import AddressBook
+    from members.credentials import set_password, sign_in
+    from members.errors import DomainError
+    from members.contact_rotation import reseal_contacts
+    from members.services import ImportedMember, MemberImport
+
+    today, now = date(2026, 1, 5), datetime(2026, 1, 5, 8, tzinfo=timezone.utc)
+    here = Address("CN", "Beijing")
+    member = await enroll(ADMIN, Enrolment("F", "G9", here, phone="+86 138 7777 0009", email="r@example.com"), today=today)
+    await set_password(ADMIN, str(member.id), "correct horse battery", now=now)
+    session_keys, new_lookup = contacts.current(), new_key()
+    rotating = load_settings(environ={"LOYALTY_LOOKUP_KEY": f"{new_lookup},demo"}, dotenv=None).contact_keys()
+    contacts.configure(rotating)
+    try:
+        assert (await sign_in("+8613877770009", "correct horse battery", now=now)).member.id == member.id
+        with pytest.raises(DomainError) as duplicate:
+            await enroll(ADMIN, Enrolment("H", "J", here, phone="+86-138-7777-0009"), today=today)
+        assert (duplicate.value.code, duplicate.value.field) == ("DUPLICATE", ("input", "phone"))
+        importer = MemberImport(ADMIN, today=today, address_book=await AddressBook.load())
+        outcomes = await importer.enroll([
+            ImportedMember(Enrolment("H", "J", here, phone="+8613877770009")),  # another person, the same phone
+            ImportedMember(Enrolment("F", "G9", here, email="R@Example.com")),  # the member again, without a card
+        ])
+        assert [getattr(o, "code", o) for o in outcomes] == ["DUPLICATE", False]
+
+        assert (await reseal_contacts()).rewritten == 1
+        row = await Member.get(id=member.id)
+        assert row.phone_hash == rotating.lookup_hash("+8613877770009", "phone")
+        contacts.configure(load_settings(environ={"LOYALTY_LOOKUP_KEY": new_lookup}, dotenv=None).contact_keys())
+        assert (await sign_in("+8613877770009", "correct horse battery", now=now)).member.id == member.id
+    finally:
+        contacts.configure(session_keys)
