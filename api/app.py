@@ -31,7 +31,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from api import graphql_http
 from api.auth import MEMBER_ACCESS_SECONDS, AuthError, TokenCache, bearer_token, mint_token
 from api.board import board_routes
-from api.db import tortoise_config
+from api.db import configure_contact_keys, tortoise_config
 from api.graphiql import graphiql_page, graphiql_routes
 from api.request_log import ObserveRequests
 from api.settings import Settings
@@ -39,6 +39,7 @@ from care.counts import ensure_care_counts
 from loyalty.feed import EventFeed, FeedHooks
 from loyalty.rules import Rules, load_rules
 from members.access import Role
+from members.access_log import AccessLog
 from schema.build import build_schema
 from schema.context import Context
 from schema.observe import current_request
@@ -228,7 +229,7 @@ class LoyaltyGraphQL(GraphQL):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
-    def __init__(self, settings: Settings, rules: Rules, feed: EventFeed) -> None:
+    def __init__(self, settings: Settings, rules: Rules, feed: EventFeed, access_log: AccessLog | None = None) -> None:
         super().__init__(
             build_schema(introspection=settings.introspection, limits=settings.limits, tracing=_tracing(settings)),
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -237,6 +238,7 @@ class LoyaltyGraphQL(GraphQL):
         self.settings = settings
         self.rules = rules
         self.feed = feed
+        self.access_log = access_log
         self.shared_selections = SharedSelections()
         self.tokens = TokenCache(settings)
 
@@ -298,8 +300,9 @@ class LoyaltyGraphQL(GraphQL):
             auth_error = str(error)
         return Context(
             caller=caller, auth_error=auth_error, timezone=self.settings.tz, settings=self.settings,
-            rules=self.rules, extra={"event_feed": self.feed, "shared_selections": self.shared_selections,
-                                     "token_refused_after": refused_after, "mint_member_token": self.mint_member_token},
+            rules=self.rules, access_log=self.access_log,
+            extra={"event_feed": self.feed, "shared_selections": self.shared_selections,
+                   "token_refused_after": refused_after, "mint_member_token": self.mint_member_token},
         )
 
     async def get_context(self, request: Any, response: Any) -> Context:
@@ -380,6 +383,7 @@ def cors_middleware(settings: Settings) -> list[Middleware]:
 def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bool = True) -> Starlette:
     """The ASGI app. `manage_orm=False` when the caller (tests) has initialised Tortoise."""
     rules = rules or load_rules(settings.rules_path)
+    configure_contact_keys(settings)
     request_metrics, feed_hooks, extra_routes = None, FeedHooks(), []
     if settings.metrics:
         from api import metrics
@@ -389,7 +393,8 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
         extra_routes.append(Route("/metrics", metrics.metrics_endpoint))
     feed = EventFeed(redis_url=settings.redis_url, poll_interval=settings.feed_poll_seconds, queue_size=settings.feed_queue_size,
                      hooks=feed_hooks)
-    graphql = LoyaltyGraphQL(settings, rules, feed)
+    access_log = AccessLog(max_rows=settings.access_log_batch, interval=settings.access_log_seconds)
+    graphql = LoyaltyGraphQL(settings, rules, feed, access_log)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -399,10 +404,10 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
                     # The VIP care rollup follows the rules' retain thresholds: rebuilt
                     # here, not by a first statistics request, when the rules changed them.
                     await ensure_care_counts(rules)
-                    async with feed.running():
+                    async with feed.running(), access_log.running():
                         yield
             else:
-                async with feed.running():
+                async with feed.running(), access_log.running():
                     yield
         finally:
             if settings.metrics:
@@ -431,6 +436,7 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
     app.state.settings = settings
     app.state.rules = rules
     app.state.feed = feed
+    app.state.access_log = access_log
     return app
 
 

@@ -350,6 +350,7 @@ class _Rows:
 async def export_members(out: TextIO, office_code: str | None, progress) -> int:
     """Members as CSV (EXPORT_COLUMNS), by id in keyset pages of EXPORT_PAGE; the count."""
     from members.models import Member, Office
+    from members.services import member_email, member_phone
 
     codes = dict(await Office.all().values_list("id", "code"))
     filters: dict[str, Any] = {}
@@ -369,7 +370,7 @@ async def export_members(out: TextIO, office_code: str | None, progress) -> int:
             break
         for m in page:
             writer.writerow([
-                m.card_number, m.family_name, m.given_name, m.birth_date or "", m.phone or "", m.email or "",
+                m.card_number, m.family_name, m.given_name, m.birth_date or "", member_phone(m) or "", member_email(m) or "",
                 m.address_country, m.address_province or "", m.address_city, m.address_line or "",
                 m.address_postal_code or "", m.tier.name, m.tier_valid_until or "", m.redeemable_miles,
                 codes.get(m.office_id, ""), m.status.value,

@@ -14,6 +14,7 @@ from typing import Any
 
 from api.auth import MAX_LIFETIME_SECONDS
 from api.settings import Settings, SettingsError, load_settings
+from members.contacts import ContactKeyError
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -157,6 +158,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
     _check_sqlite_file(settings, create=True)
     asyncio.run(run())
+    _warn_demo_keys(settings)
     print("migrations applied; region data loaded")
     return 0
 
@@ -216,6 +218,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     _check_port(host, port)
     _rules(settings)  # a bad rules file is one line here, not an error inside uvicorn
     _check_database(settings)
+    _warn_demo_keys(settings)
     from api.metrics import prepare_multiprocess_dir, remove_multiprocess_dir
 
     metrics_dir = prepare_multiprocess_dir(workers) if settings.metrics else None
@@ -547,6 +550,12 @@ def _positive_number(value: str) -> float:
     return number
 
 
+def _positive_whole(value: str) -> int:
+    if not value.isdigit() or int(value) == 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return int(value)
+
+
 def _import_command(kind: str):
     def command(settings: Settings, args: argparse.Namespace) -> int:
         from pathlib import Path
@@ -630,6 +639,31 @@ def cmd_member(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(_with_orm(settings, run))
+
+
+def cmd_keys_new(settings: Settings, args: argparse.Namespace) -> int:
+    from members.contacts import new_key
+
+    print(new_key())
+    return 0
+
+
+def cmd_members_reencrypt(settings: Settings, args: argparse.Namespace) -> int:
+    from members.contact_rotation import reseal_contacts
+
+    keys = settings.contact_keys()
+    done = asyncio.run(_with_orm(settings, lambda: reseal_contacts(batch=args.batch, progress=Progress("members reencrypt"))))
+    _warn_demo_keys(settings)
+    print(f"members reencrypt: {done.members} members with a phone or email, {done.rewritten} rewritten "
+          f"(data key {keys.current_id})")
+    return 0
+
+
+def _warn_demo_keys(settings: Settings) -> None:
+    """One line on stderr when phones and emails are sealed with the public demo keys."""
+    warning = settings.contact_keys_warning()
+    if warning:
+        print(f"loyalty: {warning}", file=sys.stderr)
 
 
 # ---- parser ----------------------------------------------------------------------
@@ -778,6 +812,17 @@ def build_parser() -> argparse.ArgumentParser:
     export_members = export_sub.add_parser("members", help="every member (or one office's) as CSV")
     export_members.add_argument("--office", metavar="CODE")
     export_members.set_defaults(func=cmd_export_members)
+
+    keys = sub.add_parser("keys", help="phone and email encryption keys (docs/OPERATIONS.md)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_sub.add_parser("new", help="print a new random key for LOYALTY_DATA_KEYS or LOYALTY_LOOKUP_KEY").set_defaults(
+        func=cmd_keys_new)
+    members = sub.add_parser("members", help="member data jobs")
+    members_sub = members.add_subparsers(dest="members_command", required=True, metavar="ACTION")
+    reencrypt = members_sub.add_parser(
+        "reencrypt", help="seal every phone and email with the first data key, hash them with the lookup key")
+    reencrypt.add_argument("--batch", type=_positive_whole, default=1000, help="members per transaction (default 1000)")
+    reencrypt.set_defaults(func=cmd_members_reencrypt)
     return parser
 
 
@@ -799,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         return args.func(settings, args)
-    except (OperatorError, SettingsError) as error:
+    except (OperatorError, SettingsError, ContactKeyError) as error:
         print(f"loyalty: {error}", file=sys.stderr)
         return EXIT_USAGE if isinstance(error, SettingsError) else EXIT_FAILURE
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
 from tortoise.migrations.api import migrate as run_migrations
 
 from api.settings import Settings, load_settings
@@ -42,6 +42,10 @@ async def migrate(settings: Settings, progress: Callable[[str], None] | None = N
     """Apply pending migrations and load/refresh the shipped region data. Idempotent."""
     from members.regions import load_region_data
 
+    # The contact encryption migration seals the phones and emails already stored with
+    # the configured keys (migrations/0018_contact_encryption.py).
+    configure_contact_keys(settings)
+
     def report(event: str, app_label: str, name: str) -> None:
         if progress and event == "apply_done":
             progress(f"applied {app_label}.{name}")
@@ -50,12 +54,23 @@ async def migrate(settings: Settings, progress: Callable[[str], None] | None = N
     # The migration runner leaves the models uninitialised: initialise them to load data.
     await Tortoise.close_connections()
     await init_orm(settings)
+    if settings.database_url.startswith("sqlite://"):
+        # Nothing a migration replaced (a plain phone) is left in a write-ahead log beside the file.
+        await connections.get("default").execute_script("PRAGMA wal_checkpoint(TRUNCATE)")
     counts = await load_region_data()
     if progress:
         progress(f"region data: {counts}")
 
 
+def configure_contact_keys(settings: Settings) -> None:
+    """Hand the phone/email keys of the settings to the domain (members.contacts)."""
+    from members import contacts
+
+    contacts.configure(settings.contact_keys())
+
+
 async def init_orm(settings: Settings) -> None:
+    configure_contact_keys(settings)
     await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
 
 
@@ -63,8 +78,6 @@ async def ping() -> None:
     """One round trip to the default connection: raises the driver's error when the
     database cannot be reached (the migration planner reads a missing database as one
     with no migrations applied)."""
-    from tortoise import connections
-
     await connections.get("default").execute_query("SELECT 1")
 
 
@@ -72,7 +85,6 @@ async def pending_migrations(settings: Settings) -> list[str]:
     """Names of migrations not yet applied on the default connection (needs an initialised
     ORM). An unreachable database raises (ping) rather than reading as none applied."""
     await ping()
-    from tortoise import connections
     from tortoise.migrations.executor import MigrationExecutor
 
     apps = tortoise_config(settings.database_url)["apps"]

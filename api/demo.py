@@ -64,7 +64,8 @@ from members.errors import DomainError
 from members.idempotency import fingerprint
 from members.models import Member, Office, RegionAssignment
 from members.regions import rebuild_tier_counts, region_data, tier_counts
-from members.services import email_key, phone_key
+from members import contacts
+from members.services import email_hash, phone_hash
 
 __all__ = ["SEED", "build_demo", "demo_card_number", "demo_phone_digits"]
 
@@ -595,8 +596,8 @@ def _simulate(person: _Person, rules: Rules, today: date, posted_at: Callable[[d
 # ---- writing ---------------------------------------------------------------------------
 
 _MEMBER_COLUMNS = (
-    "id", "card_number", "family_name", "given_name", "status", "birth_date", "phone", "email", "phone_key",
-    "email_key", "address_country", "address_province", "address_city", "address_line", "address_postal_code",
+    "id", "card_number", "family_name", "given_name", "status", "birth_date", "phone_cipher", "email_cipher",
+    "phone_hash", "email_hash", "address_country", "address_province", "address_city", "address_line", "address_postal_code",
     "office_id", "branch_id", "enrolled_at", "tier", "tier_since", "tier_valid_until", "redeemable_miles",
 )
 _ASSIGNMENT_COLUMNS = ("member_id", "office_id", "assigned_at", "reason", "actor")
@@ -662,10 +663,12 @@ def _rows(batch: _Batch, events: list[tuple], person: _Person, plan: _Plan, ledg
           first_entry_id: int, contacts_taken: set[str], posted_at: Callable[[date], datetime]) -> None:
     office = person.office
     # A phone or email some other member holds already is left out (DUPLICATE otherwise).
-    phone, phone_k = person.phone, phone_key(person.phone)
+    # Both sealed and hashed (members.contacts) like an enrolment's.
+    keys = contacts.current()
+    phone, phone_k = keys.seal(person.phone, "phone"), phone_hash(person.phone)
     if phone_k in contacts_taken:
         phone = phone_k = None
-    mail, mail_k = person.email, email_key(person.email)
+    mail, mail_k = keys.seal(person.email, "email"), email_hash(person.email)
     if mail_k in contacts_taken:
         mail = mail_k = None
     enrolled_at = posted_at(plan.enrolled) - timedelta(hours=2)
@@ -757,8 +760,8 @@ async def build_demo(
     progress(done, members)
     if missing:
         people = [_person(i, offices, weights) for i in missing]
-        taken = await _existing("phone_key", [phone_key(p.phone) for p in people])
-        taken |= await _existing("email_key", [email_key(p.email) for p in people])
+        taken = await _existing("phone_hash", [phone_hash(p.phone) for p in people])
+        taken |= await _existing("email_hash", [email_hash(p.email) for p in people])
         tz, noon = settings.tz, time(12)
         stamps: dict[date, datetime] = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -12,6 +13,7 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from members.contacts import ContactKeys, decode_key
 from schema.limits import Limits
 
 DEFAULT_DATABASE_URL = "sqlite://./loyalty.db"
@@ -19,6 +21,11 @@ DEFAULT_DATABASE_URL = "sqlite://./loyalty.db"
 # are worthless outside a demo database.
 DEMO_JWT_SECRET = "demo-secret-not-for-production-use-0123456789"
 MIN_SECRET_BYTES = 32
+# The phone/email keys (members.contacts) of a database started without
+# LOYALTY_DATA_KEYS / LOYALTY_LOOKUP_KEY outside production: public, like the demo JWT
+# secret, so data sealed with them is protected from nobody (a warning says so).
+DEMO_DATA_KEY = hashlib.sha256(b"loyalty demo data key, not for production").digest()
+DEMO_LOOKUP_KEY = hashlib.sha256(b"loyalty demo lookup key, not for production").digest()
 
 
 class SettingsError(ValueError):
@@ -35,6 +42,16 @@ class Settings:
     # An outside identity provider's public keys (a JWKS file path or https URL): its
     # RS256/EdDSA tokens are accepted beside the service's own HS256 ones (api.jwks).
     jwks: str | None = None
+    # Phone/email encryption keys (members.contacts): LOYALTY_DATA_KEYS (the first seals,
+    # every one opens) and LOYALTY_LOOKUP_KEY (the keyed hash of lookups). Empty: the
+    # public demo keys, refused in production.
+    data_keys: tuple[bytes, ...] = ()
+    lookup_key: bytes | None = None
+    old_lookup_keys: tuple[bytes, ...] = ()  # after the first of LOYALTY_LOOKUP_KEY: matched, not written
+    # The access audit (members.access_log): reads are written in batches of at most
+    # this many rows, at least every this many seconds.
+    access_log_batch: int = 1000
+    access_log_seconds: float = 1.0
     timezone: str = "Asia/Shanghai"
     rules_path: str | None = None
     demo: bool = False
@@ -93,6 +110,27 @@ class Settings:
     def with_demo(self) -> Settings:
         """Demo mode: a known secret when none is set, so tokens can be printed."""
         return replace(self, demo=True, jwt_secret=self.jwt_secret or DEMO_JWT_SECRET, webhook_allow_http=True)
+
+    @property
+    def demo_contact_keys(self) -> bool:
+        """Whether phones and emails are sealed or hashed with a public demo key (no
+        LOYALTY_DATA_KEYS or LOYALTY_LOOKUP_KEY set, or `demo` named first)."""
+        return (not self.data_keys or self.lookup_key is None or self.data_keys[0] == DEMO_DATA_KEY
+                or self.lookup_key == DEMO_LOOKUP_KEY)
+
+    def contact_keys(self) -> ContactKeys:
+        """The phone/email keys: the configured ones, or the demo keys for what is not set."""
+        return ContactKeys(self.data_keys or (DEMO_DATA_KEY,), self.lookup_key or DEMO_LOOKUP_KEY, self.old_lookup_keys)
+
+    def contact_keys_warning(self) -> str | None:
+        """One line for the operator when the demo keys are in use outside a demo."""
+        if self.demo or not self.demo_contact_keys:
+            return None
+        missing = " and ".join(name for name, unset in (
+            ("LOYALTY_DATA_KEYS", not self.data_keys or self.data_keys[0] == DEMO_DATA_KEY),
+            ("LOYALTY_LOOKUP_KEY", self.lookup_key in (None, DEMO_LOOKUP_KEY))) if unset)
+        return (f"WARNING: {missing} not set to a key of yours: phones and emails are sealed or hashed with the "
+                "PUBLIC demo keys (`loyalty keys new` makes a key; docs/OPERATIONS.md)")
 
     def require_secret(self) -> str:
         """The JWT secret, or a SettingsError saying how to set one."""
@@ -158,6 +196,25 @@ def _origins(env: dict[str, str], name: str) -> tuple[str, ...]:
     return origins
 
 
+def _keys(env: dict[str, str], name: str, demo: bytes) -> tuple[bytes, ...]:
+    """Comma-separated base64 keys of 32 bytes each; the word `demo` stands for the public
+    demo key (to move data sealed with it to a real key: `LOYALTY_DATA_KEYS=<new>,demo`)."""
+    keys = []
+    for number, part in enumerate((env.get(name) or "").split(","), start=1):
+        if not part.strip():
+            continue
+        if part.strip() == "demo":
+            keys.append(demo)
+            continue
+        try:
+            keys.append(decode_key(part))
+        except ValueError as error:
+            raise SettingsError(f"{name}: key {number} {error} (`loyalty keys new` makes one)") from None
+    if len(set(keys)) != len(keys):
+        raise SettingsError(f"{name} lists a key twice")
+    return tuple(keys)
+
+
 def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
     """Read settings; the real environment wins over `.env`."""
     env = dict(_read_dotenv(dotenv)) if dotenv else {}
@@ -171,8 +228,18 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
     database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     if not database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
         raise SettingsError(f"DATABASE_URL must start with sqlite:// or postgres:// (got {database_url.split(':')[0]}://...)")
+    data_keys = _keys(env, "LOYALTY_DATA_KEYS", DEMO_DATA_KEY)
+    lookup_keys = _keys(env, "LOYALTY_LOOKUP_KEY", DEMO_LOOKUP_KEY)
+    if production and not (data_keys and lookup_keys):
+        raise SettingsError("LOYALTY_PRODUCTION=1 needs LOYALTY_DATA_KEYS and LOYALTY_LOOKUP_KEY "
+                            "(phone and email encryption; `loyalty keys new` makes a key)")
+    if production and (data_keys[0] == DEMO_DATA_KEY or lookup_keys[0] == DEMO_LOOKUP_KEY):
+        raise SettingsError("LOYALTY_PRODUCTION=1: the public demo key may only follow a real one in LOYALTY_DATA_KEYS")
     return Settings(
         database_url=database_url,
+        data_keys=data_keys,
+        lookup_key=lookup_keys[0] if lookup_keys else None,
+        old_lookup_keys=lookup_keys[1:],
         redis_url=env.get("REDIS_URL") or None,
         jwt_secret=env.get("LOYALTY_JWT_SECRET") or None,
         jwt_issuer=env.get("LOYALTY_JWT_ISSUER") or "loyalty",
@@ -185,6 +252,8 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         scheduler=_flag(env.get("LOYALTY_SCHEDULER")),
         feed_poll_seconds=_positive(env, "LOYALTY_FEED_POLL_SECONDS", Settings.feed_poll_seconds),
         feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
+        access_log_batch=_positive(env, "LOYALTY_ACCESS_LOG_BATCH", Settings.access_log_batch, int),
+        access_log_seconds=_positive(env, "LOYALTY_ACCESS_LOG_SECONDS", Settings.access_log_seconds),
         ws_init_timeout=_positive(env, "LOYALTY_WS_INIT_TIMEOUT_SECONDS", Settings.ws_init_timeout),
         body_timeout=_positive(env, "LOYALTY_BODY_TIMEOUT_SECONDS", Settings.body_timeout),
         webhook_max_failures=_positive(env, "LOYALTY_WEBHOOK_MAX_FAILURES", Settings.webhook_max_failures, int),

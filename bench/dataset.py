@@ -259,7 +259,7 @@ def _unique_groups(model: type) -> list[set[str]]:
 
 # Columns made unique per copy: table -> column -> SQL over the source row `t` and the
 # copy's member-map row `x` ({copy} is the copy number).
-_MEMBER_MAPPED = ("card_number", "phone", "phone_key", "email", "email_key", "family_name", "given_name")
+_MEMBER_MAPPED = ("card_number", "phone_cipher", "phone_hash", "email_cipher", "email_hash", "family_name", "given_name")
 _PER_COPY = {
     "ledger_entry": {"external_ref": "t.external_ref || '~{copy}'"},
     "tier_event": {"card_number": "x.card_number"},
@@ -313,10 +313,14 @@ def _copy_statement(model: type, copy: int, strides: dict[type, int]) -> str:
 
 
 def member_map_rows(pool: list[dict[str, Any]], copy: int) -> list[tuple]:
-    """(new id, card number, phone, phone key, email, email key, family name, given name)
-    of copy `copy`'s members, from the pool's members (ids 1..P in demo order)."""
+    """(new id, card number, sealed phone, phone hash, sealed email, email hash, family
+    name, given name) of copy `copy`'s members, from the pool's members (ids 1..P in demo
+    order, their phone and email opened)."""
     from api.demo import demo_card_number, demo_phone_digits
-    from members.services import email_key, phone_key
+    from members import contacts
+    from members.services import email_hash, phone_hash
+
+    keys = contacts.current()
 
     size = len(pool)
     rows = []
@@ -332,8 +336,8 @@ def member_map_rows(pool: list[dict[str, Any]], copy: int) -> list[tuple]:
             local, _, domain = row["email"].rpartition("@")
             email = f"{local.rsplit('.', 1)[0]}.{index}@{domain}"
         rows.append((
-            row["id"] + copy * size, demo_card_number(index), phone, phone and phone_key(phone), email,
-            email and email_key(email), named["family_name"], named["given_name"],
+            row["id"] + copy * size, demo_card_number(index), keys.seal(phone, "phone"), phone and phone_hash(phone),
+            keys.seal(email, "email"), email and email_hash(email), named["family_name"], named["given_name"],
         ))
     return rows
 
@@ -366,6 +370,7 @@ async def replicate(copies: int, progress: Callable[[str], None]) -> dict[str, f
     from tortoise.functions import Max
     from tortoise.transactions import in_transaction
 
+    from members import contacts
     from members.models import Member
 
     models = _member_models()
@@ -373,7 +378,11 @@ async def replicate(copies: int, progress: Callable[[str], None]) -> dict[str, f
     for model in models:
         row = await model.all().annotate(top=Max("id")).first().values("top")
         strides[model] = int((row or {}).get("top") or 0)
-    pool = await Member.filter(id__lte=strides[Member]).order_by("id").values("id", "phone", "email", "family_name", "given_name")
+    pool = await Member.filter(id__lte=strides[Member]).order_by("id").values(
+        "id", "phone_cipher", "email_cipher", "family_name", "given_name")
+    keys = contacts.current()
+    for row in pool:
+        row["phone"], row["email"] = keys.open(row.pop("phone_cipher"), "phone"), keys.open(row.pop("email_cipher"), "email")
     if [row["id"] for row in pool] != list(range(1, len(pool) + 1)):
         raise SystemExit("bench.dataset: the pool's member ids must be 1..P (a fresh demo database)")
     connection = connections.get("default")
@@ -411,7 +420,7 @@ async def _copy_pool(connection, models: list[type], strides: dict[type, int], p
     steps: dict[str, float] = {}
     await connection.execute_script(
         f"DROP TABLE IF EXISTS {MAP_TABLE}; CREATE TABLE {MAP_TABLE} (id INTEGER PRIMARY KEY, card_number TEXT, "
-        f"phone TEXT, phone_key TEXT, email TEXT, email_key TEXT, family_name TEXT, given_name TEXT)"
+        f"phone_cipher TEXT, phone_hash TEXT, email_cipher TEXT, email_hash TEXT, family_name TEXT, given_name TEXT)"
     )
     began = time.perf_counter()
     for copy in range(1, copies + 1):

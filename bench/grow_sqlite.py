@@ -1,5 +1,5 @@
 """Grow a demo SQLite database F times, for scale measurements: copies of every member
-(new ids and card numbers, no phone/email keys) with their ledger entries and tier
+(new ids and card numbers, no phone/email hashes) with their ledger entries and tier
 events, in the same offices, kept columns included (the copies have the same facts).
 
     python3 bench/grow_sqlite.py loyalty.db loyalty100k.db 10
@@ -18,7 +18,7 @@ for k in range(1, factor):
     m = {c: c for c in mcols}
     m["id"] = f"id + {k * moff}"
     m["card_number"] = f"'C' || char({65 + k % 26}) || char({65 + k // 26}) || substr(card_number, 4)"
-    m["phone_key"] = "NULL"; m["email_key"] = "NULL"
+    m["phone_hash"] = "NULL"; m["email_hash"] = "NULL"
     db.execute(f"INSERT INTO member ({','.join(mcols)}) SELECT {','.join(m[c] for c in mcols)} FROM member WHERE id <= {moff}")
     e = {c: c for c in ecols}
     e["id"] = f"id + {k * eoff}"; e["member_id"] = f"member_id + {k * moff}"

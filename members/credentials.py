@@ -35,6 +35,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
+from members import contacts
 from members.access import Caller, Role, require_role
 from members.enums import MemberStatus
 from members.errors import DomainError, invalid
@@ -160,10 +161,11 @@ async def _member_by_login(login: str) -> Member | None:
     if _CARD.fullmatch(login.upper()):
         return await Member.get_or_none(card_number=login.upper())
     try:
-        key = phone_key(login, "input", "login")
+        phone = phone_key(login, "input", "login")
     except DomainError:
         return None
-    return await Member.get_or_none(phone_key=key)
+    # The hash under the lookup key, or an old one still configured while it changes.
+    return await Member.filter(phone_hash__in=contacts.current().lookup_hashes(phone, "phone")).first()
 
 
 def _lock_for(failures: int) -> int:

@@ -69,13 +69,16 @@ class Member(Model):
     given_name = fields.CharField(max_length=64, db_index=True)
     status = fields.CharEnumField(MemberStatus, max_length=10, default=MemberStatus.ACTIVE)
     birth_date = fields.DateField(null=True)
-    phone = fields.CharField(max_length=32, null=True)
-    email = fields.CharField(max_length=254, null=True)
-    # Uniqueness keys for DUPLICATE: set while the member is ACTIVE or SUSPENDED,
+    # Phone and email as given, sealed (AES-GCM, members.contacts): no plain phone or
+    # email is stored. Read them with members.services.member_phone / member_email.
+    phone_cipher = fields.TextField(null=True)
+    email_cipher = fields.TextField(null=True)
+    # Keyed hashes (HMAC, members.contacts) of the normalised phone and email: sign-in by
+    # phone and DUPLICATE compare them. Set while the member is ACTIVE or SUSPENDED,
     # cleared when CLOSED so that the person may enrol again. A unique index on a
     # nullable column lets the database itself refuse a second holder.
-    phone_key = fields.CharField(max_length=32, null=True, unique=True)
-    email_key = fields.CharField(max_length=254, null=True, unique=True)
+    phone_hash = fields.CharField(max_length=32, null=True, unique=True)
+    email_hash = fields.CharField(max_length=32, null=True, unique=True)
     address_country = fields.CharField(max_length=2)
     address_province = fields.CharField(max_length=64, null=True)
     address_city = fields.CharField(max_length=64)
@@ -336,3 +339,26 @@ class MemberConsentChange(Model):
     class Meta:
         table = "member_consent_change"
         indexes = (("member_id", "id"),)
+
+
+class MemberAccess(Model):
+    """One caller's read of one member's personal fields in one request (members.access_log):
+    the access audit that admins query (memberAccessLog). Written in batches, after the
+    read: `at` is when the fields were read."""
+
+    id = fields.BigIntField(primary_key=True)
+    at = fields.DatetimeField()
+    # The caller as audit trails write it (role:subject@scope), its role, and the partner
+    # code of a partner's token.
+    actor = fields.CharField(max_length=200)
+    role = fields.CharField(max_length=10)
+    partner_code = fields.CharField(max_length=12, null=True)
+    # No foreign key: the audit outlives whatever happens to the member row, and a batch
+    # insert checks nothing per row.
+    member_id = fields.IntField()
+    # members.access_log.PersonalField bits: the fields read.
+    field_bits = fields.SmallIntField()
+
+    class Meta:
+        table = "member_access"
+        indexes = (("member_id", "at", "id"),)

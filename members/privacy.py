@@ -74,7 +74,7 @@ def erased_values(now: datetime) -> dict[str, Any]:
     consents withdrawn."""
     return {
         "family_name": ERASED_NAME, "given_name": ERASED_NAME, "birth_date": None,
-        "phone": None, "email": None, "phone_key": None, "email_key": None,
+        "phone_cipher": None, "email_cipher": None, "phone_hash": None, "email_hash": None,
         "address_province": None, "address_city": "", "address_line": None, "address_postal_code": None,
         "consent_greetings": False, "consent_marketing": False, "consents_updated_at": now, "erased_at": now,
     }

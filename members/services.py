@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from members import contacts
 from members.access import Caller, Role, can_see_member
 from members.addresses import Address, AddressBook, office_for_address, squeeze, validate_address
 from members.bulk_insert import BulkInsert, prefer_index_lookups, select_in
@@ -66,6 +67,27 @@ def email_key(email: str, *field: str) -> str:
     return email.casefold()
 
 
+def phone_hash(phone: str, *field: str) -> str:
+    """The keyed hash (members.contacts) of the normalised phone: what sign-in by phone
+    and the DUPLICATE check compare."""
+    return contacts.current().lookup_hash(phone_key(phone, *field), "phone")
+
+
+def email_hash(email: str, *field: str) -> str:
+    """The keyed hash of the normalised (case-folded) email."""
+    return contacts.current().lookup_hash(email_key(email, *field), "email")
+
+
+def member_phone(member: Member) -> str | None:
+    """The member's phone as given (opened from its sealed column)."""
+    return contacts.current().open(member.phone_cipher, "phone")
+
+
+def member_email(member: Member) -> str | None:
+    """The member's email as given (opened from its sealed column)."""
+    return contacts.current().open(member.email_cipher, "email")
+
+
 def _name(value: str, *field: str) -> str:
     value = squeeze(value)
     if not value:
@@ -87,12 +109,16 @@ def _duplicate_contact(label: str, field: tuple[str, ...] | None = None) -> Doma
 async def _check_unique_contacts(
     phone: str | None, email: str | None, exclude_id: int | None = None, field: tuple[str, ...] | None = None
 ) -> None:
-    """DUPLICATE if another member not CLOSED holds the phone or email. `field` names the
-    input at fault when that input is not the phone or email itself (re-activation)."""
-    for column, value, label in (("phone_key", phone, "phone"), ("email_key", email, "email")):
+    """DUPLICATE if another member not CLOSED holds the phone or email (valid ones),
+    compared by their keyed hashes (under an old lookup key too while it changes).
+    `field` names the input at fault when that input is not the phone or email itself
+    (re-activation)."""
+    keys = contacts.current()
+    for column, value, label in (("phone_hash", phone, "phone"), ("email_hash", email, "email")):
         if value is None:
             continue
-        query = Member.filter(**{column: value})
+        normalised = phone_key(value) if label == "phone" else email_key(value)
+        query = Member.filter(**{f"{column}__in": keys.lookup_hashes(normalised, label)})
         if exclude_id is not None:
             query = query.exclude(id=exclude_id)
         if await query.exists():
@@ -111,8 +137,8 @@ def _address_columns(address: Address) -> dict[str, Any]:
 
 class ValidEnrolment(NamedTuple):
     """An enrolment that passed validation: clean names, address and contacts, and the
-    phone and email keys that decide DUPLICATE. (A named tuple: a bulk import makes one
-    per row, and a frozen dataclass costs several times as much to build.)"""
+    keyed hashes of the phone and email that decide DUPLICATE. (A named tuple: a bulk
+    import makes one per row, and a frozen dataclass costs several times as much to build.)"""
 
     family_name: str
     given_name: str
@@ -120,20 +146,23 @@ class ValidEnrolment(NamedTuple):
     birth_date: date | None
     phone: str | None
     email: str | None
-    phone_key: str | None
-    email_key: str | None
+    phone_hash: str | None
+    email_hash: str | None
 
     @property
     def names(self) -> tuple[str, str]:
         return (self.family_name, self.given_name)
 
     def member_row(self, card_number: str, office: Office, today: date) -> tuple:
-        """The member row's values in MEMBER_ROW_COLUMNS order (the rest take the model's defaults)."""
+        """The member row's values in MEMBER_ROW_COLUMNS order (the rest take the model's
+        defaults), the phone and email sealed (members.contacts)."""
         address = self.address
+        keys = contacts.current()
         return (
-            card_number, self.family_name, self.given_name, self.birth_date, self.phone, self.email,
-            self.phone_key, self.email_key, address.country, address.province, address.city, address.line,
-            address.postal_code, office.id, office.branch_id, today,
+            card_number, self.family_name, self.given_name, self.birth_date,
+            keys.seal(self.phone, "phone"), keys.seal(self.email, "email"), self.phone_hash, self.email_hash,
+            address.country, address.province, address.city, address.line, address.postal_code,
+            office.id, office.branch_id, today,
         )
 
     def member_columns(self, card_number: str, office: Office, today: date) -> dict[str, Any]:
@@ -142,7 +171,8 @@ class ValidEnrolment(NamedTuple):
 
 
 MEMBER_ROW_COLUMNS = (
-    "card_number", "family_name", "given_name", "birth_date", "phone", "email", "phone_key", "email_key",
+    "card_number", "family_name", "given_name", "birth_date",
+    "phone_cipher", "email_cipher", "phone_hash", "email_hash",
     *_address_columns(Address("", "")), "office_id", "branch_id", "tier_since",
 )
 
@@ -158,8 +188,8 @@ def validate_enrolment(enrolment: Enrolment, today: date) -> ValidEnrolment:
         birth_date=enrolment.birth_date,
         phone=phone,
         email=email,
-        phone_key=phone_key(phone, "input", "phone") if phone else None,
-        email_key=email_key(email, "input", "email") if email else None,
+        phone_hash=phone_hash(phone, "input", "phone") if phone else None,
+        email_hash=email_hash(email, "input", "email") if email else None,
     )
     if enrolment.birth_date is not None and not date(1900, 1, 1) <= enrolment.birth_date <= today:
         raise invalid("birthDate must be between 1900-01-01 and today", "input", "birthDate")
@@ -178,7 +208,7 @@ async def enroll(
     valid = validate_enrolment(enrolment, today)
 
     async def work(connection) -> tuple[Member, int]:
-        await _check_unique_contacts(valid.phone_key, valid.email_key)
+        await _check_unique_contacts(valid.phone, valid.email)
         office = await office_for_address(valid.address)
         card = new_card_number()
         for _ in range(5):  # a collision in 90 million numbers is rare; never reuse one
@@ -200,7 +230,7 @@ async def enroll(
         )
     except IntegrityError:
         # Lost a race with a concurrent enrolment of the same phone or email.
-        await _check_unique_contacts(valid.phone_key, valid.email_key)
+        await _check_unique_contacts(valid.phone, valid.email)
         raise
 
 
@@ -231,7 +261,7 @@ class PreparedMember(NamedTuple):
 
 @dataclass
 class _Holders:
-    """Who holds which card, phone key and email key (their names): the batch's existing
+    """Who holds which card, phone hash and email hash (their names): the batch's existing
     members, looked up in one query each, plus the rows of the batch taken so far."""
 
     cards: dict[str, tuple[str, str]]
@@ -240,24 +270,37 @@ class _Holders:
 
     @classmethod
     async def load(cls, connection, rows: Sequence[PreparedMember]) -> _Holders:
-        async def names_by(column: str, values: set[str]) -> dict[str, tuple[str, str]]:
+        async def names_by(column: str, values: dict[str, str]) -> dict[str, tuple[str, str]]:
+            """Names by value of `column`, for the values asked (value -> the key to file the holder under)."""
             if not values:
                 return {}
             found = await select_in(connection, Member, [column, "family_name", "given_name"], column, values)
-            return {value: (family, given) for value, family, given in found}
+            return {values[value]: (family, given) for value, family, given in found}
 
+        def hashes(label: str, normalise: Callable[[str], str]) -> dict[str, str]:
+            """The rows' hashes (under an old lookup key too while it changes) -> the stored one."""
+            wanted = {}
+            for row in rows:
+                stored, plain = getattr(row.valid, f"{label}_hash"), getattr(row.valid, label)
+                if stored:
+                    wanted[stored] = stored
+                    if keys.rotating_lookup_key:
+                        wanted.update((old, stored) for old in keys.lookup_hashes(normalise(plain), label)[1:])
+            return wanted
+
+        keys = contacts.current()
         return cls(
-            await names_by("card_number", {row.card for row in rows}),
-            await names_by("phone_key", {row.valid.phone_key for row in rows if row.valid.phone_key}),
-            await names_by("email_key", {row.valid.email_key for row in rows if row.valid.email_key}),
+            await names_by("card_number", {row.card: row.card for row in rows}),
+            await names_by("phone_hash", hashes("phone", phone_key)),
+            await names_by("email_hash", hashes("email", email_key)),
         )
 
     def add(self, card: str, valid: ValidEnrolment) -> None:
         self.cards[card] = valid.names
-        if valid.phone_key:
-            self.phones[valid.phone_key] = valid.names
-        if valid.email_key:
-            self.emails[valid.email_key] = valid.names
+        if valid.phone_hash:
+            self.phones[valid.phone_hash] = valid.names
+        if valid.email_hash:
+            self.emails[valid.email_hash] = valid.names
 
 
 def _already_present(valid: ValidEnrolment, card: str | None, holders: _Holders) -> bool:
@@ -270,11 +313,11 @@ def _already_present(valid: ValidEnrolment, card: str | None, holders: _Holders)
             if holder == valid.names:
                 return True
             raise DomainError("DUPLICATE", "this card number belongs to another member", ("input", "cardNumber"))
-    elif valid.names in (holders.phones.get(valid.phone_key or ""), holders.emails.get(valid.email_key or "")):
+    elif valid.names in (holders.phones.get(valid.phone_hash or ""), holders.emails.get(valid.email_hash or "")):
         return True
-    if valid.phone_key and valid.phone_key in holders.phones:
+    if valid.phone_hash and valid.phone_hash in holders.phones:
         raise _duplicate_contact("phone")
-    if valid.email_key and valid.email_key in holders.emails:
+    if valid.email_hash and valid.email_hash in holders.emails:
         raise _duplicate_contact("email")
     return False
 
@@ -431,14 +474,16 @@ async def update(caller: Caller, member_id: str, changes: MemberChanges) -> Memb
     if member.status is MemberStatus.CLOSED:
         raise DomainError("MEMBER_NOT_ACTIVE", "a closed member cannot be updated", ("input", "id"))
     values: dict[str, Any] = {}
+    keys = contacts.current()
+    phone = email = None  # the new ones, to check for DUPLICATE
     if changes.phone is not UNSET:
         phone = _contact(changes.phone)
-        values["phone"] = phone
-        values["phone_key"] = phone_key(phone, "input", "phone") if phone else None
+        values["phone_hash"] = phone_hash(phone, "input", "phone") if phone else None
+        values["phone_cipher"] = keys.seal(phone, "phone")
     if changes.email is not UNSET:
         email = _contact(changes.email)
-        values["email"] = email
-        values["email_key"] = email_key(email, "input", "email") if email else None
+        values["email_hash"] = email_hash(email, "input", "email") if email else None
+        values["email_cipher"] = keys.seal(email, "email")
     address = None
     if changes.address is not UNSET:
         if changes.address is None:
@@ -447,7 +492,7 @@ async def update(caller: Caller, member_id: str, changes: MemberChanges) -> Memb
         values.update(_address_columns(address))
     if not values:
         return member
-    await _check_unique_contacts(values.get("phone_key"), values.get("email_key"), exclude_id=member.id)
+    await _check_unique_contacts(phone, email, exclude_id=member.id)
     try:
         async with in_transaction() as connection:
             if address is not None:
@@ -459,7 +504,7 @@ async def update(caller: Caller, member_id: str, changes: MemberChanges) -> Memb
                     )
             await Member.filter(id=member.id).using_db(connection).update(**values)
     except IntegrityError:
-        await _check_unique_contacts(values.get("phone_key"), values.get("email_key"), exclude_id=member.id)
+        await _check_unique_contacts(phone, email, exclude_id=member.id)
         raise
     return await Member.get(id=member.id)
 
@@ -490,14 +535,16 @@ async def set_status(caller: Caller, member_id: str, status: MemberStatus, reaso
     if member.status is status:
         return member
     values: dict[str, Any] = {"status": status}
+    phone = email = None  # re-activation: the ones claimed again, to check for DUPLICATE
     if status is MemberStatus.CLOSED:
-        values.update(phone_key=None, email_key=None)
+        values.update(phone_hash=None, email_hash=None)
     elif member.status is MemberStatus.CLOSED:
+        phone, email = member_phone(member), member_email(member)
         keys = {
-            "phone_key": phone_key(member.phone) if member.phone else None,
-            "email_key": email_key(member.email) if member.email else None,
+            "phone_hash": phone_hash(phone) if phone else None,
+            "email_hash": email_hash(email) if email else None,
         }
-        await _check_unique_contacts(keys["phone_key"], keys["email_key"], exclude_id=member.id, field=("input", "status"))
+        await _check_unique_contacts(phone, email, exclude_id=member.id, field=("input", "status"))
         values.update(keys)
     try:
         async with in_transaction() as connection:
@@ -507,6 +554,6 @@ async def set_status(caller: Caller, member_id: str, status: MemberStatus, reaso
                 reason=reason, actor=caller.actor, using_db=connection,
             )
     except IntegrityError:
-        await _check_unique_contacts(values.get("phone_key"), values.get("email_key"), exclude_id=member.id, field=("input", "status"))
+        await _check_unique_contacts(phone, email, exclude_id=member.id, field=("input", "status"))
         raise
     return await Member.get(id=member.id)

@@ -31,6 +31,7 @@ from members.models import (
     Branch, Member, MemberConsentChange, MemberCredential, MemberErasure, MemberStatusChange, Office, RefreshToken,
     RegionAssignment,
 )
+from members.services import member_email, member_phone
 
 __all__ = ["EXPORT_VERSION", "SECTIONS", "Section", "export_member", "find_member_for_export"]
 
@@ -91,7 +92,7 @@ def _row(row: Model, secret: tuple[str, ...] = ()) -> dict[str, Any]:
 
 
 def _profile(member: Member, office: Office, branch: Branch) -> dict[str, Any]:
-    # Read by attribute, column by column: how phone and email are stored is the model's.
+    # Phone and email are stored sealed (members.contacts): opened here as given.
     return {
         "id": member.id,
         "cardNumber": member.card_number,
@@ -99,8 +100,8 @@ def _profile(member: Member, office: Office, branch: Branch) -> dict[str, Any]:
         "givenName": member.given_name,
         "status": _json(member.status),
         "birthDate": _json(member.birth_date),
-        "phone": member.phone,
-        "email": member.email,
+        "phone": member_phone(member),
+        "email": member_email(member),
         "address": {
             "country": member.address_country, "province": member.address_province, "city": member.address_city,
             "line": member.address_line, "postalCode": member.address_postal_code,

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from strawberry.types import Info as StrawberryInfo
 
 from members.access import Caller
+from members.access_log import AccessLog, new_request_key
 from schema.reads import Reads
 
 
@@ -24,6 +25,11 @@ class Context:
     rules: Any
     reads: Reads = field(init=False)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The access audit of the process (members.access_log.AccessLog, or a shared
+    # subscription execution's schema.subscriptions.SharedReads; None: not recorded) and
+    # this request's key in it (one row per request and member read).
+    access_log: AccessLog | None = None
+    request_key: int = field(default_factory=new_request_key)
     # WebSocket only: the connection_init payload (strawberry sets it when the field exists).
     connection_params: dict[str, Any] | None = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -12,6 +13,10 @@ from tortoise.expressions import Q
 from members import models
 from members import services as member_services
 from members.access import Role
+from members.access_log import PersonalField as DomainPersonalField
+from members.access_log import member_access_page
+from members.ids import database_id
+from members.models import MemberAccess as MemberAccessRow
 from members.addresses import Address as DomainAddress
 from members.enums import MemberStatus as DomainStatus
 from members.enums import Tier as DomainTier
@@ -84,8 +89,6 @@ class Member:
     row: strawberry.Private[models.Member]
     id: strawberry.ID = strawberry.field(description="Opaque member id.")
     card_number: str = strawberry.field(description="Card number, CA + 9 digits; assigned at enrolment, never changes.")
-    family_name: str = strawberry.field(description="Family name as given (Chinese or Latin).")
-    given_name: str = strawberry.field(description="Given name as given.")
     tier: Tier = strawberry.field(description="Current tier.")
     # False: the card view of a member outside the caller's scope (InScope).
     in_scope: strawberry.Private[bool] = True
@@ -93,9 +96,24 @@ class Member:
     @classmethod
     def from_row(cls, row: models.Member, in_scope: bool = True) -> Member:
         return cls(
-            row=row, id=strawberry.ID(str(row.id)), card_number=row.card_number,
-            family_name=row.family_name, given_name=row.given_name, tier=row.tier, in_scope=in_scope,
+            row=row, id=strawberry.ID(str(row.id)), card_number=row.card_number, tier=row.tier, in_scope=in_scope,
         )
+
+    def _read(self, info: Info, field: DomainPersonalField) -> None:
+        """Note the read of a personal field in the access audit (members.access_log)."""
+        context = info.context
+        if context.access_log is not None:
+            context.access_log.note(context.caller, context.request_key, self.row.id, field)
+
+    @strawberry.field(description="Family name as given (Chinese or Latin).")
+    def family_name(self, info: Info) -> str:
+        self._read(info, DomainPersonalField.NAMES)
+        return self.row.family_name
+
+    @strawberry.field(description="Given name as given.")
+    def given_name(self, info: Info) -> str:
+        self._read(info, DomainPersonalField.NAMES)
+        return self.row.given_name
 
     @strawberry.field(description="ACTIVE, SUSPENDED or CLOSED.", permission_classes=full_view)
     def status(self) -> MemberStatus:
@@ -110,19 +128,23 @@ class Member:
         return self.row.enrolled_at
 
     @strawberry.field(description="Date of birth, if given.", permission_classes=full_view)
-    def birth_date(self) -> date | None:
+    def birth_date(self, info: Info) -> date | None:
+        self._read(info, DomainPersonalField.BIRTH_DATE)
         return self.row.birth_date
 
     @strawberry.field(description="Phone number as given.", permission_classes=full_view)
-    def phone(self) -> str | None:
-        return self.row.phone
+    def phone(self, info: Info) -> str | None:
+        self._read(info, DomainPersonalField.PHONE)
+        return member_services.member_phone(self.row)
 
     @strawberry.field(description="Email address as given.", permission_classes=full_view)
-    def email(self) -> str | None:
-        return self.row.email
+    def email(self, info: Info) -> str | None:
+        self._read(info, DomainPersonalField.EMAIL)
+        return member_services.member_email(self.row)
 
     @strawberry.field(description="Contact address; null once the member's personal data is erased.", permission_classes=full_view)
-    def address(self) -> Address | None:
+    def address(self, info: Info) -> Address | None:
+        self._read(info, DomainPersonalField.ADDRESS)
         r = self.row
         if r.erased_at is not None:
             return None
@@ -259,6 +281,54 @@ async def _at_risk_condition(info: Info, at_risk: bool) -> Q:
     return ~Q(id__in=ids) if ids else Q()
 
 
+@strawberry.enum(description="A member's personal field, as the access audit records its reads.")
+class PersonalField(Enum):
+    NAMES = strawberry.enum_value("NAMES", description="familyName and givenName (recorded for partners and the airline).")
+    BIRTH_DATE = strawberry.enum_value("BIRTH_DATE", description="birthDate.")
+    PHONE = strawberry.enum_value("PHONE", description="phone.")
+    EMAIL = strawberry.enum_value("EMAIL", description="email.")
+    ADDRESS = strawberry.enum_value("ADDRESS", description="address.")
+
+
+@strawberry.type(description="One caller's read of a member's personal fields in one request (the access audit).")
+class MemberAccess:
+    row: strawberry.Private[MemberAccessRow]
+
+    @strawberry.field(description="When the fields were read.")
+    def at(self) -> datetime:
+        return self.row.at
+
+    @strawberry.field(description="Who read them, as audit trails write a caller: role:subject@scope.")
+    def actor(self) -> str:
+        return self.row.actor
+
+    @strawberry.field(description="The caller's role: admin, branch, office, partner or airline.")
+    def role(self) -> str:
+        return self.row.role
+
+    @strawberry.field(description="The partner's code when a partner read them.")
+    def partner_code(self) -> str | None:
+        return self.row.partner_code
+
+    @strawberry.field(description="The personal fields read.")
+    def fields(self) -> list[PersonalField]:
+        return [PersonalField[bit.name] for bit in DomainPersonalField if self.row.field_bits & bit]
+
+
+@strawberry.type(description="A read of a member's personal fields, with its cursor.")
+class MemberAccessEdge:
+    node: MemberAccess = strawberry.field(description="The read.")
+    cursor: str = strawberry.field(description="Opaque keyset cursor; pass as after: to continue.")
+
+
+@strawberry.type(description="A page of the access audit of one member, newest first.")
+class MemberAccessConnection:
+    edges: list[MemberAccessEdge] = strawberry.field(description="The reads of this page.")
+    page_info: PageInfo = strawberry.field(description="Whether there is more, and where to continue.")
+    page: strawberry.Private[Page]
+    total_count: int = total_count_field("Reads of the member's personal fields recorded so far.")
+
+
 def member_view(info: Info, row: models.Member | None) -> Member | None:
     """A member row as the caller may see it through the read layer (schema.reads):
     null when there is none or it is outside the caller's scope, e.g. a payload's
@@ -283,6 +353,21 @@ class MemberQuery:
             # Ids are sequential, card numbers unguessable: by id they could list every member.
             raise forbidden(f"role {caller.role.value} looks members up by cardNumber")
         return member_view(info, await find_member(caller, member_id=id, card_number=card_number))
+
+    @strawberry.field(
+        description="Admin: who read the member's personal fields (contact details and birth date by staff, names by "
+        "partners and the airline), newest first. Reads are written in batches within about a second.",
+        permission_classes=[allow(Role.ADMIN)],
+    )
+    async def member_access_log(
+        self, info: Info, member_id: strawberry.ID, first: int | None = 20, after: str | None = None
+    ) -> MemberAccessConnection:
+        page = await member_access_page(database_id(member_id) or 0, first, after)
+        return MemberAccessConnection(
+            edges=[MemberAccessEdge(node=MemberAccess(row=row), cursor=c) for row, c in zip(page.items, page.cursors)],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page=page,
+        )
 
     @strawberry.field(
         description="Members visible to the caller (office staff: their office; branch: their branch).",

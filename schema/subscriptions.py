@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncGenerator
 
 import strawberry
 
 from loyalty.feed import SubscriberTooSlow
+from members.access_log import PersonalField
 from members.errors import DomainError, ForbiddenError
 from schema.context import Context, Info
-from schema.fanout import SINGLE_EVENT, current_channel
+from schema.fanout import RESULTS_KEPT, SINGLE_EVENT, current_channel
 from schema.errors import CodedError, coded
 from schema.loyalty import TierChange
 from schema.permissions import ALL_ROLES, allow
@@ -69,6 +71,7 @@ class Subscription:
                 if selection is not None:
                     # Executed and encoded once for every subscriber of the selection.
                     await channel.send(await selection.result(event))
+                    _note_shared_reads(context, selection, event)
                     continue
                 # The connection lives for hours: read the member afresh for every change.
                 context.reads = context.fresh_reads()
@@ -83,13 +86,41 @@ class Subscription:
                 shared.leave(selection)
 
 
+class SharedReads:
+    """The personal fields a selection's one-event executions read, by event: the result
+    is executed once for all its subscribers, and each of them notes the reads as its
+    own in the access audit (members.access_log) when it is sent the result. Takes the
+    place of the access log in those executions' contexts."""
+
+    def __init__(self) -> None:
+        self.by_event: OrderedDict[int, dict[int, int]] = OrderedDict()
+
+    def note(self, caller, event_id: int, member_id: int, field: PersonalField) -> None:
+        reads = self.by_event.setdefault(event_id, {})
+        reads[member_id] = reads.get(member_id, 0) | field
+        while len(self.by_event) > RESULTS_KEPT:
+            self.by_event.popitem(last=False)
+
+
+def _note_shared_reads(context: Context, selection, event) -> None:
+    """Note, for this subscriber, what the shared execution of the event read."""
+    shared = getattr(selection.make_context, "shared_reads", None)
+    if context.access_log is None or shared is None:
+        return
+    for member_id, bits in shared.by_event.get(event.id, {}).items():
+        context.access_log.note(context.caller, context.request_key, member_id, PersonalField(bits))
+
+
 def _one_event_context(context: Context):
     """Contexts for a selection's one-event executions: the subscriber's caller and
     settings, a fresh read layer each (the member is read as it is now), nothing of
-    the connection."""
+    the connection; their reads of personal fields are kept by event (SharedReads)."""
     caller, timezone, settings, rules = context.caller, context.timezone, context.settings, context.rules
+    shared_reads = SharedReads()
 
     def make(event) -> Context:
-        return Context(caller=caller, auth_error=None, timezone=timezone, settings=settings, rules=rules, extra={SINGLE_EVENT: event})
+        return Context(caller=caller, auth_error=None, timezone=timezone, settings=settings, rules=rules,
+                       extra={SINGLE_EVENT: event}, access_log=shared_reads, request_key=event.id)
 
+    make.shared_reads = shared_reads  # type: ignore[attr-defined]
     return make

@@ -16,6 +16,7 @@ from api.settings import load_settings
 # Tables holding test-made rows, children first. Region data stays loaded.
 MUTABLE_TABLES = [
     "job_run",
+    "member_access",
     "feedback_change",
     "office_satisfaction_day",
     "greeting_sent",
@@ -62,6 +63,15 @@ async def _recreate_postgres(url: str) -> None:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def contact_keys():
+    """The phone/email keys of the test settings (the demo keys), also for tests that
+    seal or hash without a database (api.db configures them again, the same)."""
+    from members import contacts
+
+    contacts.configure(load_settings(environ={}, dotenv=None).contact_keys())
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,8 @@ def test_migrate_creates_a_new_sqlite_database_and_is_safe_to_run_again(tmp_path
     first = loyalty_cli(["migrate"], tmp_path, url)
     assert (first.returncode, first.stdout) == (0, "migrations applied; region data loaded\n"), first.stderr
     assert "applied models.0001_initial" in first.stderr
+    # No LOYALTY_DATA_KEYS / LOYALTY_LOOKUP_KEY outside production: the demo keys, said loudly.
+    assert "WARNING: LOYALTY_DATA_KEYS and LOYALTY_LOOKUP_KEY not set to a key of yours" in first.stderr
     with sqlite3.connect(sqlite_path(url)) as connection:
         counts = [connection.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("branch", "office")]
     assert counts == [6, 142]

@@ -46,10 +46,11 @@ class Subscriber:
         return [await self.next() for _ in range(count)]
 
 
-async def start(feed: EventFeed, shared: SharedSelections, settings, caller: Caller, query: str = QUERY, **variables) -> Subscriber:
+async def start(feed: EventFeed, shared: SharedSelections, settings, caller: Caller, query: str = QUERY,
+                access_log=None, **variables) -> Subscriber:
     subscriber = Subscriber()
     context = Context(caller=caller, auth_error=None, timezone=settings.tz, settings=settings, rules=RULES,
-                      extra={"event_feed": feed, "shared_selections": shared})
+                      extra={"event_feed": feed, "shared_selections": shared}, access_log=access_log)
 
     async def send(text: str) -> None:
         subscriber.received.put_nowait(text)
@@ -223,3 +224,27 @@ async def test_one_shared_text_goes_out_in_each_connection_s_own_protocol_and_id
     assert (got_legacy["type"], got_legacy["id"]) == ("data", "b")
     assert got_modern["payload"] == got_legacy["payload"] == {"data": {"tierChanged": want}}
     assert set(STAFF_FIELDS.split()) == set(want)
+
+
+async def test_each_subscriber_of_a_shared_result_is_audited_as_the_reader(db):
+    """One execution for two clerks of one office (same visibility): the access audit
+    (members.access_log) has a row for each of them, not only for the one who ran it."""
+    from members.access_log import AccessLog, PersonalField
+    from members.models import MemberAccess
+
+    feed, shared, log = await started_feed(), SharedSelections(), AccessLog()
+    member = await new_member()
+    query = "subscription { tierChanged { cardNumber member { p: phone phone birthDate } } }"
+    clerks = [await resolve_caller(Role.OFFICE, clerk, "PEK01") for clerk in ("ann", "bo")]
+    subscribers = [await start(feed, shared, db, clerk, query, access_log=log) for clerk in clerks]
+    await joined(feed, 2)
+    assert len(shared) == 1
+    await change(member, Tier.SILVER)
+    await feed.read_log()
+    texts = [await s.next() for s in subscribers]
+    assert texts[0] == texts[1] and shared.executions == 1
+    await log.flush()
+    rows = await MemberAccess.filter(member_id=member.id).order_by("actor").values_list("actor", "field_bits")
+    assert rows == [("office:ann@PEK01", PersonalField.PHONE | PersonalField.BIRTH_DATE),
+                    ("office:bo@PEK01", PersonalField.PHONE | PersonalField.BIRTH_DATE)]
+    await stop(*subscribers)

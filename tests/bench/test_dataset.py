@@ -6,7 +6,8 @@ from __future__ import annotations
 from api.demo import demo_card_number, demo_phone_digits
 from bench.dataset import member_map_rows
 from members.cards import is_valid_card_number
-from members.services import email_key, phone_key
+from members import contacts
+from members.services import email_hash, phone_hash
 
 POOL = 100
 COPIES = 3
@@ -35,12 +36,14 @@ def test_copies_have_valid_unique_cards_phones_and_emails():
     assert len(set(cards)) == 400
     # The demo's own numbering continued: copy 1's first member is demo member 100.
     assert rows[0][1] == demo_card_number(100)
-    phone_keys = [row[3] for row in rows if row[3]] + [phone_key(p["phone"]) for p in pool if p["phone"]]
-    assert len(phone_keys) == 360 and len(set(phone_keys)) == 360
-    assert all(row[3] == phone_key(row[2]) for row in rows if row[2])
-    emails = [row[5] for row in rows] + [email_key(p["email"]) for p in pool]
+    keys = contacts.current()
+    phone_hashes = [row[3] for row in rows if row[3]] + [phone_hash(p["phone"]) for p in pool if p["phone"]]
+    assert len(phone_hashes) == 360 and len(set(phone_hashes)) == 360
+    # Sealed as an enrolment seals them, hashed from the opened phone.
+    assert all(row[3] == phone_hash(keys.open(row[2], "phone")) for row in rows if row[2])
+    emails = [row[5] for row in rows] + [email_hash(p["email"]) for p in pool]
     assert len(set(emails)) == 400
-    assert rows[0][4] == "wei.wang.100@example.com"
+    assert keys.open(rows[0][4], "email") == "wei.wang.100@example.com"
     # A member without a phone stays without one; names come from another pool member.
     assert rows[9][2] is None and rows[9][3] is None
     assert {row[6] for row in rows} <= {p["family_name"] for p in pool}

@@ -69,6 +69,6 @@ async def test_the_personal_columns_are_erased_once(db):
         assert await erase_personal_columns(connection, member.id, NOW) is True
         assert await erase_personal_columns(connection, member.id, NOW) is False
     row = await Member.get(id=member.id)
-    assert (row.family_name, row.given_name, row.birth_date, row.email, row.email_key, row.address_line) == (
+    assert (row.family_name, row.given_name, row.birth_date, row.email_cipher, row.email_hash, row.address_line) == (
         ERASED_NAME, ERASED_NAME, None, None, None, None)
     assert row.erased_at == NOW and row.card_number == member.card_number
