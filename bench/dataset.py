@@ -55,7 +55,8 @@ DATA_FILES = (
     "api/demo.py", "api/demo_care.py", "loyalty/engine.py", "loyalty/calendar.py", "loyalty/rules.py",
     "loyalty/default_rules.toml", "members/data/regions.json",
 )
-SCHEMA_FILES = ("members/models.py", "loyalty/models.py", "care/models.py", "care/segments.py", "members/regions.py")
+SCHEMA_FILES = ("members/models.py", "loyalty/models.py", "care/models.py", "care/segments.py", "members/regions.py",
+                "care/region_counts.py")
 
 
 @dataclass(frozen=True)
@@ -419,6 +420,8 @@ async def _copy_pool(connection, models: list[type], strides: dict[type, int], p
     steps["member map"] = time.perf_counter() - began
     progress(f"member map: {copies * len(pool):,} rows in {steps['member map']:.1f} s")
     for model in models:
+        if not strides[model]:
+            continue  # no rows in the pool (nor anything to make unique per copy)
         began = time.perf_counter()
         for copy in range(1, copies + 1):
             await connection.execute_query(_copy_statement(model, copy, strides))
@@ -471,10 +474,20 @@ async def _care_counts(rules, today: date, tz) -> None:
     await ensure_care_counts(rules)
 
 
+async def _stats_counts(rules, today: date, tz) -> None:
+    """The region statistics rollup (care.region_counts): its triggers count copies as
+    they are inserted, but the local days of tier events come from the time zone at
+    first use."""
+    from care.region_counts import ensure_stats_counts
+
+    await ensure_stats_counts(tz)
+
+
 # The daily jobs that compute derived state, as `loyalty` runs them: run after copying,
 # so state kept outside the copied tables (or computed from the whole table) is right.
 DERIVED_JOBS: dict[str, Callable[..., Any]] = {
     "care refresh": _care_refresh, "tier count rollup": _tier_count_rollup, "care counts": _care_counts,
+    "stats counts": _stats_counts,
 }
 
 
