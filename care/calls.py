@@ -61,17 +61,20 @@ from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from care.models import CallOutcome, CareCall
+from care.region_counts import calls_due
 from members.paging import newest_first
 from care.satisfaction import add_score, checked_score
 from loyalty import calendar as cal
 from loyalty import changes, engine
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
-from members.access import STAFF_ROLES, Caller, in_region, require_role, restrict_by_member_region, restrict_members
+from members.access import (
+    STAFF_ROLES, Caller, region_filter, require_role, restrict_by_member_region, restrict_members, restrict_offices,
+)
 from members.enums import LifecycleStage, MemberStatus, Tier
 from members.errors import DomainError, invalid
 from members.idempotency import run_once
-from members.models import Member
+from members.models import Member, Office
 from members.paging import Page, after_key, decode_cursor, encode_cursor, page_size
 from members.services import visible_member
 
@@ -410,14 +413,17 @@ async def care_calls_due(
     scope), most urgent first, with the total number due. ForbiddenError for a region
     outside the scope or a role other than staff; INVALID for an unknown code or cursor.
 
-    The page and the count are index reads of the stored state (care_priority,
-    care_due_since, id); rows whose stored state does not hold today (the daily job has
+    The page is an index read of the stored state (care_priority, care_due_since, id),
+    the count a sum of the offices' rows of members due (care.region_counts, one per
+    office, kept by triggers from the same state); rows whose stored state does not hold today (the daily job has
     not reached them yet) are recomputed here and merged in, so the answer is exact on
     any day at the cost of those rows only."""
     _check_staff(caller, "care calls")
     size = page_size(first, DEFAULT_DUE_PAGE)
     start = _after_key(after) if after else None
-    region = await in_region(restrict_members(Member.all(), caller), caller, office_code, branch_code)
+    columns = await region_filter(caller, office_code, branch_code)
+    region = restrict_members(Member.all(), caller).filter(**columns)
+    offices = restrict_offices(Office.filter(**{"id" if k == "office_id" else k: v for k, v in columns.items()}), caller)
 
     # Only ACTIVE members are listed; the stale rows are found by region alone (status
     # would steer the database to the worklist index) and narrowed here.
@@ -438,8 +444,9 @@ async def care_calls_due(
     due = region.filter(status=MemberStatus.ACTIVE, care_priority__gte=0)
 
     async def total() -> int:
-        """Counted only when totalCount is asked: the stored due rows, corrected for the stale ones."""
-        return await due.count() - stale_counted + stale_due
+        """Counted only when totalCount is asked: the stored due rows (from the offices'
+        rollup rows, care.region_counts), corrected for the stale ones."""
+        return await calls_due(offices) - stale_counted + stale_due
 
     page_rows = await (due.filter(_after(start)) if start else due).order_by(
         "care_priority", "care_due_since", "id").limit(size + 1 + len(stale_ids))

@@ -151,16 +151,17 @@ class StatsMeasure(IntEnum):
     DOWNGRADES = 1  # tier events with to_tier below from_tier; slot: the local day
     OPEN_COMPLAINTS = 2  # complaints OPEN or IN_PROGRESS; slot: 0
     COMPLAINTS_DUE = 3  # of those, respond_by in this hour (UTC hours since 1970); no respond_by: NO_DUE_HOUR
+    CALLS_DUE = 4  # ACTIVE members whose stored worklist state is due (care_priority >= 0); slot: 0
 
 
 class OfficeStatsCount(Model):
     """The region statistics rollup (care.region_counts): per office, measure and slot,
-    how many tier changes (by local day of effective_at) or open complaints (in all,
-    and by the hour of respond_by). Upgrades and downgrades of the last 30 days read at
+    how many tier changes (by local day of effective_at), open complaints (in all,
+    and by the hour of respond_by) or members due a care call. Upgrades and downgrades of the last 30 days read at
     most 30 rows per office, open and overdue complaints one row per office and one per
     hour still to come of the response time, whatever the number of events and
-    complaints. Kept by triggers on tier_event and feedback (migration 0016), so every
-    writer keeps it in its own transaction."""
+    complaints. Kept by triggers on tier_event and feedback (migration 0016) and on
+    member (the members due, 0017), so every writer keeps it in its own transaction."""
 
     id = fields.IntField(primary_key=True)
     office: fields.ForeignKeyRelation = fields.ForeignKeyField(

@@ -35,7 +35,7 @@ from tortoise.transactions import in_transaction
 from care.models import Feedback, FeedbackKind, FeedbackStatus, OfficeStatsCount, StatsMeasure, StatsZone
 from members.models import Office
 
-__all__ = ["OfficeEventFigures", "day_number", "ensure_stats_counts", "office_event_figures", "rebuild_stats_counts",
+__all__ = ["OfficeEventFigures", "calls_due", "day_number", "ensure_stats_counts", "office_event_figures", "rebuild_stats_counts",
            "zone_rows"]
 
 EPOCH = date(1970, 1, 1)
@@ -117,8 +117,8 @@ def _epoch(connection: BaseDBAsyncClient, column: str) -> str:
 
 
 async def rebuild_stats_counts(connection: BaseDBAsyncClient) -> None:
-    """Set the whole rollup from tier_event and feedback, in the caller's transaction
-    (the same rows the triggers of migration 0016 keep)."""
+    """Set the whole rollup from tier_event, feedback and member, in the caller's
+    transaction (the same rows the triggers of migrations 0016 and 0017 keep)."""
     epoch = _epoch(connection, "e.effective_at")
     day = (f"COALESCE((SELECT z.day + ({epoch} - z.since) / 86400 FROM stats_zone z WHERE z.since <= {epoch} "
            "ORDER BY z.since DESC LIMIT 1), -1)")
@@ -128,7 +128,9 @@ async def rebuild_stats_counts(connection: BaseDBAsyncClient) -> None:
     await connection.execute_script("DELETE FROM office_stats_count")
     await connection.execute_script(
         "INSERT INTO office_stats_count (office_id, measure, slot, members) "
-        f"SELECT office_id, measure, slot, COUNT(*) FROM (SELECT e.office_id AS office_id, {direction} AS measure, "
+        f"SELECT m.office_id, {StatsMeasure.CALLS_DUE:d}, 0, COUNT(*) FROM member m WHERE m.status = 'ACTIVE' "
+        "AND m.care_priority >= 0 GROUP BY m.office_id "
+        f"UNION ALL SELECT office_id, measure, slot, COUNT(*) FROM (SELECT e.office_id AS office_id, {direction} AS measure, "
         f"{day} AS slot FROM tier_event e WHERE e.to_tier <> e.from_tier) AS changes GROUP BY office_id, measure, slot "
         f"UNION ALL SELECT f.office_id, {StatsMeasure.OPEN_COMPLAINTS:d}, 0, COUNT(*) FROM feedback f WHERE {open_} "
         "GROUP BY f.office_id "
@@ -143,6 +145,14 @@ async def _sums(scope: Q, condition: Q) -> dict[tuple[int, int], int]:
         .group_by("office_id", "measure").values_list("office_id", "measure", "n")
     )
     return {(office_id, measure): int(n or 0) for office_id, measure, n in rows}
+
+
+async def calls_due(offices: QuerySet[Office]) -> int:
+    """ACTIVE members whose stored worklist state is due, in the offices of ``offices``
+    (a queryset carrying the caller's scope): one row per office."""
+    row = await OfficeStatsCount.filter(office_id__in=Subquery(offices.values("id")), measure=StatsMeasure.CALLS_DUE) \
+        .annotate(n=Sum("members")).first().values_list("n", flat=True)
+    return int(row or 0)
 
 
 async def office_event_figures(offices: QuerySet[Office], first_day: date, today: date,

@@ -7,7 +7,8 @@ officeStats reading the rollup by key instead of the events and complaints.
 From the rows: a tier event with to_tier above (below) from_tier counts once under
 UPGRADES (DOWNGRADES) on the local day of effective_at; an OPEN or IN_PROGRESS
 complaint once under OPEN_COMPLAINTS (slot 0) and once under COMPLAINTS_DUE on the UTC
-hour of respond_by (NO_DUE_HOUR without one).
+hour of respond_by (NO_DUE_HOUR without one); an ACTIVE member whose stored worklist
+state is due (care_priority >= 0) once under CALLS_DUE (slot 0) at its office.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from zoneinfo import ZoneInfo
 
 from tortoise import connections
 
+from care.calls import care_calls_due, refresh_care_due
 from care.models import Feedback, FeedbackChannel, FeedbackKind, FeedbackStatus, OfficeStatsCount, StatsMeasure
 from care.region_counts import NO_DUE_HOUR, day_number, ensure_stats_counts
 from care.stats import office_stats, region_stats
 from loyalty.models import TierEvent
 from loyalty.tiers import override_tier
 from members.access import Caller, Role
-from members.enums import Tier
+from members.enums import MemberStatus, Tier
 from members.models import Member, Office
 from tests.care.history import ADMIN, RULES, member_at
 from tests.statements import captured, plan, plan_problems
@@ -35,8 +37,11 @@ NEW_YORK = ZoneInfo("America/New_York")
 UTC = timezone.utc
 
 
-def _counted(events, complaints, zone) -> Counter:
+def _counted(events, complaints, members, zone) -> Counter:
     expected: Counter = Counter()
+    for office_id, status, care_priority in members:
+        if status == MemberStatus.ACTIVE and care_priority is not None and care_priority >= 0:
+            expected[(office_id, StatsMeasure.CALLS_DUE, 0)] += 1
     for office_id, from_tier, to_tier, effective_at in events:
         if to_tier != from_tier:
             measure = StatsMeasure.UPGRADES if to_tier > from_tier else StatsMeasure.DOWNGRADES
@@ -52,13 +57,14 @@ def _counted(events, complaints, zone) -> Counter:
 async def _check(zone=SHANGHAI) -> None:
     events = await TierEvent.all().values_list("office_id", "from_tier", "to_tier", "effective_at")
     complaints = await Feedback.all().values_list("office_id", "kind", "status", "respond_by")
+    members = await Member.all().values_list("office_id", "status", "care_priority")
     kept = {
         (office_id, measure, slot): members
         for office_id, measure, slot, members in await OfficeStatsCount.filter(members__not=0).values_list(
             "office_id", "measure", "slot", "members"
         )
     }
-    assert kept == dict(_counted(events, complaints, zone))
+    assert kept == dict(_counted(events, complaints, members, zone))
 
 
 async def _complaint(member: Member, status: FeedbackStatus, respond_by: datetime | None,
@@ -91,6 +97,11 @@ async def test_the_rollup_follows_random_events_and_complaints(db):
                     effective_at=datetime(2026, 3, 1, rng.randint(0, 23), 59, 59, tzinfo=UTC) + timedelta(days=rng.randint(0, 40)),
                     office_id=rng.choice(office_ids), to_tier=rng.choice(list(Tier)),
                 )
+        elif choice < 0.55:  # the worklist state and the status, as the care refresh and the services write them
+            await Member.filter(id=member.id).update(
+                care_priority=rng.choice((None, 0, 11, 32)), status=rng.choice(list(MemberStatus)),
+                office_id=rng.choice(office_ids),
+            )
         elif choice < 0.7:
             respond_by = rng.choice((None, datetime(2026, 3, 1, tzinfo=UTC) + timedelta(minutes=rng.randint(0, 5000))))
             items.append(await _complaint(member, rng.choice(list(FeedbackStatus)), respond_by,
@@ -106,6 +117,13 @@ async def test_the_rollup_follows_random_events_and_complaints(db):
             await connections.get("default").execute_script(f"DELETE FROM feedback WHERE id = {gone.id}")
         await _check()
     await connections.get("default").execute_script(f"DELETE FROM tier_event WHERE member_id = {members[0].id}")
+    await _check()
+    # A member due a call deleted (SQL beside the services), one enrolled already due.
+    gone = await member_at("PEK01", "Gone", "Due")
+    await Member.filter(id=gone.id).update(care_priority=11, status=MemberStatus.ACTIVE)
+    await _check()
+    await connections.get("default").execute_script(f"DELETE FROM region_assignment WHERE member_id = {gone.id}")
+    await connections.get("default").execute_script(f"DELETE FROM member WHERE id = {gone.id}")
     await _check()
     # Another time zone moves every event to its local day: rebuilt once.
     assert await ensure_stats_counts(NEW_YORK) is True
@@ -210,3 +228,24 @@ async def test_office_stats_read_the_rollup_by_key_and_no_event_or_complaint_row
         assert "respond_by" in statement.sql
         lines = await plan(statement)
         assert any("office_id=? AND respond_by>? AND respond_by<?" in line or "respond_by >=" in line for line in lines), lines
+
+
+async def test_care_calls_due_counts_from_the_rollup(db):
+    """totalCount of careCallsDue: the offices' CALLS_DUE rows, no COUNT over members."""
+    await ensure_stats_counts(UTC)
+    today = date(2026, 3, 10)
+    due = []
+    for n, office in enumerate(("PEK01", "PEK01", "PEK01", "TSN01")):
+        member = await member_at(office, "Due", f"M{n}")
+        await override_tier(ADMIN, str(member.id), Tier.GOLD, None, "test", rules=RULES, today=today)
+        due.append(member)
+    await refresh_care_due(RULES, today)
+    pek = await Office.get(code="PEK01")
+    office_caller = Caller(Role.OFFICE, "t", "PEK01", office_id=pek.id, branch_id=pek.branch_id)
+    with captured() as statements:
+        page = await care_calls_due(office_caller, RULES, today, first=2)
+        total = await page.total_count()
+    everyone = await care_calls_due(ADMIN, RULES, today, first=2)
+    assert (len(page.items), total, await everyone.total_count()) == (2, 3, 4)
+    assert [s.sql for s in statements.selects("member") if "COUNT(" in s.sql.upper()] == []
+    assert len(statements.selects("office_stats_count")) == 1
