@@ -441,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upgrade", action="store_true",
                         help="upgrade a data set built by other data code in place (migrations, derived jobs) instead "
                              "of rebuilding it: when you know the difference does not shape the data (say so in the report)")
+    parser.add_argument("--upgrade-skip", action="append", default=[], choices=sorted(dataset.DERIVED_JOBS),
+                        help="a derived job an upgrade need not run again (repeatable): when the schema change "
+                             "leaves its state as the build left it (say so in the report)")
     parser.add_argument("--requests", type=int, default=200, help="measured requests per query (default 200)")
     parser.add_argument("--min-requests", type=int, default=30)
     parser.add_argument("--budget", type=float, default=90.0, help="seconds of measured requests per query before stopping early")
@@ -478,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         loads[n][f"build {size_label(n)}"] = _load()
         infos[n] = asyncio.run(dataset.ensure(urls[n], n, args.pool, rebuild=args.rebuild, progress=progress, pool_url=small_pool,
-                                                  upgrade=args.upgrade))
+                                                  upgrade=args.upgrade, upgrade_skip=tuple(args.upgrade_skip)))
     full_pages = {} if args.no_reads else asyncio.run(full_page_offices(urls[args.members_small]))
     for name, offices in full_pages.items():
         progress(f"{name}: offices whose first page is full at {size_label(args.members_small)}: {', '.join(offices)}")
