@@ -75,7 +75,7 @@ from members.enums import LifecycleStage, MemberStatus, Tier
 from members.errors import DomainError, invalid
 from members.idempotency import run_once
 from members.models import Member, Office
-from members.paging import Page, after_key, decode_cursor, encode_cursor, page_size
+from members.paging import Page, after_ranges, decode_cursor, encode_cursor, page_size
 from members.services import visible_member
 
 __all__ = [
@@ -392,12 +392,17 @@ async def refresh_care_due(
 # ---- the worklist ----------------------------------------------------------------------
 
 
-def _after(key: tuple[int, int, date, int]) -> Q:
-    """Rows after the cursor in (care_priority, care_due_since, id) order; the redundant
-    first conjunct lets the database seek to the cursor's priority."""
+DUE_COLUMNS = ("care_priority", "care_due_since", "id")
+
+
+def _after(key: tuple[int, int, date, int]) -> list[Q]:
+    """Rows after the cursor in (care_priority, care_due_since, id) order, as ranges read
+    one after the other (members.paging.after_ranges): each seeks to the key, where one
+    condition would read every member of the cursor's priority due before it (a
+    priority has a tenth of the members due, a number that grows with the office)."""
     rank, negative_tier, since, pk = key
     level = rank * 10 + int(Tier.PLATINUM) + negative_tier
-    return after_key(("care_priority", "care_due_since", "id"), (level, since, pk))
+    return after_ranges(DUE_COLUMNS, (level, since, pk))
 
 
 async def care_calls_due(
@@ -448,8 +453,12 @@ async def care_calls_due(
         rollup rows, care.region_counts), corrected for the stale ones."""
         return await calls_due(offices) - stale_counted + stale_due
 
-    page_rows = await (due.filter(_after(start)) if start else due).order_by(
-        "care_priority", "care_due_since", "id").limit(size + 1 + len(stale_ids))
+    wanted = size + 1 + len(stale_ids)
+    page_rows: list[Member] = []
+    for part in _after(start) if start else [Q()]:
+        page_rows += await due.filter(part).order_by(*DUE_COLUMNS).limit(wanted - len(page_rows))
+        if len(page_rows) >= wanted:
+            break
     fresh = [row for row in page_rows if row.id not in stale_ids]
     loaded = {row.id: row for row in fresh}
     fresh_facts = await _facts([{column: getattr(row, column) for column in FACT_COLUMNS} for row in fresh], rules, today)
