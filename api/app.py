@@ -36,6 +36,7 @@ from api.graphiql import graphiql_page, graphiql_routes
 from api.request_log import ObserveRequests
 from api.settings import Settings
 from care.counts import ensure_care_counts
+from care.region_counts import ensure_stats_counts
 from loyalty.feed import EventFeed, FeedHooks
 from loyalty.rules import Rules, load_rules
 from members.access import Role
@@ -401,9 +402,11 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
         try:
             if manage_orm:
                 async with RegisterTortoise(app, config=tortoise_config(settings.database_url)):
-                    # The VIP care rollup follows the rules' retain thresholds: rebuilt
-                    # here, not by a first statistics request, when the rules changed them.
+                    # The VIP care rollup follows the rules' retain thresholds, the region
+                    # statistics rollup the time zone: rebuilt here, not by a first
+                    # statistics request, when they changed.
                     await ensure_care_counts(rules)
+                    await ensure_stats_counts(settings.tz)
                     async with feed.running(), access_log.running():
                         yield
             else:

@@ -55,7 +55,8 @@ DATA_FILES = (
     "api/demo.py", "api/demo_care.py", "loyalty/engine.py", "loyalty/calendar.py", "loyalty/rules.py",
     "loyalty/default_rules.toml", "members/data/regions.json",
 )
-SCHEMA_FILES = ("members/models.py", "loyalty/models.py", "care/models.py", "care/segments.py", "members/regions.py")
+SCHEMA_FILES = ("members/models.py", "loyalty/models.py", "care/models.py", "care/segments.py", "members/regions.py",
+                "care/region_counts.py")
 
 
 @dataclass(frozen=True)
@@ -428,6 +429,8 @@ async def _copy_pool(connection, models: list[type], strides: dict[type, int], p
     steps["member map"] = time.perf_counter() - began
     progress(f"member map: {copies * len(pool):,} rows in {steps['member map']:.1f} s")
     for model in models:
+        if not strides[model]:
+            continue  # no rows in the pool (nor anything to make unique per copy)
         began = time.perf_counter()
         for copy in range(1, copies + 1):
             await connection.execute_query(_copy_statement(model, copy, strides))
@@ -480,10 +483,20 @@ async def _care_counts(rules, today: date, tz) -> None:
     await ensure_care_counts(rules)
 
 
+async def _stats_counts(rules, today: date, tz) -> None:
+    """The region statistics rollup (care.region_counts): its triggers count copies as
+    they are inserted, but the local days of tier events come from the time zone at
+    first use."""
+    from care.region_counts import ensure_stats_counts
+
+    await ensure_stats_counts(tz)
+
+
 # The daily jobs that compute derived state, as `loyalty` runs them: run after copying,
 # so state kept outside the copied tables (or computed from the whole table) is right.
 DERIVED_JOBS: dict[str, Callable[..., Any]] = {
     "care refresh": _care_refresh, "tier count rollup": _tier_count_rollup, "care counts": _care_counts,
+    "stats counts": _stats_counts,
 }
 
 
@@ -497,7 +510,7 @@ def settings_for(url: str):
 
 
 async def ensure(url: str, members: int, pool: int, *, rebuild: bool, progress: Callable[[str], None],
-                 pool_url: str | None = None, upgrade: bool = False) -> DatasetInfo:
+                 pool_url: str | None = None, upgrade: bool = False, upgrade_skip: tuple[str, ...] = ()) -> DatasetInfo:
     """The data set of `members` members at `url`: reused when its record matches,
     else built. `pool_url` names a data set of `pool` members built by the same code
     to start from (and take the day of) instead of running the demo again."""
@@ -511,7 +524,7 @@ async def ensure(url: str, members: int, pool: int, *, rebuild: bool, progress: 
     ):
         note = "" if same_data(info.code, code) else f" (--upgrade: its data code {info.code.split('-')[0]} differs)"
         progress(f"{url}: upgrading the data set built {info.built_at} to this schema (migrations, derived state){note}")
-        return await _upgrade(url, info, code, progress)
+        return await _upgrade(url, info, code, progress, upgrade_skip)
     if members % pool or members < pool:
         raise SystemExit(f"--members {members} must be a multiple of the pool ({pool})")
     today = datetime.now(settings_for(url).tz).date()
@@ -564,9 +577,11 @@ async def _build(url: str, members: int, pool: int, code: str, today: date, sour
     return info
 
 
-async def _upgrade(url: str, info: DatasetInfo, code: str, progress: Callable[[str], None]) -> DatasetInfo:
+async def _upgrade(url: str, info: DatasetInfo, code: str, progress: Callable[[str], None],
+                   skip: tuple[str, ...] = ()) -> DatasetInfo:
     """Bring a data set built by the same data code to this schema: the steps a build
-    runs after its copies (pending migrations, DERIVED_JOBS, ANALYZE)."""
+    runs after its copies (pending migrations, DERIVED_JOBS but those in ``skip``: jobs
+    the operator knows the new schema leaves as they were, ANALYZE)."""
     from tortoise import Tortoise, connections
 
     from api.db import migrate
@@ -580,7 +595,7 @@ async def _upgrade(url: str, info: DatasetInfo, code: str, progress: Callable[[s
     await migrate(settings)
     steps["upgrade: migrations"] = time.perf_counter() - began
     try:
-        await _derive(settings, rules, today, steps, progress, upgrade=True)
+        await _derive(settings, rules, today, steps, progress, upgrade=True, skip=skip)
         connection = connections.get("default")
         upgraded = DatasetInfo(
             info.members, info.pool, info.today, code, info.built_at,
@@ -596,11 +611,14 @@ async def _upgrade(url: str, info: DatasetInfo, code: str, progress: Callable[[s
 
 
 async def _derive(settings, rules, today: date, steps: dict[str, float], progress: Callable[[str], None],
-                  *, upgrade: bool = False) -> None:
+                  *, upgrade: bool = False, skip: tuple[str, ...] = ()) -> None:
     """DERIVED_JOBS, then planner statistics (PostgreSQL)."""
     from tortoise import connections
 
     for name, job in DERIVED_JOBS.items():
+        if name in skip:
+            progress(f"{name}: skipped (--upgrade-skip)")
+            continue
         began = time.perf_counter()
         await job(rules, today, settings.tz)
         steps[("upgrade: " if upgrade else "") + name] = time.perf_counter() - began

@@ -80,6 +80,9 @@ class Context:
     admin: str
     office_tokens: dict[str, str]
     cursors: list[str] = field(default_factory=list)
+    # Offices whose first page of the list is full on the small data set (so on both):
+    # the VIP list's (50 GOLD+PLATINUM members) and careCallsDue's (50 members due).
+    full_pages: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,17 +96,24 @@ def _office(rng: random.Random, ctx: Context) -> str:
     return rng.choice(ctx.offices)
 
 
+def _full_page_office(list_name: str) -> Callable[[random.Random, Context], str]:
+    return lambda rng, ctx: rng.choice(ctx.full_pages[list_name])
+
+
+_vip_office = _full_page_office("vip list")
+_due_office = _full_page_office("care calls due")
+
 QUERIES = (
     Query("`member(id:)`, random members (admin)",
           lambda rng, ctx: (MEMBER, {"id": str(rng.choice(ctx.member_ids))}, ctx.admin)),
-    Query("office VIP list, GOLD+PLATINUM, first 50 (office token, random offices)",
-          lambda rng, ctx: (VIP_LIST, {"office": (o := _office(rng, ctx))}, ctx.office_tokens[o])),
+    Query("office VIP list, GOLD+PLATINUM, first 50 (office token, offices whose first page is full at the small size)",
+          lambda rng, ctx: (VIP_LIST, {"office": (o := _vip_office(rng, ctx))}, ctx.office_tokens[o])),
     Query("`members(first: 100, after:)` (admin, random cursors)",
           lambda rng, ctx: (MEMBER_PAGE, {"after": rng.choice(ctx.cursors)}, ctx.admin)),
     Query("`regionStats` (office token, random offices)",
           lambda rng, ctx: (REGION_STATS, {}, ctx.office_tokens[_office(rng, ctx)])),
-    Query("`careCallsDue(first: 50)` (office token, random offices)",
-          lambda rng, ctx: (CARE_DUE, {}, ctx.office_tokens[_office(rng, ctx)])),
+    Query("`careCallsDue(first: 50)` (office token, offices whose first page is full at the small size)",
+          lambda rng, ctx: (CARE_DUE, {}, ctx.office_tokens[_due_office(rng, ctx)])),
     Query("`officeStats` (admin: 142 rows)", lambda rng, ctx: (OFFICE_STATS, {}, ctx.admin)),
     Query("`tierCounts` (office token, random offices)",
           lambda rng, ctx: (TIER_COUNTS, {}, ctx.office_tokens[_office(rng, ctx)])),
@@ -189,6 +199,34 @@ async def _context(url: str, rng: random.Random, samples: int) -> tuple[Context,
     return Context(member_ids, cards, list(offices), admin, tokens), counts
 
 
+async def full_page_offices(url: str, page: int = 50) -> dict[str, list[str]]:
+    """The offices of the data set at `url` whose first page of the VIP list (GOLD and
+    PLATINUM members) and of careCallsDue (ACTIVE members due a call, stored state) holds
+    `page` rows. Read on the small data set and used on both: the large one is copies of
+    it, so the same offices have 99 times more rows there, and both sizes read full pages
+    of the same offices."""
+    from tortoise import Tortoise
+    from tortoise.functions import Count, Sum
+
+    from api.db import init_orm
+    from members.enums import MemberStatus, Tier
+    from members.models import Member, Office, OfficeTierCount
+
+    await init_orm(dataset.settings_for(url))
+    try:
+        codes = dict(await Office.all().values_list("id", "code"))
+        vips = await OfficeTierCount.filter(tier__in=[Tier.GOLD, Tier.PLATINUM]).annotate(n=Sum("members")) \
+            .group_by("office_id").values_list("office_id", "n")
+        due = await Member.filter(status=MemberStatus.ACTIVE, care_priority__gte=0).annotate(n=Count("id")) \
+            .group_by("office_id").values_list("office_id", "n")
+    finally:
+        await Tortoise.close_connections()
+    return {
+        "vip list": sorted(codes[office] for office, n in vips if n >= page),
+        "care calls due": sorted(codes[office] for office, n in due if n >= page),
+    }
+
+
 def _post(http: httpx.Client, query: str, variables: dict, token: str) -> float:
     began = time.perf_counter()
     response = http.post("/graphql", json={"query": query, "variables": variables}, headers={"Authorization": f"Bearer {token}"})
@@ -212,11 +250,13 @@ def _cursors(http: httpx.Client, ctx: Context, count: int) -> list[str]:
     return cursors
 
 
-def measure_reads(url: str, args: argparse.Namespace, progress: Callable[[str], None]) -> tuple[dict[str, Timing], dict[str, int]]:
+def measure_reads(url: str, args: argparse.Namespace, progress: Callable[[str], None],
+                  full_pages: dict[str, list[str]]) -> tuple[dict[str, Timing], dict[str, int]]:
     from tests.live import start_server
 
     rng = random.Random(f"bench-scale:{args.seed}")
     ctx, counts = asyncio.run(_context(url, rng, max(args.requests + args.warmup, 50) * 2))
+    ctx.full_pages = full_pages
     env = {"DATABASE_URL": url, "LOYALTY_JWT_SECRET": SECRET}
     server = start_server(env, ready_timeout=120)
     results: dict[str, Timing] = {}
@@ -327,7 +367,8 @@ def _ms(seconds: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
 
 
-def report(kind: str, label: str | None, command: str, results: dict[int, SizeResult], due: int) -> str:
+def report(kind: str, label: str | None, command: str, results: dict[int, SizeResult], due: int,
+           full_pages: dict[str, list[str]] | None = None) -> str:
     small, large = sorted(results)
     s, l = results[small], results[large]
     ls, ll = size_label(small), size_label(large)
@@ -357,6 +398,9 @@ def report(kind: str, label: str | None, command: str, results: dict[int, SizeRe
             f"| {query.name} | {_ms(a.pct(50))} | {_ms(a.pct(99))} | {_ms(b.pct(50))} | {_ms(b.pct(99))} | "
             f"{b.pct(99) / a.pct(99):.1f} | {len(a.seconds)} / {len(b.seconds)} |"
         )
+    if full_pages:
+        lines += ["", "Offices whose first page is full at " + ls + " (the VIP list's and careCallsDue's offices at both sizes): "
+                  + "; ".join(f"{name} {', '.join(offices)}" for name, offices in full_pages.items()) + "."]
     if s.jobs and l.jobs:
         lines += [
             "",
@@ -397,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upgrade", action="store_true",
                         help="upgrade a data set built by other data code in place (migrations, derived jobs) instead "
                              "of rebuilding it: when you know the difference does not shape the data (say so in the report)")
+    parser.add_argument("--upgrade-skip", action="append", default=[], choices=sorted(dataset.DERIVED_JOBS),
+                        help="a derived job an upgrade need not run again (repeatable): when the schema change "
+                             "leaves its state as the build left it (say so in the report)")
     parser.add_argument("--requests", type=int, default=200, help="measured requests per query (default 200)")
     parser.add_argument("--min-requests", type=int, default=30)
     parser.add_argument("--budget", type=float, default=90.0, help="seconds of measured requests per query before stopping early")
@@ -434,11 +481,16 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         loads[n][f"build {size_label(n)}"] = _load()
         infos[n] = asyncio.run(dataset.ensure(urls[n], n, args.pool, rebuild=args.rebuild, progress=progress, pool_url=small_pool,
-                                                  upgrade=args.upgrade))
+                                                  upgrade=args.upgrade, upgrade_skip=tuple(args.upgrade_skip)))
+    full_pages = {} if args.no_reads else asyncio.run(full_page_offices(urls[args.members_small]))
+    for name, offices in full_pages.items():
+        progress(f"{name}: offices whose first page is full at {size_label(args.members_small)}: {', '.join(offices)}")
+        if not offices:
+            raise SystemExit(f"no office of the small data set has a full first page of the {name}")
     for n in sizes:
         progress(f"reads on {size_label(n)} ({urls[n]}), {dataset.environment_note()}")
         loads[n][f"reads {size_label(n)}"] = _load()
-        reads, counts = ({}, asyncio.run(_counts(urls[n]))) if args.no_reads else measure_reads(urls[n], args, progress)
+        reads, counts = ({}, asyncio.run(_counts(urls[n]))) if args.no_reads else measure_reads(urls[n], args, progress, full_pages)
         results[n] = SizeResult(infos[n], counts, reads, {}, {}, loads[n])
     if not args.no_jobs:
         for n in sizes:
@@ -449,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             results[n].jobs, results[n].job_counts = asyncio.run(
                 _jobs(scratch, date.fromisoformat(infos[n].today), args.due, not args.no_care_refresh, progress))
     command = "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = report("PostgreSQL" if postgres else "SQLite", args.label, command.strip(), results, args.due)
+    text = report("PostgreSQL" if postgres else "SQLite", args.label, command.strip(), results, args.due, full_pages)
     print(text)
     if args.write:
         with RESULTS.open("a", encoding="utf-8") as out:

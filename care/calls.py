@@ -61,18 +61,21 @@ from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from care.models import CallOutcome, CareCall
+from care.region_counts import calls_due
 from members.paging import newest_first
 from care.satisfaction import add_score, checked_score
 from loyalty import calendar as cal
 from loyalty import changes, engine
 from loyalty.models import TierEvent
 from loyalty.rules import Rules
-from members.access import STAFF_ROLES, Caller, in_region, require_role, restrict_by_member_region, restrict_members
+from members.access import (
+    STAFF_ROLES, Caller, region_filter, require_role, restrict_by_member_region, restrict_members, restrict_offices,
+)
 from members.enums import LifecycleStage, MemberStatus, Tier
 from members.errors import DomainError, invalid
 from members.idempotency import run_once
-from members.models import Member
-from members.paging import Page, after_key, decode_cursor, encode_cursor, page_size
+from members.models import Member, Office
+from members.paging import Page, after_ranges, decode_cursor, encode_cursor, page_size
 from members.services import visible_member
 
 __all__ = [
@@ -389,12 +392,17 @@ async def refresh_care_due(
 # ---- the worklist ----------------------------------------------------------------------
 
 
-def _after(key: tuple[int, int, date, int]) -> Q:
-    """Rows after the cursor in (care_priority, care_due_since, id) order; the redundant
-    first conjunct lets the database seek to the cursor's priority."""
+DUE_COLUMNS = ("care_priority", "care_due_since", "id")
+
+
+def _after(key: tuple[int, int, date, int]) -> list[Q]:
+    """Rows after the cursor in (care_priority, care_due_since, id) order, as ranges read
+    one after the other (members.paging.after_ranges): each seeks to the key, where one
+    condition would read every member of the cursor's priority due before it (a
+    priority has a tenth of the members due, a number that grows with the office)."""
     rank, negative_tier, since, pk = key
     level = rank * 10 + int(Tier.PLATINUM) + negative_tier
-    return after_key(("care_priority", "care_due_since", "id"), (level, since, pk))
+    return after_ranges(DUE_COLUMNS, (level, since, pk))
 
 
 async def care_calls_due(
@@ -410,14 +418,17 @@ async def care_calls_due(
     scope), most urgent first, with the total number due. ForbiddenError for a region
     outside the scope or a role other than staff; INVALID for an unknown code or cursor.
 
-    The page and the count are index reads of the stored state (care_priority,
-    care_due_since, id); rows whose stored state does not hold today (the daily job has
+    The page is an index read of the stored state (care_priority, care_due_since, id),
+    the count a sum of the offices' rows of members due (care.region_counts, one per
+    office, kept by triggers from the same state); rows whose stored state does not hold today (the daily job has
     not reached them yet) are recomputed here and merged in, so the answer is exact on
     any day at the cost of those rows only."""
     _check_staff(caller, "care calls")
     size = page_size(first, DEFAULT_DUE_PAGE)
     start = _after_key(after) if after else None
-    region = await in_region(restrict_members(Member.all(), caller), caller, office_code, branch_code)
+    columns = await region_filter(caller, office_code, branch_code)
+    region = restrict_members(Member.all(), caller).filter(**columns)
+    offices = restrict_offices(Office.filter(**{"id" if k == "office_id" else k: v for k, v in columns.items()}), caller)
 
     # Only ACTIVE members are listed; the stale rows are found by region alone (status
     # would steer the database to the worklist index) and narrowed here.
@@ -438,11 +449,16 @@ async def care_calls_due(
     due = region.filter(status=MemberStatus.ACTIVE, care_priority__gte=0)
 
     async def total() -> int:
-        """Counted only when totalCount is asked: the stored due rows, corrected for the stale ones."""
-        return await due.count() - stale_counted + stale_due
+        """Counted only when totalCount is asked: the stored due rows (from the offices'
+        rollup rows, care.region_counts), corrected for the stale ones."""
+        return await calls_due(offices) - stale_counted + stale_due
 
-    page_rows = await (due.filter(_after(start)) if start else due).order_by(
-        "care_priority", "care_due_since", "id").limit(size + 1 + len(stale_ids))
+    wanted = size + 1 + len(stale_ids)
+    page_rows: list[Member] = []
+    for part in _after(start) if start else [Q()]:
+        page_rows += await due.filter(part).order_by(*DUE_COLUMNS).limit(wanted - len(page_rows))
+        if len(page_rows) >= wanted:
+            break
     fresh = [row for row in page_rows if row.id not in stale_ids]
     loaded = {row.id: row for row in fresh}
     fresh_facts = await _facts([{column: getattr(row, column) for column in FACT_COLUMNS} for row in fresh], rules, today)

@@ -90,7 +90,8 @@ class Feedback(Model):
 
     class Meta:
         table = "feedback"
-        indexes = (("office_id", "status", "id"), ("branch_id", "status", "id"), ("member_id", "id"))
+        # (office_id, respond_by): an office's complaints falling due in the current hour (care.region_counts).
+        indexes = (("office_id", "status", "id"), ("branch_id", "status", "id"), ("member_id", "id"), ("office_id", "respond_by"))
 
 
 class FeedbackChange(Model):
@@ -141,6 +142,55 @@ class OfficeCareCount(Model):
         table = "office_care_count"
         # The key in the order statistics read it: per office and measure, a range of days.
         unique_together = (("office_id", "measure", "on_date", "tier"),)
+
+
+class StatsMeasure(IntEnum):
+    """What a row of the region statistics rollup (OfficeStatsCount) counts, and its slot."""
+
+    UPGRADES = 0  # tier events with to_tier above from_tier; slot: the local day (days since 1970-01-01)
+    DOWNGRADES = 1  # tier events with to_tier below from_tier; slot: the local day
+    OPEN_COMPLAINTS = 2  # complaints OPEN or IN_PROGRESS; slot: 0
+    COMPLAINTS_DUE = 3  # of those, respond_by in this hour (UTC hours since 1970); no respond_by: NO_DUE_HOUR
+    CALLS_DUE = 4  # ACTIVE members whose stored worklist state is due (care_priority >= 0); slot: 0
+
+
+class OfficeStatsCount(Model):
+    """The region statistics rollup (care.region_counts): per office, measure and slot,
+    how many tier changes (by local day of effective_at), open complaints (in all,
+    and by the hour of respond_by) or members due a care call. Upgrades and downgrades of the last 30 days read at
+    most 30 rows per office, open and overdue complaints one row per office and one per
+    hour still to come of the response time, whatever the number of events and
+    complaints. Kept by triggers on tier_event and feedback (migration 0016) and on
+    member (the members due, 0017), so every writer keeps it in its own transaction."""
+
+    id = fields.IntField(primary_key=True)
+    office: fields.ForeignKeyRelation = fields.ForeignKeyField(
+        "models.Office", related_name="stats_counts", on_delete=fields.RESTRICT
+    )
+    office_id: int
+    measure = fields.SmallIntField()
+    slot = fields.BigIntField()
+    members = fields.IntField(default=0)
+
+    class Meta:
+        table = "office_stats_count"
+        # The key in the order statistics read it: per office and measure, a range of slots.
+        unique_together = (("office_id", "measure", "slot"),)
+
+
+class StatsZone(Model):
+    """The programme's local days as the tier event triggers read them: from the instant
+    ``since`` (seconds since 1970, UTC) on, local days start every 86,400 s, the first of
+    them being ``day`` (days since 1970-01-01); a new row where the zone's offset
+    changes. care.region_counts keeps it equal to the time zone in force."""
+
+    id = fields.IntField(primary_key=True)
+    zone = fields.CharField(max_length=64)
+    since = fields.BigIntField(unique=True)
+    day = fields.IntField()
+
+    class Meta:
+        table = "stats_zone"
 
 
 class CareRetentionThreshold(Model):

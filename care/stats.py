@@ -3,9 +3,10 @@
 Whatever the size of the region or the programme, a statistic reads rollups and a
 day's worth of rows, never the member table: tier counts from the office x tier rollup
 (members.regions); ACTIVE VIPs, those contacted within their tier's call interval and
-those at risk of downgrade from the VIP care rollup kept by day (care.counts); tier
-events of the last 30 days; open and overdue complaints. The figures of a region are
-the sums of its offices'.
+those at risk of downgrade from the VIP care rollup kept by day (care.counts); upgrades
+and downgrades of the last 30 days (by local day) and open and overdue complaints (in
+all, and by the hour they fall due) from the region statistics rollup
+(care.region_counts). The figures of a region are the sums of its offices'.
 
 Definitions:
 
@@ -30,19 +31,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
-from typing import Any
 
-from tortoise.expressions import F, Q
-from tortoise.functions import Count
+from tortoise.expressions import Q
 
-from care.models import Feedback, FeedbackKind, FeedbackStatus
+from care.models import FeedbackKind
 from care.counts import ensure_care_counts, office_care_figures
+from care.region_counts import OPEN_STATUSES, ensure_stats_counts, office_event_figures
 from care.satisfaction import satisfaction_by_office
-from loyalty.models import TierEvent
 from loyalty.rules import Rules
-from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_by_member_region, restrict_offices
+from members.access import STAFF_ROLES, Caller, Role, region_filter, require_role, restrict_offices
 from members.enums import Tier
 from members.models import Branch, Office
 from members.regions import office_tier_counts
@@ -50,7 +49,6 @@ from members.regions import office_tier_counts
 __all__ = ["RegionStats", "office_stats", "open_complaint", "overdue_complaint", "region_stats", "require_staff"]
 
 STATS_DAYS = 30
-OPEN_STATUSES = (FeedbackStatus.OPEN, FeedbackStatus.IN_PROGRESS)
 
 
 def open_complaint() -> Q:
@@ -103,11 +101,6 @@ def require_staff(caller: Caller) -> None:
     require_role(caller, STAFF_ROLES, "VIP care insights are for office, branch and admin staff")
 
 
-async def _grouped(query, **aggregates: Any) -> dict[int, dict[str, int]]:
-    rows = await query.annotate(**aggregates).group_by("office_id").values("office_id", *aggregates)
-    return {row["office_id"]: {name: int(row[name] or 0) for name in aggregates} for row in rows}
-
-
 async def _by_office(
     caller: Caller, columns: dict[str, int], rules: Rules, today: date, now: datetime, zone: tzinfo
 ) -> dict[int, RegionStats]:
@@ -131,21 +124,13 @@ async def _by_office(
         stats[office_id].satisfaction_scores = scores.scores
         stats[office_id].satisfaction_total = scores.total
 
-    start = datetime.combine(first_day, time(0), tzinfo=zone)
-    end = datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone)
-    events = restrict_by_member_region(TierEvent.filter(effective_at__gte=start, effective_at__lt=end, **columns), caller)
-    tier_changes = await _grouped(
-        events, up=Count("id", _filter=Q(to_tier__gt=F("from_tier"))), down=Count("id", _filter=Q(to_tier__lt=F("from_tier")))
-    )
-    for office_id, row in tier_changes.items():
-        stats[office_id].upgrades_last_30_days = row["up"]
-        stats[office_id].downgrades_last_30_days = row["down"]
-
-    feedback = restrict_by_member_region(Feedback.filter(open_complaint(), **columns), caller)
-    complaints = await _grouped(feedback, open=Count("id"), overdue=Count("id", _filter=Q(respond_by__lt=now)))
-    for office_id, row in complaints.items():
-        stats[office_id].open_complaints = row["open"]
-        stats[office_id].overdue_complaints = row["overdue"]
+    # Tier changes and complaints from the region statistics rollup (care.region_counts).
+    await ensure_stats_counts(zone)
+    for office_id, events in (await office_event_figures(offices, first_day, today, now)).items():
+        stats[office_id].upgrades_last_30_days = events.upgrades
+        stats[office_id].downgrades_last_30_days = events.downgrades
+        stats[office_id].open_complaints = events.open_complaints
+        stats[office_id].overdue_complaints = events.overdue_complaints
 
     return stats
 

