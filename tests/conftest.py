@@ -16,6 +16,7 @@ from api.settings import load_settings
 # Tables holding test-made rows, children first. Region data stays loaded.
 MUTABLE_TABLES = [
     "job_run",
+    "rules_change_run",
     "feedback_change",
     "office_satisfaction_day",
     "greeting_sent",
