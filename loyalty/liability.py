@@ -174,11 +174,13 @@ async def miles_breakage(caller: Caller, start: date, end: date) -> Breakage:
     """Breakage of the credit months from ``start``'s to ``end``'s (both included, at
     most MAX_BREAKAGE_MONTHS). INVALID for a reversed or longer range."""
     _admin(caller)
-    first, last = cal.month_start(start), cal.month_end(end)
     if end < start:
         raise invalid("to must not be before from", "to")
-    if months_between(first, last) > MAX_BREAKAGE_MONTHS:
+    count = months_between(start, end)
+    if count > MAX_BREAKAGE_MONTHS:
         raise invalid(f"the range may span at most {MAX_BREAKAGE_MONTHS} months", "to")
+    # December of year 9999 ends on its 31st (month_end would step past the calendar).
+    first, last = cal.month_start(start), end.replace(day=31) if end.month == 12 else cal.month_end(end)
     connection = default_connection()
     # redeemable_miles > 0 as a literal: the condition of the partial index
     # ledger_entry_credit_day; a reversed credit has its reversal (unique reverses_id).
@@ -190,11 +192,8 @@ async def miles_breakage(caller: Caller, start: date, end: date) -> Breakage:
         'AND NOT EXISTS (SELECT 1 FROM "ledger_entry" r WHERE r."reverses_id" = e."id") '
         'GROUP BY e."activity_date"'
     ), [first, last])
-    months: dict[date, list[int]] = {}
-    month = first
-    while month <= last:
-        months[month] = [0, 0, 0]
-        month = cal.add_months(month, 1)
+    index = first.year * 12 + first.month - 1
+    months: dict[date, list[int]] = {date((index + n) // 12, (index + n) % 12 + 1, 1): [0, 0, 0] for n in range(count)}
     for row in rows:
         day = row["day"]
         if isinstance(day, str):

@@ -68,3 +68,11 @@ async def test_bad_days_are_invalid(api):
     assert error_codes(result) == ["INVALID"]
     for first, last in (("2025-02-01", "2025-01-31"), ("2015-01-01", "2025-01-31")):
         assert error_codes(await api.gql(BREAKAGE, {"f": first, "t": last}, as_=("admin",))) == ["INVALID"]
+
+
+async def test_the_calendar_edges_are_answered(api):
+    for first, last in (("9999-12-01", "9999-12-31"), ("0001-01-01", "0001-01-31")):
+        result = data(await api.gql(BREAKAGE, {"f": first, "t": last}, as_=("admin",)))["milesBreakage"]
+        assert (result["from"], result["to"], result["creditedMiles"], len(result["months"])) == (first, last, 0, 1)
+    result = data(await api.gql(LIABILITY, {"asOf": "9999-12-31", "office": "PEK01"}, as_=("admin",)))
+    assert result["milesLiability"]["totalMiles"] == 0

@@ -151,3 +151,23 @@ async def test_refusals(db):
 
 async def test_nothing_open(db):
     assert await miles_liability(ADMIN, None, today=D("2026-01-10")) == Liability(D("2026-01-10"), ())
+
+
+async def test_each_is_one_query_through_an_index(ledgers):
+    """Liability reads the open lots through their partial index (credit_lot_open_expiry),
+    breakage the months' credits through theirs (ledger_entry_credit_day): never every
+    lot, every entry or every member."""
+    from tests.statements import captured, is_postgres, plan
+
+    with captured() as statements:
+        await miles_liability(ADMIN, None, today=D("2026-01-10"))
+        await miles_breakage(ADMIN, D("2022-01-01"), D("2022-12-31"))
+    liability, breakage = statements.selects("credit_lot"), statements.selects("ledger_entry")
+    assert len(liability) == len(breakage) == 1
+    for statement, index, table in ((liability[0], "credit_lot_open_expiry", "credit_lot"),
+                                    (breakage[0], "ledger_entry_credit_day", "ledger_entry")):
+        lines = await plan(statement)
+        assert any(index in line for line in lines), (statement.sql, lines)
+        whole = f"Seq Scan on {table}" if is_postgres() else f"SCAN {table[0]}"
+        assert not any(line.strip().startswith(whole) and "INDEX" not in line for line in lines), lines
+        assert not any("SCAN m" == line.strip() or "Seq Scan on member" in line for line in lines), lines
