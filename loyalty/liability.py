@@ -18,7 +18,8 @@ share is given as integers and in basis points, rounded down (expired * 10000 //
 credited; 0 when nothing was credited).
 
 Cost: each is ONE grouped query. Liability reads the open lots good on D (the partial
-index credit_lot_open_expiry holds only open lots), each joined to its member by key,
+index credit_lot_open_expiry holds only open lots), summed per member and expiry date
+in the index's order, each sum joined to its member by key,
 and returns at most (expiry dates x tiers x offices) rows: it grows with the open lots,
 never with the members or the closed lots; no rollup is kept (a rollup would add a
 write to every posting's transaction, the accrual hot path). Breakage reads the credits
@@ -138,12 +139,16 @@ async def miles_liability(caller: Caller, as_of: date | None, *, today: date) ->
         raise invalid(f"asOf {as_of} is before today ({today}): the liability is of the miles open now", "asOf")
     connection = default_connection()
     # remaining > 0 as a literal: the condition of the partial index credit_lot_open_expiry.
+    # The lots are summed per (expiry date, member) first, in the index's order, so that
+    # each member is read once per expiry date rather than once per lot, and counted by
+    # COUNT(*) (a member has one tier and one office).
     rows = await _rows(connection, (
-        'SELECT l."expires_on" AS expires_on, m."tier" AS tier, m."office_id" AS office_id, '
-        'SUM(l."remaining") AS miles, COUNT(DISTINCT l."member_id") AS members '
-        'FROM "credit_lot" l JOIN "member" m ON m."id" = l."member_id" '
-        'WHERE l."remaining" > 0 AND l."expires_on" >= ? '
-        'GROUP BY l."expires_on", m."tier", m."office_id"'
+        'SELECT g."expires_on" AS expires_on, m."tier" AS tier, m."office_id" AS office_id, '
+        'SUM(g."miles") AS miles, COUNT(*) AS members FROM ('
+        'SELECT "expires_on", "member_id", SUM("remaining") AS miles FROM "credit_lot" '
+        'WHERE "remaining" > 0 AND "expires_on" >= ? GROUP BY "expires_on", "member_id") g '
+        'JOIN "member" m ON m."id" = g."member_id" '
+        'GROUP BY g."expires_on", m."tier", m."office_id"'
     ), [as_of])
     offices = {office_id: (code, branch_id) for office_id, code, branch_id in
                await Office.all().values_list("id", "code", "branch_id")}
