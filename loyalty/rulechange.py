@@ -28,11 +28,12 @@ sample, and all of them to a CSV). `apply` makes the same decisions and writes t
 member and day one ADJUSTMENT entry (the differences, signed; a positive one a credit
 lot expiring as the day's flights do, a negative one taken from the lots as a reversal
 is, which may take the balance below zero) with externalRef
-RULE_CHANGE-<first 16 hex of the file's SHA-256>-<member id>-<day>, and the tier change
+RULE_CHANGE-<first 16 hex of the file's SHA-256>-<member id>-<day> (then -2, -3 for a
+later difference of the same day, after a reversal), and the tier change
 (reason RULE_CHANGE), in one transaction per member, decided again inside it after the
 member's row lock. Applying the same file again finds no difference (the adjustments
-make the ledger match it); the unique (source, externalRef) index refuses a second
-adjustment of the same member and day even to two runs at once. Each run is recorded
+make the ledger match it); the unique (source, externalRef) index refuses the same
+adjustment twice even to two runs at once. Each run is recorded
 (RulesChangeRun: who, when, the file and its hash, the counts).
 
 Cost: a full pass over the ACTIVE members by nature, in keyset batches by id; each batch
@@ -279,13 +280,21 @@ async def _apply_member(run: _Run, member_id: int) -> tuple[MemberChange, str, b
         for line in lines:
             if line.kind is LedgerEntryKind.FLIGHT:
                 flights_of.setdefault(line.activity_date, []).append(line.id)
+        refs = {line.external_ref for line in lines if _is_rule_adjustment(line)}
         for day in change.days:
+            # The first adjustment of this file, member and day; a later one (a flight of
+            # the day reversed since) is numbered -2, -3, ...
+            ref = base = f"{REF_PREFIX}{run.rules_hash[:HASH_IN_REF]}-{member_id}-{day.day.isoformat()}"
+            number = 1
+            while ref in refs:
+                number += 1
+                ref = f"{base}-{number}"
             balance = await lots.change_balance(connection, member_id, day.redeemable_miles)
             entry = await LedgerEntry.create(
                 member_id=member_id, kind=LedgerEntryKind.ADJUSTMENT, activity_date=day.day,
                 qualifying_miles=day.qualifying_miles, qualifying_segments=day.qualifying_segments,
                 redeemable_miles=day.redeemable_miles, source=SYSTEM_SOURCE,
-                external_ref=f"{REF_PREFIX}{run.rules_hash[:HASH_IN_REF]}-{member_id}-{day.day.isoformat()}",
+                external_ref=ref,
                 description=f"rules change {run.rules_hash[:12]}: the flights of {day.day} earned again",
                 using_db=connection,
             )

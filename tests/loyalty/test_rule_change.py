@@ -219,3 +219,25 @@ async def test_a_later_file_counts_the_earlier_adjustments(members, tmp_path):
     assert (row.tier, row.redeemable_miles) == (Tier.SILVER, 7_500)
     assert (await Member.get(id=c.id)).redeemable_miles == 2_500
     assert await reconcile() == (5, [])
+
+
+async def test_a_reversal_reconsiders_a_move_up_by_rule_change(members, tmp_path):
+    a, *_ = members
+    path = write_rules(tmp_path)
+    new = load_rules(path)
+    await change_rules(new, rules_file_hash(path), current=RULES, today=TODAY, apply=True)
+    assert (await Member.get(id=a.id)).tier is Tier.SILVER
+    flight_entry = await LedgerEntry.get(source="AIRLINE", external_ref="A1")
+    result = await ledger.reverse(ADMIN, str(flight_entry.id), "no-show", "a1", rules=new, today=TODAY)
+    # Without the flight the window holds the day's 3,000 adjustment only: STANDARD again.
+    assert result.tier_event is not None
+    assert (result.tier_event.reason, result.tier_event.to_tier) == (TierChangeReason.REVERSAL, Tier.STANDARD)
+    # The day's adjustment stays until apply runs again, which takes it back.
+    again = await change_rules(new, rules_file_hash(path), current=RULES, today=TODAY, apply=True)
+    assert (again.changed, again.redeemable_miles, again.transitions) == (1, -3_000, {})
+    assert (await Member.get(id=a.id)).redeemable_miles == 0
+    refs = await LedgerEntry.filter(member_id=a.id, kind=LedgerEntryKind.ADJUSTMENT).order_by("id").values_list(
+        "external_ref", "redeemable_miles")
+    base = f"RULE_CHANGE-{rules_file_hash(path)[:16]}-{a.id}-2026-03-10"
+    assert refs == [(base, 3_000), (f"{base}-2", -3_000)]
+    assert await reconcile() == (5, [])
