@@ -41,7 +41,7 @@ from loyalty.events import default_connection
 from members.access import Caller, Role, require_role
 from members.bulk_insert import numbered
 from members.enums import Tier
-from members.errors import invalid
+from members.errors import invalid, not_found
 from members.models import Branch, Office
 
 __all__ = [
@@ -72,6 +72,13 @@ class Liability:
     @property
     def total_miles(self) -> int:
         return sum(row.miles for row in self.rows)
+
+    async def of_office(self, office_code: str) -> list[LiabilityRow]:
+        """The rows of one office (code any case); NOT_FOUND for an unknown office."""
+        code = office_code.strip().upper()
+        if not await Office.exists(code=code):
+            raise not_found(f"no office {code}", "officeCode")
+        return [row for row in self.rows if row.office_code == code]
 
     def by(self, key) -> list[tuple[object, int]]:
         """(key, miles) of the rows grouped by ``key(row)``, in the rows' order of keys."""

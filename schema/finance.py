@@ -80,12 +80,13 @@ class MilesLiability:
 
     @strawberry.field(description="One office's miles by expiry month and tier (`loyalty report liability` gives "
                                   "every office's as CSV).")
-    def rows(self, office_code: Annotated[str, strawberry.argument(description="The office.")]) -> list[MilesLiabilityRow]:
-        code = office_code.strip().upper()
+    async def rows(
+        self, office_code: Annotated[str, strawberry.argument(description="The office (NOT_FOUND if unknown).")]
+    ) -> list[MilesLiabilityRow]:
         return [
             MilesLiabilityRow(expiry_month=_month(row.expiry_month), tier=row.tier, office_code=row.office_code,
                               branch_code=row.branch_code, miles=row.miles, members=row.members)
-            for row in self.liability.rows if row.office_code == code
+            for row in await self.liability.of_office(office_code)
         ]
 
 

@@ -66,6 +66,7 @@ async def test_bad_days_are_invalid(api):
     yesterday = (loyalty_today(api) - timedelta(days=1)).isoformat()
     result = await api.gql(LIABILITY, {"asOf": yesterday, "office": "PEK01"}, as_=("admin",))
     assert error_codes(result) == ["INVALID"]
+    assert error_codes(await api.gql(LIABILITY, {"office": "NOPE1"}, as_=("admin",))) == ["NOT_FOUND"]
     for first, last in (("2025-02-01", "2025-01-31"), ("2015-01-01", "2025-01-31")):
         assert error_codes(await api.gql(BREAKAGE, {"f": first, "t": last}, as_=("admin",))) == ["INVALID"]
 
