@@ -11,7 +11,7 @@ max(balance, 0) per member: `loyalty ledger reconcile`). D in the past is refuse
 keep what is left now, not what was left on an earlier day.
 
 Breakage by credit month: for the credits (entries holding a lot: flights, bonuses,
-partner and goodwill credits, debits given back) whose activity date falls in month M,
+partner and goodwill credits, positive rule-change adjustments, debits given back) whose activity date falls in month M,
 and that are not reversed, the miles credited and the miles of them that expired
 unredeemed so far (what the expiry job took from their lots, CreditLot.expired). The
 share is given as integers and in basis points, rounded down (expired * 10000 //
