@@ -666,6 +666,79 @@ def _warn_demo_keys(settings: Settings) -> None:
         print(f"loyalty: {warning}", file=sys.stderr)
 
 
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from api import reports
+
+    today = _today(settings)
+    try:
+        if args.report_command == "liability":
+            as_of, rows, miles = asyncio.run(_with_orm(settings, lambda: reports.export_liability(
+                sys.stdout, args.as_of, today)))
+            print(f"liability as of {as_of}: {miles:,} miles outstanding in {rows} rows", file=sys.stderr)
+        else:
+            credited, expired, points = asyncio.run(_with_orm(settings, lambda: reports.export_breakage(
+                sys.stdout, args.start, args.end)))
+            print(f"breakage {args.start:%Y-%m}..{args.end:%Y-%m}: {expired:,} of {credited:,} credited miles expired "
+                  f"({points / 100:.2f} %)", file=sys.stderr)
+    except reports.ReportError as error:
+        raise OperatorError(str(error)) from None
+    return 0
+
+
+def _signed(number: int) -> str:
+    return f"{number:+,}"
+
+
+def cmd_rules(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+    from pathlib import Path
+
+    from api import reports
+    from loyalty.rulechange import change_rules, rules_file_hash
+    from loyalty.rules import load_rules
+
+    apply = args.rules_command == "apply"
+    new = load_rules(args.file)  # a bad file: one line (RulesError, in main)
+    digest = rules_file_hash(args.file)
+    current = _rules(settings)
+    today = _today(settings)
+    if args.sample < 0:
+        raise OperatorError("--sample must not be negative")
+    try:
+        out = open(args.csv, "w", encoding="utf-8", newline="") if args.csv else None
+    except OSError as error:
+        raise OperatorError(f"cannot write {args.csv}: {error.strerror}") from None
+    try:
+        each = reports.rules_csv(out) if out is not None else None
+        report = asyncio.run(_with_orm(settings, lambda: change_rules(
+            new, digest, current=current, today=today, apply=apply, actor=f"cli:{getpass.getuser()}",
+            rules_path=str(Path(args.file).absolute()), progress=Progress(f"rules {args.rules_command}"), each=each,
+            sample_size=args.sample)))
+    finally:
+        if out is not None:
+            out.close()
+    if apply and report.transitions and settings.redis_url:
+        from loyalty.feed import announce_to_servers
+
+        asyncio.run(announce_to_servers(settings.redis_url))  # tierChanged subscribers get them at once
+    verb = "changed" if apply else "would change"
+    transitions = ", ".join(f"{key} {n}" for key, n in sorted(report.transitions.items())) or "none"
+    print(
+        f"rules {args.rules_command} of {args.file} (sha256 {digest[:16]}) as of {today}: {report.examined} members "
+        f"examined, {report.changed} {verb}: {report.entries} adjustment entries, "
+        f"{_signed(report.redeemable_miles)} redeemable miles, {_signed(report.qualifying_miles)} qualifying miles, "
+        f"{reports.segments(report.qualifying_segments)} segments; tier changes: {transitions}"
+        + (f"; {report.kept_flights} flights of fare classes not in the new chart kept" if report.kept_flights else "")
+        + ("" if apply else " (preview: nothing written)")
+    )
+    for d in report.sample:
+        tier = f"{d.tier_before} -> {d.tier_after} until {d.valid_until}" if d.tier_after != d.tier_before else d.tier_after
+        print(f"  {d.card_number}: {tier}, {_signed(d.redeemable_miles)} miles "
+              f"({_signed(d.qualifying_miles)} qualifying, {reports.segments(d.qualifying_segments)} segments) "
+              f"on {d.days} day(s)")
+    return 0
+
+
 # ---- parser ----------------------------------------------------------------------
 
 
@@ -806,6 +879,29 @@ def build_parser() -> argparse.ArgumentParser:
     member_erase.add_argument("member", metavar="CARD_OR_ID", help="card number (CA...) or member id")
     member_erase.add_argument("--reason", required=True, help="why (e.g. the request's reference); audited")
     member.set_defaults(func=cmd_member)
+    report = sub.add_parser("report", help="finance reports as CSV to stdout (admin figures)")
+    report_sub = report.add_subparsers(dest="report_command", required=True, metavar="WHAT")
+    liability = report_sub.add_parser(
+        "liability", help="outstanding redeemable miles by expiry month, tier and office, with a totals line")
+    liability.add_argument("--as-of", type=_date, dest="as_of",
+                           help="count credits good through this day or later (default today; not before today)")
+    breakage = report_sub.add_parser(
+        "breakage", help="miles credited per credit month and the share of them expired unredeemed so far")
+    breakage.add_argument("--from", type=_date, dest="start", required=True, help="a day of the first credit month")
+    breakage.add_argument("--to", type=_date, dest="end", required=True, help="a day of the last credit month (at most 120 months)")
+    report.set_defaults(func=cmd_report)
+
+    rules = sub.add_parser("rules", help="preview or apply a new rules file over every member's ledger")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+    for action, text in (
+        ("preview", "what the new rules would change (tiers, re-earned miles), writing nothing"),
+        ("apply", "post the differences (ADJUSTMENT entries, RULE_CHANGE tier changes); running it again changes nothing"),
+    ):
+        command = rules_sub.add_parser(action, help=text)
+        command.add_argument("file", metavar="NEW_RULES_FILE", help="the new rules file (TOML, validated like LOYALTY_RULES)")
+        command.add_argument("--csv", metavar="PATH", help="write every changed member to this CSV file")
+        command.add_argument("--sample", type=int, default=10, help="members to list on the terminal (default 10)")
+    rules.set_defaults(func=cmd_rules)
 
     export = sub.add_parser("export", help="CSV to stdout")
     export_sub = export.add_subparsers(dest="export_command", required=True, metavar="WHAT")

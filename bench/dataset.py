@@ -264,6 +264,8 @@ _MEMBER_MAPPED = ("card_number", "phone_cipher", "phone_hash", "email_cipher", "
 _PER_COPY = {
     "ledger_entry": {"external_ref": "t.external_ref || '~{copy}'"},
     "tier_event": {"card_number": "x.card_number"},
+    "refresh_token": {"token_hash": "t.token_hash || '~{copy}'"},  # the demo signs nobody in: no rows
+    "greeting_sent": {"greeting_key": "t.greeting_key || '~{copy}'"},
 }
 
 

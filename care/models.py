@@ -160,8 +160,8 @@ class OfficeStatsCount(Model):
     and by the hour of respond_by) or members due a care call. Upgrades and downgrades of the last 30 days read at
     most 30 rows per office, open and overdue complaints one row per office and one per
     hour still to come of the response time, whatever the number of events and
-    complaints. Kept by triggers on tier_event and feedback (migration 0016) and on
-    member (the members due, 0017), so every writer keeps it in its own transaction."""
+    complaints. Kept by triggers on tier_event and feedback (migration 0020) and on
+    member (the members due, 0021), so every writer keeps it in its own transaction."""
 
     id = fields.IntField(primary_key=True)
     office: fields.ForeignKeyRelation = fields.ForeignKeyField(

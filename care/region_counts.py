@@ -118,7 +118,7 @@ def _epoch(connection: BaseDBAsyncClient, column: str) -> str:
 
 async def rebuild_stats_counts(connection: BaseDBAsyncClient) -> None:
     """Set the whole rollup from tier_event, feedback and member, in the caller's
-    transaction (the same rows the triggers of migrations 0016 and 0017 keep)."""
+    transaction (the same rows the triggers of migrations 0020 and 0021 keep)."""
     epoch = _epoch(connection, "e.effective_at")
     day = (f"COALESCE((SELECT z.day + ({epoch} - z.since) / 86400 FROM stats_zone z WHERE z.since <= {epoch} "
            "ORDER BY z.since DESC LIMIT 1), -1)")

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from tortoise.expressions import F
 from tortoise.functions import Coalesce, Count, Sum
 from tortoise.transactions import in_transaction
 
@@ -111,7 +112,9 @@ async def _expire_member(member_id: int, as_of: date, *, dry_run: bool = False) 
             return max(amount, 0)
         latest = max(expires_on for _, expires_on, _ in expired)
         await lots.change_balance(connection, member_id, -amount)
-        await CreditLot.filter(id__in=[lot_id for lot_id, _, _ in expired]).using_db(connection).update(remaining=0)
+        # What is left moves to `expired`: the lot's breakage (loyalty.liability).
+        await CreditLot.filter(id__in=[lot_id for lot_id, _, _ in expired]).using_db(connection).update(
+            expired=F("expired") + F("remaining"), remaining=0)
         await LedgerEntry.create(
             member_id=member_id,
             kind=LedgerEntryKind.EXPIRY,

@@ -774,9 +774,10 @@ def _effective_history(events: list[TierEvent]) -> list[_TierStep]:
             if below != event.to_tier:
                 steps.append(_TierStep(below < event.to_tier, below, event.to_tier, event.since, event.valid_until))
         else:
-            steps.append(_TierStep(
-                event.reason is TierChangeReason.UPGRADE, event.from_tier, event.to_tier, event.since, event.valid_until
-            ))
+            # A move up by a rules change (judged as an upgrade on that day's window) is
+            # reconsidered by a reversal as an upgrade is.
+            upgrade = event.reason in (TierChangeReason.UPGRADE, TierChangeReason.RULE_CHANGE)
+            steps.append(_TierStep(upgrade, event.from_tier, event.to_tier, event.since, event.valid_until))
     return steps
 
 

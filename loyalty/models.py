@@ -24,6 +24,8 @@ class TierChangeReason(str, Enum):
     DOWNGRADE = "DOWNGRADE"
     MANUAL = "MANUAL"
     REVERSAL = "REVERSAL"
+    # A rules change applied by `loyalty rules apply` (loyalty.rulechange).
+    RULE_CHANGE = "RULE_CHANGE"
 
 
 class LedgerEntry(Model):
@@ -81,6 +83,9 @@ class CreditLot(Model):
     member_id: int
     expires_on = fields.DateField()
     remaining = fields.BigIntField()
+    # What the expiry job took from this lot (loyalty.jobs): the breakage of its credit
+    # (loyalty.liability). 0 for lots expired before migration 0022 kept it.
+    expired = fields.BigIntField(default=0)
 
     class Meta:
         table = "credit_lot"
@@ -101,7 +106,7 @@ class TierEvent(Model):
     card_number = fields.CharField(max_length=11)
     from_tier = fields.IntEnumField(Tier)
     to_tier = fields.IntEnumField(Tier)
-    reason = fields.CharEnumField(TierChangeReason, max_length=10)
+    reason = fields.CharEnumField(TierChangeReason, max_length=12)
     effective_at = fields.DatetimeField()
     since = fields.DateField()
     valid_until = fields.DateField(null=True)
@@ -154,6 +159,26 @@ class JobRun(Model):
     class Meta:
         table = "job_run"
         unique_together = (("job", "day"),)
+
+
+class RulesChangeRun(Model):
+    """The audit record of one `loyalty rules apply` (loyalty.rulechange): who applied
+    which rules file (its SHA-256) when, and what it changed. A run that stops midway
+    stays RUNNING or FAILED; running the file again finishes the rest."""
+
+    id = fields.BigIntField(primary_key=True)
+    rules_hash = fields.CharField(max_length=64, db_index=True)
+    rules_path = fields.CharField(max_length=300)
+    actor = fields.CharField(max_length=100)
+    day = fields.DateField()  # the programme day the run judged tiers and expiry on
+    status = fields.CharEnumField(JobRunStatus, max_length=8)
+    started_at = fields.DatetimeField()
+    finished_at = fields.DatetimeField(null=True)
+    outcome = fields.TextField(null=True)  # the summary line, or the error of a failed run
+    counts = fields.JSONField(null=True)  # members examined and changed, entries, miles, transitions
+
+    class Meta:
+        table = "rules_change_run"
 
 
 class ClaimStatus(str, Enum):

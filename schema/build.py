@@ -13,6 +13,7 @@ from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, Parser
 
 from schema.care import CareMutation, CareQuery
 from schema.errors import RefusalErrors, should_mask_error
+from schema.finance import SCALARS, FinanceQuery
 from schema.insights import InsightsMutation, InsightsQuery
 from schema.claims import ClaimMutation, ClaimQuery
 from schema.signin import SignInMutation
@@ -29,7 +30,9 @@ logger = logging.getLogger("loyalty.graphql")
 
 
 @strawberry.type(description="Reads: members, regions, tiers and the tier event log.")
-class Query(MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery, ClaimQuery, PrivacyQuery, WebhookQuery):
+class Query(
+    MemberQuery, RegionQuery, LoyaltyQuery, InsightsQuery, CareQuery, ClaimQuery, PrivacyQuery, WebhookQuery, FinanceQuery
+):
     pass
 
 
@@ -75,6 +78,7 @@ class LoyaltySchema(strawberry.Schema):
 def list_prices() -> dict[str, int]:
     """The most objects each list field without `first` can return (schema.limits)."""
     from care.calls import MAX_NEEDS, CareCallReason
+    from loyalty.liability import MAX_BREAKAGE_MONTHS
     from members.regions import region_data
 
     branches = region_data()["branches"]
@@ -87,6 +91,11 @@ def list_prices() -> dict[str, int]:
         "TierRules.rules": 4,
         # A member's office assignments: one per move. Priced, not capped (see README, limits).
         "Member.regionHistory": 10,
+        "MilesLiability.byTier": 4,
+        "MilesLiability.byOffice": sum(len(branch["offices"]) for branch in branches),
+        # One office's rows: a month of expiry per month of credit validity (36), by tier.
+        "MilesLiability.rows": 4 * 40,
+        "MilesBreakage.months": MAX_BREAKAGE_MONTHS,
     }
 
 
@@ -107,7 +116,7 @@ def build_schema(*, introspection: bool = True, limits: Limits = Limits(), traci
     if tracing is not None:
         extensions.append(tracing)
     # Without introspection (production) validation messages suggest no field names either.
-    config = StrawberryConfig(disable_field_suggestions=not introspection)
+    config = StrawberryConfig(disable_field_suggestions=not introspection, scalar_map=SCALARS)
     schema = LoyaltySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions, config=config)
     query_limits = QueryLimits(schema._schema, limits, list_prices(), introspection)
     return schema

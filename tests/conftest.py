@@ -17,6 +17,7 @@ from api.settings import load_settings
 MUTABLE_TABLES = [
     "job_run",
     "member_access",
+    "rules_change_run",
     "feedback_change",
     "office_satisfaction_day",
     "greeting_sent",

@@ -1,5 +1,5 @@
 """The region statistics rollup (care.region_counts, kept by the tier_event and feedback
-triggers of migration 0016) against counts made from the rows, after random histories,
+triggers of migration 0020) against counts made from the rows, after random histories,
 direct SQL writes, updates and deletions; the local day of a tier event in zones with
 and without summer time; overdue complaints at every edge of the current hour; and
 officeStats reading the rollup by key instead of the events and complaints.
