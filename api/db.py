@@ -55,7 +55,15 @@ async def migrate(settings: Settings, progress: Callable[[str], None] | None = N
         progress(f"region data: {counts}")
 
 
+def configure_writes(settings: Settings) -> None:
+    """This process's group commit mode (members.group_commit), from LOYALTY_GROUP_COMMIT."""
+    from members import group_commit
+
+    group_commit.configure(settings.group_commit)
+
+
 async def init_orm(settings: Settings) -> None:
+    configure_writes(settings)
     await Tortoise.init(config=tortoise_config(settings.database_url), _enable_global_fallback=True)
 
 

@@ -63,6 +63,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # OpenTelemetry tracing (api.tracing): on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     tracing: bool = False
+    # Group commit of concurrent postings (members.group_commit): "auto" (SQLite only),
+    # "on" or "off".
+    group_commit: str = "auto"
     # The current instant (timezone-aware), for tests that need a fixed clock; never
     # set from the environment. None: the system clock.
     clock: Callable[[], datetime] | None = None
@@ -129,6 +132,7 @@ def _positive(env: dict[str, str], name: str, default: float, kind: type = float
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+GROUP_COMMIT_MODES = ("auto", "on", "off")
 
 
 def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -181,6 +185,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         metrics=not _flag_off(env.get("LOYALTY_METRICS")),
         cors_origins=_origins(env, "LOYALTY_CORS_ORIGINS"),
         tracing=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
+        group_commit=_choice(env, "LOYALTY_GROUP_COMMIT", "auto", GROUP_COMMIT_MODES),
         limits=Limits(
             max_depth=_positive(env, "LOYALTY_MAX_DEPTH", Limits.max_depth, int),
             max_cost=_positive(env, "LOYALTY_MAX_COST", Limits.max_cost, int),

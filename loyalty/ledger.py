@@ -57,6 +57,7 @@ from members.access import Caller, Role, require_role
 from members.bulk_insert import BulkInsert, numbered, select_in
 from members.cards import is_valid_card_number
 from members.enums import MemberStatus, Tier
+from members import group_commit
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.ids import BIGINT_IDS, database_id
 from members.idempotency import fingerprint, run_once
@@ -381,9 +382,10 @@ async def _post_flight(
     caller: Caller, card: str, flight: FlightDetails, earning: engine.FlightEarning,
     ref: str, print_: str, rules: Rules, today: date,
 ) -> PostingResult:
-    """A new flight in its own transaction (_write_flight)."""
-    async with in_transaction() as connection:
-        entry, member, event = await _write_flight(connection, caller.actor, card, flight, earning, ref, print_, rules, today)
+    """A new flight in a transaction (_write_flight): its own, or with group commit its
+    savepoint of a batch's (members.group_commit)."""
+    entry, member, event = await group_commit.write(
+        lambda connection: _write_flight(connection, caller.actor, card, flight, earning, ref, print_, rules, today))
     return PostingResult(entry=entry, member=member, tier_event=event)
 
 
@@ -600,10 +602,13 @@ async def partner_accrue(
         member = await _member_by_card(credit.card)
         _check_partner_member(member, credit)
         await _check_partner_cap(source, credit.miles, rules)
-        async with in_transaction() as connection:
+
+        async def work(connection: BaseDBAsyncClient) -> PostingResult:
             entry = await _write_partner(connection, member.id, source, credit, rules)
             after = await Member.get(id=member.id).using_db(connection)
-        return PostingResult(entry=entry, member=after, tier_event=None)
+            return PostingResult(entry=entry, member=after, tier_event=None)
+
+        return await group_commit.write(work)
 
     return await _post_once(source, credit.ref, credit.print_, post)
 
@@ -646,7 +651,7 @@ async def redeem(
 
     return await run_once(
         caller=caller.key, key=idempotency_key, operation="milesRedeem",
-        content={"memberId": member.id, "miles": miles, "description": text}, work=work, load=load,
+        content={"memberId": member.id, "miles": miles, "description": text}, work=work, load=load, grouped=True,
     )
 
 
