@@ -8,6 +8,7 @@ Run from the repository root (needs `wrk`: apt-get install -y wrk):
     .venv/bin/python -m bench.hotpath --database-url postgres://postgres@127.0.0.1:5432/loyalty_hotpath10k_test
     .venv/bin/python -m bench.hotpath --compare-rev bfc69c5  # also the project at that commit
     .venv/bin/python -m bench.hotpath --profile              # and a cProfile of the project's server
+    .venv/bin/python -m bench.hotpath --paths accrue --group-commit-off  # group commit against one transaction per request
 
 What it does: the 10k demo data set (bench.dataset builds it or reuses it) is copied to
 a scratch database; on it run, side by side, one uvicorn process per target with the
@@ -18,7 +19,10 @@ options of `loyalty serve` (UVICORN_OPTIONS, log level info, one worker each):
   pool of 5 on PostgreSQL (Tortoise's default). The read is one SELECT of the columns
   asked; the accrual inserts a ledger row, updates the balance and reads it back, in one
   transaction. It takes the same request bodies and answers the same JSON;
-- the project (`api.asgi:app`) of this tree, and with --compare-rev that commit's too.
+- the project (`api.asgi:app`) of this tree (on SQLite with group commit: concurrent
+  accruals committed together, members.group_commit), with --group-commit-off also the
+  same code with LOYALTY_GROUP_COMMIT=off (one transaction per request), and with
+  --compare-rev that commit's too.
 
 The load is `wrk` with the same script for every target: member reads cycle over 200
 ACTIVE members, each with its own member token; accruals cycle over every ACTIVE
@@ -62,6 +66,7 @@ READ = "query($id: ID!) { member(id: $id) { id cardNumber familyName givenName t
 ACCRUE = ("mutation($input: FlightAccrueInput!) { flightAccrue(input: $input) { "
           "entry { id redeemableMiles } member { id tier } userErrors { code message } } }")
 TIER_NAMES = {0: "STANDARD", 1: "SILVER", 2: "GOLD", 3: "PLATINUM"}
+ONE_TRANSACTION = "project, group commit off"  # one transaction per request, as before group commit
 
 
 # ---- the floor ------------------------------------------------------------------------------
@@ -223,6 +228,7 @@ class Target:
     label: str
     source: Path
     app: str
+    env: dict[str, str] = field(default_factory=dict)  # settings of this target's server
     server: object = None
     rates: dict[str, list[float]] = field(default_factory=lambda: {"read": [], "accrue": []})
 
@@ -237,7 +243,7 @@ def _source_of(rev: str, into: Path) -> Path:
 def _start(target: Target, url: str, profile: Path | None) -> None:
     from tests.live import start_server
 
-    env = {"DATABASE_URL": url, "LOYALTY_JWT_SECRET": SECRET, "HOTPATH_FLOOR_URL": url}
+    env = {"DATABASE_URL": url, "LOYALTY_JWT_SECRET": SECRET, "HOTPATH_FLOOR_URL": url, **target.env}
     app = target.app
     if profile is not None and target.app == "api.asgi:app":
         env["HOTPATH_PROFILE"] = str(profile)
@@ -343,6 +349,8 @@ def run(args: argparse.Namespace) -> dict:
     airline = mint_token(settings, Role.AIRLINE, "bench", None, 6 * 3600)
     day = datetime.now(settings.tz).date() - timedelta(days=1)
     targets = [Target("floor", ROOT, "bench.hotpath:floor_app"), Target("project", ROOT, "api.asgi:app")]
+    if args.group_commit_off:
+        targets.append(Target(ONE_TRANSACTION, ROOT, "api.asgi:app", env={"LOYALTY_GROUP_COMMIT": "off"}))
     with tempfile.TemporaryDirectory() as tmp:
         if args.compare_rev:
             targets.append(Target(args.compare_rev, _source_of(args.compare_rev, Path(tmp) / "rev"), "api.asgi:app"))
@@ -444,6 +452,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--paths", nargs="+", default=["read", "accrue"], choices=["read", "accrue"])
+    parser.add_argument("--group-commit-off", action="store_true",
+                        help=f"also the project with LOYALTY_GROUP_COMMIT=off (\"{ONE_TRANSACTION}\")")
     parser.add_argument("--profile", action="store_true", help="profile the project's server (cProfile)")
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()

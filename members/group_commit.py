@@ -188,8 +188,7 @@ class _Writer:
         async def postings(connection: BaseDBAsyncClient) -> None:
             for posting in batch:
                 try:
-                    async with in_transaction(CONNECTION) as savepoint:
-                        outcomes.append((await posting.run(savepoint, connection), None))
+                    outcomes.append((await _in_savepoint(connection, posting), None))
                 except ANSWERED as error:
                     outcomes.append((None, error))
                 except Exception:
@@ -205,6 +204,23 @@ class _Writer:
             return
         for posting, (result, error) in zip(batch, outcomes):
             posting.settle(result, error)
+
+
+async def _in_savepoint(connection: BaseDBAsyncClient, posting: _Posting) -> Any:
+    """The posting in a savepoint of the batch's transaction, rolled back to on an error.
+    On SQLite a savepoint is not released when the posting succeeds: a RELEASE would be
+    one more round trip to the driver's thread per posting, and the COMMIT ends them all
+    (a later ROLLBACK TO an inner one undoes only what came after it)."""
+    if connection.capabilities.dialect != "sqlite":
+        async with in_transaction(CONNECTION) as savepoint:
+            return await posting.run(savepoint, connection)
+    savepoint = connection._in_transaction().client
+    await savepoint.savepoint()
+    try:
+        return await posting.run(savepoint, connection)
+    except BaseException:
+        await savepoint.savepoint_rollback()
+        raise
 
 
 _writer_of_loop: _Writer | None = None

@@ -31,7 +31,7 @@ async def test_a_silver_flight_accrual_runs_at_most_five_statements(api):
         payload = await _accrue(api, member, "HOT-1", flight)
     assert payload["userErrors"] == [] and payload["member"]["tier"] == "SILVER"
     # PostgreSQL: the member's UPDATE, then the entries, lots and window totals in one.
-    assert len(statements) <= (2 if is_postgres() else 5), "\n".join(statements)
+    assert len(statements) <= (2 if is_postgres() else 3), "\n".join(statements)
     footprint = await loyalty_footprint(member)
     assert (footprint["entries"], footprint["lots"], footprint["events"]) == (2, 2, 1)  # the bonus; the override
     assert footprint["balance"] > payload["entry"]["redeemableMiles"]
@@ -42,7 +42,7 @@ async def test_a_standard_flight_accrual_runs_at_most_four_statements(api):
     with counted_statements() as statements:
         payload = await _accrue(api, member, "HOT-2", loyalty_flight(loyalty_today(api)))
     assert payload["userErrors"] == []
-    assert len(statements) <= (2 if is_postgres() else 4), "\n".join(statements)
+    assert len(statements) <= (2 if is_postgres() else 3), "\n".join(statements)
 
 
 async def test_a_replayed_flight_accrual_writes_nothing_and_answers_the_first_result(api):
