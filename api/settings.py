@@ -12,6 +12,7 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from members import group_commit
 from schema.limits import Limits
 
 DEFAULT_DATABASE_URL = "sqlite://./loyalty.db"
@@ -132,7 +133,6 @@ def _positive(env: dict[str, str], name: str, default: float, kind: type = float
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-GROUP_COMMIT_MODES = ("auto", "on", "off")
 
 
 def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -185,7 +185,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         metrics=not _flag_off(env.get("LOYALTY_METRICS")),
         cors_origins=_origins(env, "LOYALTY_CORS_ORIGINS"),
         tracing=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
-        group_commit=_choice(env, "LOYALTY_GROUP_COMMIT", "auto", GROUP_COMMIT_MODES),
+        group_commit=_choice(env, "LOYALTY_GROUP_COMMIT", "auto", group_commit.MODES),
         limits=Limits(
             max_depth=_positive(env, "LOYALTY_MAX_DEPTH", Limits.max_depth, int),
             max_cost=_positive(env, "LOYALTY_MAX_COST", Limits.max_cost, int),

@@ -27,6 +27,13 @@ Concurrency, without SELECT ... FOR UPDATE (a no-op on SQLite):
   balance below zero.
 - Reversal: the OneToOne `reverses` column is unique; a concurrent second reversal
   fails on insert and is reported as ALREADY_REVERSED.
+- Group commit (members.group_commit, on SQLite by default): flight and partner credits
+  and redemptions run their transaction's work in a savepoint of a batch shared with
+  other requests' postings, one after another, committed once before any is answered.
+  Each runs the same statements in the same order as alone, so every point above holds
+  inside a batch too: a later posting's conditional update sees the earlier ones, a
+  duplicate externalRef meets its twin's row, and a refusal rolls back only its own
+  savepoint. Reversals keep a transaction of their own.
 """
 
 from __future__ import annotations
