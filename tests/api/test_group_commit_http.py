@@ -31,7 +31,10 @@ async def test_12_accruals_at_once_share_commits_and_each_gets_its_own_result(db
             loyalty_flight_accrue(api, member["cardNumber"], f"H{n}", flight) for n, member in enumerate(members)
         ), loyalty_flight_accrue(api, "CA000000000", "H-none", flight))
     payloads = [data(result)["flightAccrue"] for result in results]
-    assert len(commits_counted) == 1  # 13 requests: 1 COMMIT (one transaction per request: 12, a refusal none)
+    # One transaction per request: 12 COMMITs (the refusal none). Today 1: every request
+    # queues its posting before the writer first runs; fewer than 6 whatever a request
+    # may come to read before posting (its reads wait behind the batch being written).
+    assert 1 <= len(commits_counted) < 6, commits_counted
     assert [p["member"]["id"] for p in payloads[:12]] == [m["id"] for m in members]
     assert [p["entry"]["redeemableMiles"] for p in payloads[:12]] == [3000] * 12
     assert [e["code"] for e in payloads[12]["userErrors"]] == ["NOT_FOUND"]
