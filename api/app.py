@@ -31,7 +31,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from api import graphql_http
 from api.auth import MEMBER_ACCESS_SECONDS, AuthError, TokenCache, bearer_token, mint_token
 from api.board import board_routes
-from api.db import configure_contact_keys, tortoise_config
+from api.db import configure_contact_keys, configure_writes, tortoise_config
 from api.graphiql import graphiql_page, graphiql_routes
 from api.request_log import ObserveRequests
 from api.settings import Settings
@@ -385,6 +385,7 @@ def create_app(settings: Settings, *, rules: Rules | None = None, manage_orm: bo
     """The ASGI app. `manage_orm=False` when the caller (tests) has initialised Tortoise."""
     rules = rules or load_rules(settings.rules_path)
     configure_contact_keys(settings)
+    configure_writes(settings)
     request_metrics, feed_hooks, extra_routes = None, FeedHooks(), []
     if settings.metrics:
         from api import metrics

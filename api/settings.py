@@ -13,6 +13,7 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from members import group_commit
 from members.contacts import ContactKeys, decode_key
 from schema.limits import Limits
 
@@ -91,6 +92,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # OpenTelemetry tracing (api.tracing): on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     tracing: bool = False
+    # Group commit of concurrent postings (members.group_commit): "auto" (SQLite only),
+    # "on" or "off".
+    group_commit: str = "auto"
     # The current instant (timezone-aware), for tests that need a fixed clock; never
     # set from the environment. None: the system clock.
     clock: Callable[[], datetime] | None = None
@@ -268,6 +272,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         metrics=not _flag_off(env.get("LOYALTY_METRICS")),
         cors_origins=_origins(env, "LOYALTY_CORS_ORIGINS"),
         tracing=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
+        group_commit=_choice(env, "LOYALTY_GROUP_COMMIT", "auto", group_commit.MODES),
         limits=Limits(
             max_depth=_positive(env, "LOYALTY_MAX_DEPTH", Limits.max_depth, int),
             max_cost=_positive(env, "LOYALTY_MAX_COST", Limits.max_cost, int),

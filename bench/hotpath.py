@@ -8,6 +8,8 @@ Run from the repository root (needs `wrk`: apt-get install -y wrk):
     .venv/bin/python -m bench.hotpath --database-url postgres://postgres@127.0.0.1:5432/loyalty_hotpath10k_test
     .venv/bin/python -m bench.hotpath --compare-rev bfc69c5  # also the project at that commit
     .venv/bin/python -m bench.hotpath --profile              # and a cProfile of the project's server
+    .venv/bin/python -m bench.hotpath --paths accrue --group-commit-off --floor-group-commit --fresh
+                                                             # group commit (bench/RESULTS.md, "Group commit")
 
 What it does: the 10k demo data set (bench.dataset builds it or reuses it) is copied to
 a scratch database; on it run, side by side, one uvicorn process per target with the
@@ -18,7 +20,16 @@ options of `loyalty serve` (UVICORN_OPTIONS, log level info, one worker each):
   pool of 5 on PostgreSQL (Tortoise's default). The read is one SELECT of the columns
   asked; the accrual inserts a ledger row, updates the balance and reads it back, in one
   transaction. It takes the same request bodies and answers the same JSON;
-- the project (`api.asgi:app`) of this tree, and with --compare-rev that commit's too.
+- the project (`api.asgi:app`) of this tree (on SQLite with group commit: concurrent
+  accruals committed together, members.group_commit), with --group-commit-off also the
+  same code with LOYALTY_GROUP_COMMIT=off (one transaction per request), and with
+  --compare-rev that commit's too; with --floor-group-commit (SQLite) also the floor with
+  group commit, its batch in one call of the driver's thread.
+
+With --fresh (SQLite) every round of every target runs on its own copy of the data set,
+in a server started for it: otherwise the accruals of earlier rounds and targets pile up
+on the same members (tens of thousands over 9,000 members) and most later accruals cross
+a tier threshold, each upgrade 18 statements.
 
 The load is `wrk` with the same script for every target: member reads cycle over 200
 ACTIVE members, each with its own member token; accruals cycle over every ACTIVE
@@ -62,6 +73,8 @@ READ = "query($id: ID!) { member(id: $id) { id cardNumber familyName givenName t
 ACCRUE = ("mutation($input: FlightAccrueInput!) { flightAccrue(input: $input) { "
           "entry { id redeemableMiles } member { id tier } userErrors { code message } } }")
 TIER_NAMES = {0: "STANDARD", 1: "SILVER", 2: "GOLD", 3: "PLATINUM"}
+ONE_TRANSACTION = "project, group commit off"  # one transaction per request, as before group commit
+FLOOR_GROUPED = "floor, group commit"  # the floor's SQL with group commit, all of a batch in one driver call
 
 
 # ---- the floor ------------------------------------------------------------------------------
@@ -125,11 +138,61 @@ def floor_app():
                 row = await cursor.fetchone()
         return {"data": {"member": member_json(row) if row else None}}
 
+    def post_sqlite(connection, card: str, ref: str, day: date, miles: int, now: datetime):
+        connection.execute(insert_sql, (day.isoformat(), now.isoformat(), miles, miles, ref, card))
+        connection.execute(update_sql, (miles, card))
+        return connection.execute(back_sql, (card,)).fetchone()
+
+    queue: list = []
+
+    async def grouped(card: str, ref: str, day: date, miles: int, now: datetime):
+        """HOTPATH_FLOOR_GROUP=1: the floor's statements with group commit, as the project
+        does it (members.group_commit): the postings queued meanwhile in one transaction,
+        each in a savepoint, one COMMIT; here all of a batch in one call of the driver's
+        thread, the least a group commit can cost."""
+        future = asyncio.get_running_loop().create_future()
+        queue.append((future, (card, ref, day, miles, now)))
+        if state.get("writer") is None:
+            state["writer"] = asyncio.get_running_loop().create_task(write())
+        return await future
+
+    async def write() -> None:
+        try:
+            while queue:
+                batch = queue[:64]
+                del queue[:64]
+
+                def run(connection, batch=batch):
+                    connection.execute("BEGIN")
+                    outcomes = []
+                    for n, (_, posting) in enumerate(batch):
+                        connection.execute(f"SAVEPOINT p{n}")
+                        try:
+                            outcomes.append((post_sqlite(connection, *posting), None))
+                        except Exception as error:
+                            connection.execute(f"ROLLBACK TO p{n}")
+                            outcomes.append((None, error))
+                    connection.execute("COMMIT")
+                    return outcomes
+
+                try:
+                    async with state["lock"]:
+                        outcomes = await state["sqlite"]._execute(run, state["sqlite"]._conn)
+                except Exception as error:  # BEGIN or COMMIT: nothing of the batch is committed
+                    await state["sqlite"].rollback()
+                    outcomes = [(None, error)] * len(batch)
+                for (waiter, _), (row, error) in zip(batch, outcomes):
+                    waiter.set_exception(error) if error else waiter.set_result(row)
+        finally:
+            state["writer"] = None
+
     async def accrue(variables: dict) -> dict:
         given = variables["input"]
         card, ref, day = given["cardNumber"], given["externalRef"], date.fromisoformat(given["flight"]["date"])
         miles, now = 3000, datetime.now()
-        if postgres:
+        if not postgres and os.environ.get("HOTPATH_FLOOR_GROUP"):
+            row = await grouped(card, ref, day, miles, now)
+        elif postgres:
             async with state["pool"].acquire() as connection, connection.transaction():
                 await connection.execute(insert_sql, day, now, miles, miles, ref, card)
                 await connection.execute(update_sql, miles, card)
@@ -223,6 +286,7 @@ class Target:
     label: str
     source: Path
     app: str
+    env: dict[str, str] = field(default_factory=dict)  # settings of this target's server
     server: object = None
     rates: dict[str, list[float]] = field(default_factory=lambda: {"read": [], "accrue": []})
 
@@ -237,7 +301,7 @@ def _source_of(rev: str, into: Path) -> Path:
 def _start(target: Target, url: str, profile: Path | None) -> None:
     from tests.live import start_server
 
-    env = {"DATABASE_URL": url, "LOYALTY_JWT_SECRET": SECRET, "HOTPATH_FLOOR_URL": url}
+    env = {"DATABASE_URL": url, "LOYALTY_JWT_SECRET": SECRET, "HOTPATH_FLOOR_URL": url, **target.env}
     app = target.app
     if profile is not None and target.app == "api.asgi:app":
         env["HOTPATH_PROFILE"] = str(profile)
@@ -323,6 +387,18 @@ def _scratch(url: str) -> str:
     return f"sqlite://{scratch_path}"
 
 
+def _fresh_copy(scratch: str, label: str) -> str:
+    """A copy of the SQLite scratch data set for one server (--fresh)."""
+    import shutil
+
+    path = sqlite_path(scratch)
+    copy = path.with_name(f"{path.stem}-{re.sub(r'[^a-z0-9]+', '-', label.lower())}.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(path, copy)
+    return f"sqlite://{copy}"
+
+
 def run(args: argparse.Namespace) -> dict:
     from api.auth import mint_token
     from api.settings import load_settings
@@ -343,27 +419,46 @@ def run(args: argparse.Namespace) -> dict:
     airline = mint_token(settings, Role.AIRLINE, "bench", None, 6 * 3600)
     day = datetime.now(settings.tz).date() - timedelta(days=1)
     targets = [Target("floor", ROOT, "bench.hotpath:floor_app"), Target("project", ROOT, "api.asgi:app")]
+    if args.group_commit_off:
+        targets.append(Target(ONE_TRANSACTION, ROOT, "api.asgi:app", env={"LOYALTY_GROUP_COMMIT": "off"}))
+    if args.floor_group_commit and not is_postgres(args.database_url):
+        targets.append(Target(FLOOR_GROUPED, ROOT, "bench.hotpath:floor_app", env={"HOTPATH_FLOOR_GROUP": "1"}))
     with tempfile.TemporaryDirectory() as tmp:
         if args.compare_rev:
             targets.append(Target(args.compare_rev, _source_of(args.compare_rev, Path(tmp) / "rev"), "api.asgi:app"))
         profile = ROOT / "bench" / "data" / "hotpath-project.prof" if args.profile else None
+        fresh = args.fresh and not is_postgres(args.database_url)
+
+        def start(target: Target) -> None:
+            url = _fresh_copy(scratch, target.label) if fresh else scratch
+            _start(target, url, profile if target.label == "project" else None)
+
+        def warm(target: Target, kind: str) -> None:
+            _check(target, kind, sample, airline, day)
+            _wrk(f"{target.server.url}/graphql",
+                 _lua(kind, sample if kind == "read" else flyers, airline, f"warm-{target.label}-{time.time_ns()}", day),
+                 args.connections, 2)
+
         try:
-            for target in targets:
-                if target.label == "floor":
-                    os.environ["HOTPATH_FLOOR_URL"] = scratch
-                _start(target, scratch, profile if target.label == "project" else None)
+            if not fresh:
+                for target in targets:
+                    start(target)
             load_before = os.getloadavg()
             for kind in args.paths:
-                for target in targets:
-                    _check(target, kind, sample, airline, day)
-                    _wrk(f"{target.server.url}/graphql",
-                         _lua(kind, sample if kind == "read" else flyers, airline, f"warm-{target.label}", day),
-                         args.connections, 2)
+                if not fresh:
+                    for target in targets:
+                        warm(target, kind)
                 for round_ in range(args.rounds):
                     for target in (targets if round_ % 2 == 0 else list(reversed(targets))):
+                        if fresh:  # every round of every target from the same data
+                            start(target)
+                            warm(target, kind)
                         script = _lua(kind, sample if kind == "read" else flyers, airline,
                                       f"r{round_}-{target.label}-{time.time_ns()}", day)
                         rate, errors = _wrk(f"{target.server.url}/graphql", script, args.connections, args.seconds)
+                        if fresh:
+                            target.server.stop()
+                            target.server = None
                         if errors:
                             raise SystemExit(f"{target.label} {kind}: {errors} errors in wrk's run")
                         target.rates[kind].append(rate)
@@ -433,6 +528,11 @@ def markdown(result: dict) -> str:
             f"{result['targets'][label][kind]['ratio']:.2f} ({min(result['targets'][label][kind]['ratios']):.2f}-"
             f"{max(result['targets'][label][kind]['ratios']):.2f})" for label in labels[1:])
         lines.append(f"| {names[kind]} | {rates} | {ratios} |")
+    if ONE_TRANSACTION in labels and "accrue" in result["targets"]["floor"]:
+        grouped, alone = (result["targets"][label]["accrue"]["rates"] for label in ("project", ONE_TRANSACTION))
+        gains = [a / b for a, b in zip(grouped, alone)]
+        lines += ["", f"Group commit: project / {ONE_TRANSACTION}, `flightAccrue`, same rounds: median "
+                  f"{statistics.median(gains):.2f} (rounds: {', '.join(f'{g:.2f}' for g in gains)})"]
     return "\n".join(lines) + "\n"
 
 
@@ -444,6 +544,13 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--paths", nargs="+", default=["read", "accrue"], choices=["read", "accrue"])
+    parser.add_argument("--group-commit-off", action="store_true",
+                        help=f"also the project with LOYALTY_GROUP_COMMIT=off (\"{ONE_TRANSACTION}\")")
+    parser.add_argument("--floor-group-commit", action="store_true",
+                        help=f"SQLite: also the floor with group commit (\"{FLOOR_GROUPED}\")")
+    parser.add_argument("--fresh", action="store_true",
+                        help="SQLite: every round of every target on its own fresh copy of the data set (a server "
+                             "started for it): accruals of earlier rounds do not pile up into upgrades")
     parser.add_argument("--profile", action="store_true", help="profile the project's server (cProfile)")
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()

@@ -27,6 +27,13 @@ Concurrency, without SELECT ... FOR UPDATE (a no-op on SQLite):
   balance below zero.
 - Reversal: the OneToOne `reverses` column is unique; a concurrent second reversal
   fails on insert and is reported as ALREADY_REVERSED.
+- Group commit (members.group_commit, on SQLite by default): flight and partner credits
+  and redemptions run their transaction's work in a savepoint of a batch shared with
+  other requests' postings, one after another, committed once before any is answered.
+  Each runs the same statements in the same order as alone, so every point above holds
+  inside a batch too: a later posting's conditional update sees the earlier ones, a
+  duplicate externalRef meets its twin's row, and a refusal rolls back only its own
+  savepoint. Reversals keep a transaction of their own.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from members.access import Caller, Role, require_role
 from members.bulk_insert import BulkInsert, numbered, select_in
 from members.cards import is_valid_card_number
 from members.enums import MemberStatus, Tier
+from members import group_commit
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.ids import BIGINT_IDS, database_id
 from members.idempotency import fingerprint, run_once
@@ -282,7 +290,15 @@ def _flight_posting(
 # The member's UPDATE of a flight, by dialect: the flight's miles plus the bonus of the
 # tier held (one parameter per tier), the qualifying activity added to the retention
 # totals when validUntil's retention window holds the flight, for an ACTIVE member only.
+# On SQLite it also returns the last ledger entry id handed out (the entries are then
+# written with the ids that follow: the UPDATE took the database's write lock, so no
+# other writer can take them first) and, below a tier (a parameter), the window's
+# qualifying totals before this flight: the two statements that would read them.
 _FLIGHT_UPDATE: dict[str, str] = {}
+_WINDOW_SUM = (
+    'CASE WHEN "tier" < ? THEN (SELECT COALESCE(SUM("{column}"), 0) FROM "ledger_entry" '
+    'WHERE "member_id" = "member"."id" AND "activity_date" >= ? AND "activity_date" <= ?) END'
+)
 
 
 def _flight_update_sql(connection: BaseDBAsyncClient) -> str:
@@ -291,12 +307,21 @@ def _flight_update_sql(connection: BaseDBAsyncClient) -> str:
     if sql is None:
         bonus = " ".join(f"WHEN {int(tier)} THEN ?" for tier in Tier)
         retained = 'CASE WHEN "tier_valid_until" BETWEEN ? AND ? THEN ? ELSE 0 END'
-        sql = _FLIGHT_UPDATE[dialect] = numbered(connection, (
+        sql = (
             f'UPDATE "member" SET "redeemable_miles" = "redeemable_miles" + ? + CASE "tier" {bonus} ELSE 0 END, '
             f'"retention_miles" = "retention_miles" + {retained}, '
             f'"retention_segments" = "retention_segments" + {retained} '
             'WHERE "card_number" = ? AND "status" = ? RETURNING *'
-        ))
+        )
+        if dialect == "sqlite":
+            sql += (
+                # What AUTOINCREMENT would hand out next, less one: the larger of the two.
+                ', MAX(COALESCE((SELECT "seq" FROM "sqlite_sequence" WHERE "name" = \'ledger_entry\'), 0), '
+                'COALESCE((SELECT MAX("id") FROM "ledger_entry"), 0)) AS "_last_entry", '
+                + _WINDOW_SUM.format(column="qualifying_miles") + ' AS "_window_miles", '
+                + _WINDOW_SUM.format(column="qualifying_segments") + ' AS "_window_segments"'
+            )
+        sql = _FLIGHT_UPDATE[dialect] = numbered(connection, sql)
     return sql
 
 
@@ -309,9 +334,9 @@ _ENTRY_COLUMNS = (
 
 
 @cache
-def _entry_insert() -> BulkInsert:
+def _entry_insert(with_id: bool = False) -> BulkInsert:
     """Built on first use: the models' field maps exist once Tortoise is initialised."""
-    return BulkInsert(LedgerEntry, _ENTRY_COLUMNS)
+    return BulkInsert(LedgerEntry, ("id", *_ENTRY_COLUMNS) if with_id else _ENTRY_COLUMNS)
 
 
 def _entry_values(**values: Any) -> dict[str, Any]:
@@ -321,12 +346,6 @@ def _entry_values(**values: Any) -> dict[str, Any]:
     for column in ("qualifying_miles", "qualifying_segments"):
         values[column] = values[column] or 0
     return values
-
-
-async def _insert_entry(connection: BaseDBAsyncClient, values: dict[str, Any]) -> LedgerEntry:
-    """A ledger entry written by SQL text (no query builder), and the model it makes."""
-    (row,) = await _entry_insert().run(connection, [tuple(values.values())], returning=("id",))
-    return LedgerEntry(id=row[0], **values)
 
 
 async def _write_flight_postgres(
@@ -381,9 +400,10 @@ async def _post_flight(
     caller: Caller, card: str, flight: FlightDetails, earning: engine.FlightEarning,
     ref: str, print_: str, rules: Rules, today: date,
 ) -> PostingResult:
-    """A new flight in its own transaction (_write_flight)."""
-    async with in_transaction() as connection:
-        entry, member, event = await _write_flight(connection, caller.actor, card, flight, earning, ref, print_, rules, today)
+    """A new flight in a transaction (_write_flight): its own, or with group commit its
+    savepoint of a batch's (members.group_commit)."""
+    entry, member, event = await group_commit.write(
+        lambda connection: _write_flight(connection, caller.actor, card, flight, earning, ref, print_, rules, today))
     return PostingResult(entry=entry, member=member, tier_event=event)
 
 
@@ -392,29 +412,36 @@ async def _write_flight(
     ref: str, print_: str, rules: Rules, today: date,
 ) -> tuple[LedgerEntry, Member, TierEvent | None]:
     """The posting of a new flight on ``connection`` (the caller's transaction: the API's
-    own, or an import batch's savepoint), in five statements at most without an upgrade: the
-    member's UPDATE ... RETURNING (balance with the bonus, retention totals; the first
-    statement: it takes the row lock, see the module docstring), the FLIGHT entry, the
-    TIER_BONUS entry, both lots, and the window's totals when an upgrade is possible (on
-    PostgreSQL all but the first in one statement: _write_flight_postgres). An upgrade
-    writes its event and recomputes the member's derived state (members_changed) in the
-    same transaction."""
+    own, a savepoint of a group commit's batch, or an import batch's savepoint), in three
+    statements without an upgrade: the member's UPDATE ... RETURNING (balance with the
+    bonus, retention totals; the first statement: it takes the row lock, see the module
+    docstring; on SQLite it also returns the window's totals and the next entry ids), the
+    FLIGHT and TIER_BONUS entries, and both lots (on PostgreSQL the last two and the
+    window's totals in one statement: _write_flight_postgres). An upgrade writes its event
+    and recomputes the member's derived state (members_changed) in the same transaction."""
     expires_on = cal.credit_expiry(flight.date, rules.credit_validity_months)
     redeemable, qualifying, segments = earning.redeemable_miles, earning.qualifying_miles, earning.segments_hundredths
     first, last = retention_windows_containing(flight.date, rules)
     bonuses = {tier: engine.tier_bonus(rules, tier.name, redeemable) for tier in Tier}
     window = cal.window(flight.date, rules.window_months)
+    postgres = connection.capabilities.dialect == "postgres"
+    # SQLite: the window's totals below the top tier (an upgrade is possible), when the
+    # flight qualifies at all.
+    below = len(TIERS) - 1 if qualifying or segments else 0
     rows = await connection.execute_query_dict(
         _flight_update_sql(connection),
         [redeemable, *bonuses.values(), first, last, qualifying, first, last, segments,
-         card, MemberStatus.ACTIVE.value],
+         card, MemberStatus.ACTIVE.value, *(() if postgres else (below, *(day.isoformat() for day in window)) * 2)],
     )
     if not rows:
         member = await Member.get_or_none(card_number=card).using_db(connection)
         if member is None:
             raise not_found("no member with this card number", "input", "cardNumber")
         raise _not_active(member, "input", "cardNumber")
-    member = Member._init_from_db(**rows[0])
+    row = rows[0]
+    last_entry, before_miles, before_segments = (row.pop(name, None) for name in (
+        "_last_entry", "_window_miles", "_window_segments"))
+    member = Member._init_from_db(**row)
     tier_before = Tier(member.tier)
     bonus = bonuses[tier_before]
     both = {"member_id": member.id, "activity_date": flight.date, "source": AIRLINE_SOURCE}
@@ -439,23 +466,28 @@ async def _write_flight(
         f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on {flight.carrier}{flight.flight_number}"
     )) if bonus > 0 else None
     credits = [(redeemable, member.redeemable_miles - bonus), (bonus, member.redeemable_miles)]
-    totals = None
-    if connection.capabilities.dialect == "postgres":
+    if postgres:
         entry, _, before = await _write_flight_postgres(
             connection, flight_values, bonus_values, credits, expires_on, window)
-        totals = (before[0] + qualifying, before[1] + segments)
     else:
-        entry = await _insert_entry(connection, flight_values)
+        entry = LedgerEntry(id=int(last_entry or 0) + 1, **flight_values)
         written = [(entry, *credits[0])]
         if bonus_values is not None:
-            written.append((await _insert_entry(connection, {**bonus_values, "bonus_for_id": entry.id}), *credits[1]))
+            bonus_entry = LedgerEntry(id=entry.id + 1, **{**bonus_values, "bonus_for_id": entry.id})
+            written.append((bonus_entry, *credits[1]))
+        rows = [(entry.id, *flight_values.values())]
+        if bonus_values is not None:
+            rows.append((entry.id + 1, *{**bonus_values, "bonus_for_id": entry.id}.values()))
+        await _entry_insert(with_id=True).run(connection, rows)
         await lots.add_lots(connection, written, expires_on)
+        before = (int(before_miles or 0), int(before_segments or 0))
+    totals = (before[0] + qualifying, before[1] + segments)
 
     event = None
     if not (qualifying or segments):
         return entry, member, None
     if rules.rank(tier_before.name) < len(TIERS) - 1:  # an upgrade is possible
-        miles, window_segments = totals or await window_totals(member.id, *window, connection=connection)
+        miles, window_segments = totals
         decision = engine.upgrade_decision(
             rules, tier_before.name, member.tier_valid_until, miles, window_segments, flight.date
         )
@@ -600,10 +632,13 @@ async def partner_accrue(
         member = await _member_by_card(credit.card)
         _check_partner_member(member, credit)
         await _check_partner_cap(source, credit.miles, rules)
-        async with in_transaction() as connection:
+
+        async def work(connection: BaseDBAsyncClient) -> PostingResult:
             entry = await _write_partner(connection, member.id, source, credit, rules)
             after = await Member.get(id=member.id).using_db(connection)
-        return PostingResult(entry=entry, member=after, tier_event=None)
+            return PostingResult(entry=entry, member=after, tier_event=None)
+
+        return await group_commit.write(work)
 
     return await _post_once(source, credit.ref, credit.print_, post)
 
@@ -646,7 +681,7 @@ async def redeem(
 
     return await run_once(
         caller=caller.key, key=idempotency_key, operation="milesRedeem",
-        content={"memberId": member.id, "miles": miles, "description": text}, work=work, load=load,
+        content={"memberId": member.id, "miles": miles, "description": text}, work=work, load=load, grouped=True,
     )
 
 

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
+from members import group_commit
 from members.errors import DomainError
 from members.models import IdempotencyRecord
 
@@ -50,8 +50,11 @@ async def run_once(
     content: Any,
     work: Callable[[Any], Awaitable[tuple[T, int]]],
     load: Callable[[int], Awaitable[T]],
+    grouped: bool = False,
 ) -> T:
     """Run `work(connection)` in one transaction, recording the key beside its result.
+    ``grouped``: with group commit (members.group_commit), in a savepoint of a batch's
+    transaction; the key's unique index then also meets a twin earlier in the batch.
 
     `work` returns (result, result_id). A replay loads the first result with
     `load(result_id)` and writes nothing. Two concurrent first requests race on the
@@ -64,16 +67,19 @@ async def run_once(
     print_ = fingerprint(operation, content)
     if key is not None and (prior := await _replay(caller, key, operation, print_)) is not None:
         return await load(prior)
+
+    async def recorded(connection: Any) -> T:
+        result, result_id = await work(connection)
+        if key is not None:
+            await IdempotencyRecord.create(
+                caller=caller, key=key, operation=operation, fingerprint=print_,
+                result_id=result_id, using_db=connection,
+            )
+        return result
+
     try:
-        async with in_transaction() as connection:
-            result, result_id = await work(connection)
-            if key is not None:
-                await IdempotencyRecord.create(
-                    caller=caller, key=key, operation=operation, fingerprint=print_,
-                    result_id=result_id, using_db=connection,
-                )
+        return await (group_commit.write if grouped else group_commit.alone)(recorded)
     except IntegrityError:
         if key is not None and (prior := await _replay(caller, key, operation, print_)) is not None:
             return await load(prior)
         raise
-    return result

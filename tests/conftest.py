@@ -84,7 +84,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 def settings(database_url: str):
     from dataclasses import replace
 
-    base = load_settings(environ={}, dotenv=None)
+    # LOYALTY_GROUP_COMMIT=on runs the suite with group commit on PostgreSQL too.
+    base = load_settings(environ={k: v for k, v in os.environ.items() if k == "LOYALTY_GROUP_COMMIT"}, dotenv=None)
     return replace(base, database_url=database_url, jwt_secret="test-secret-0123456789-0123456789-abcdef")
 
 
