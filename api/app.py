@@ -74,8 +74,10 @@ class BodyLimit:
         async def limited_receive() -> Message:
             nonlocal received
             try:
-                message = await asyncio.wait_for(receive(), self.read_timeout)
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: wait_for runs receive() in a task of its own.
+                async with asyncio.timeout(self.read_timeout):
+                    message = await receive()
+            except TimeoutError:
                 raise _TooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
