@@ -63,6 +63,9 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     # OpenTelemetry tracing (api.tracing): on when OTEL_EXPORTER_OTLP_ENDPOINT is set.
     tracing: bool = False
+    # Compiled plans for the hottest documents (schema.plans); LOYALTY_COMPILED_PLANS=0
+    # sends every request through strawberry's ordinary path. Off while tracing.
+    compiled_plans: bool = True
     # The current instant (timezone-aware), for tests that need a fixed clock; never
     # set from the environment. None: the system clock.
     clock: Callable[[], datetime] | None = None
@@ -181,6 +184,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         metrics=not _flag_off(env.get("LOYALTY_METRICS")),
         cors_origins=_origins(env, "LOYALTY_CORS_ORIGINS"),
         tracing=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
+        compiled_plans=not _flag_off(env.get("LOYALTY_COMPILED_PLANS")),
         limits=Limits(
             max_depth=_positive(env, "LOYALTY_MAX_DEPTH", Limits.max_depth, int),
             max_cost=_positive(env, "LOYALTY_MAX_COST", Limits.max_cost, int),

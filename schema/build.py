@@ -42,6 +42,8 @@ class LoyaltySchema(strawberry.Schema):
     record, which the server logs as its one line (schema.observe); outside a server
     it is logged here, in one line."""
 
+    documents: PreparedDocuments  # the documents prepared by text (schema.prepared), set by build_schema
+
     def _create_execution_context(self, *args: Any, **kwargs: Any) -> ExecutionContext:
         # The request's record keeps the execution context: the operation's name for the
         # log line and metrics, read only when they are written.
@@ -102,8 +104,8 @@ def build_schema(*, introspection: bool = True, limits: Limits = Limits(), traci
     # Without introspection (production) validation messages suggest no field names either.
     config = StrawberryConfig(disable_field_suggestions=not introspection)
     schema = LoyaltySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions, config=config)
-    documents = PreparedDocuments(
-        schema._schema, QueryLimits(schema._schema, limits, list_prices(), introspection),
+    documents = schema.documents = PreparedDocuments(
+        schema, QueryLimits(schema._schema, limits, list_prices(), introspection),
         max_tokens=limits.max_tokens, introspection=introspection,
     )
     return schema

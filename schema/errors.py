@@ -136,9 +136,14 @@ class RefusalInPayload(FieldExtension):
         except DomainError as error:
             if error.code not in ErrorCode.__members__:
                 raise
-            payload = self.payload
-            others = {f.python_name: None for f in payload.__strawberry_definition__.fields if f.python_name != "user_errors"}
-            return payload(**others, user_errors=user_errors(error))
+            return refusal_payload(self.payload, error)
+
+
+def refusal_payload(payload: type, error: DomainError) -> Any:
+    """A mutation's payload for a refusal whose code the contract lists: userErrors,
+    every other field null."""
+    others = {f.python_name: None for f in payload.__strawberry_definition__.fields if f.python_name != "user_errors"}
+    return payload(**others, user_errors=user_errors(error))
 
 
 def mutation(**options: Any) -> Any:

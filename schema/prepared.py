@@ -54,6 +54,9 @@ class _PricingVariables(Visitor):
             self.names.add(node.value.name.value)
 
 
+_NOT_COMPILED = object()
+
+
 @dataclass
 class Prepared:
     """One document text, parsed and validated."""
@@ -63,13 +66,15 @@ class Prepared:
     unstorable: bool = False  # the text or a string literal carries text no database stores
     pricing_variables: tuple[str, ...] = ()  # the variables the limits read (page sizes, dates)
     measures: dict[Any, Any] = field(default_factory=dict)  # QueryLimits' measures by pricing values
+    plan: Any = _NOT_COMPILED  # schema.plans.Plan, None when it has none
 
 
 class PreparedDocuments:
     """The prepared documents of one schema, by text, least recently used out first."""
 
-    def __init__(self, schema: GraphQLSchema, limits: QueryLimits, *, max_tokens: int, introspection: bool) -> None:
-        self.schema = schema
+    def __init__(self, schema: Any, limits: QueryLimits, *, max_tokens: int, introspection: bool) -> None:
+        self.strawberry_schema = schema
+        self.schema: GraphQLSchema = schema._schema
         self.limits = limits
         self.max_tokens = max_tokens
         self.rules = tuple(specified_rules) + (() if introspection else (NoSchemaIntrospectionCustomRule,))
@@ -96,6 +101,20 @@ class PreparedDocuments:
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return prepared
+
+    def plan(self, text: str) -> Any:
+        """The compiled plan of this text (schema.plans), or None: a document that parses,
+        validates and is within the limits for a caller with a token, whatever the
+        variables, and has a plan."""
+        prepared = self.get(text)
+        if prepared is None:
+            return None
+        if prepared.plan is _NOT_COMPILED:
+            from schema.plans import compile_plan
+
+            within = not prepared.unstorable and not prepared.pricing_variables and not self.refusals(prepared, text, {}, True)
+            prepared.plan = compile_plan(self.strawberry_schema, prepared.document) if within else None
+        return prepared.plan
 
     def refusals(self, prepared: Prepared, text: str, variables: Any, authenticated: bool) -> list[GraphQLError]:
         """What refuses this request before execution, in the order of the checks:
