@@ -44,7 +44,9 @@ from graphql import (
     SelectionSetNode,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
-from strawberry.types.arguments import convert_arguments
+from strawberry import ID
+from strawberry.types.arguments import convert_argument
+from strawberry.types.base import StrawberryOptional
 
 from members.errors import DomainError
 from schema.errors import ErrorCode, refusal_payload
@@ -206,8 +208,7 @@ class Plan:
     payload: type | None  # a mutation's payload class (userErrors)
     key: str
     complete: Callable[[Any, Any], Any]
-    scalar_registry: Any
-    config: Any
+    arguments: list[tuple[str, str, Callable[[Any], Any] | None]]  # (GraphQL name, Python name, conversion)
 
     @property
     def operation_name(self) -> str | None:
@@ -219,8 +220,11 @@ class Plan:
         if not isinstance(coerced, VariableValues):
             raise Fallback  # the variables' errors, as the ordinary path words them
         try:
-            arguments = get_argument_values(self.definition, self.node, coerced)
-            kwargs = convert_arguments(arguments, self.field.arguments, self.scalar_registry, self.config)
+            values = get_argument_values(self.definition, self.node, coerced)
+            kwargs = {
+                python_name: values[name] if convert is None else convert(values[name])
+                for name, python_name, convert in self.arguments if name in values
+            }
         except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
             raise Fallback from None
         info = PlanInfo(context, self.node.name.value)
@@ -269,6 +273,26 @@ def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
     return Plan(
         schema=schema, operation=operation, node=node, definition=definition, field=field, payload=payload,
         key=node.alias.value if node.alias else node.name.value, complete=complete,
-        scalar_registry=strawberry_schema.schema_converter.scalar_registry, config=strawberry_schema.config,
+        arguments=[_argument(strawberry_schema, argument) for argument in field.arguments],
     )
+
+
+_AS_THEY_ARE = (str, int, float, bool)  # scalars strawberry hands to a resolver unconverted (ID is a str)
+
+
+def _argument(strawberry_schema: Any, argument: Any) -> tuple[str, str, Callable[[Any], Any] | None]:
+    """An argument's GraphQL and Python names and its conversion to what the resolver
+    takes: none for a plain scalar, strawberry's own (convert_argument, as its
+    resolvers get them) for anything else (input objects, enums, lists)."""
+    config = strawberry_schema.config
+    name = config.name_converter.from_argument(argument)
+    type_ = argument.type.of_type if type(argument.type) is StrawberryOptional else argument.type
+    if type_ is ID or (isinstance(type_, type) and issubclass(type_, _AS_THEY_ARE)):
+        return name, argument.python_name, None
+    registry = strawberry_schema.schema_converter.scalar_registry
+
+    def convert(value: Any) -> Any:
+        return convert_argument(value, argument.type, registry, config, path=(name,))
+
+    return name, argument.python_name, convert
 
