@@ -199,6 +199,12 @@ def _lua(kind: str, sample: list[tuple[int, str, str]], airline: str, prefix: st
     return "\n".join(lines) + "\n"
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads: aiosqlite's too)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _wrk(url: str, script: str, connections: int, seconds: float) -> tuple[float, int]:
     """Requests per second and non-2xx/socket errors of one wrk run."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
@@ -225,6 +231,8 @@ class Target:
     app: str
     server: object = None
     rates: dict[str, list[float]] = field(default_factory=lambda: {"read": [], "accrue": []})
+    # Server CPU milliseconds per request of each round (its own process; wrk's excluded).
+    cpu_ms: dict[str, list[float]] = field(default_factory=lambda: {"read": [], "accrue": []})
 
 
 def _source_of(rev: str, into: Path) -> Path:
@@ -363,11 +371,15 @@ def run(args: argparse.Namespace) -> dict:
                     for target in (targets if round_ % 2 == 0 else list(reversed(targets))):
                         script = _lua(kind, sample if kind == "read" else flyers, airline,
                                       f"r{round_}-{target.label}-{time.time_ns()}", day)
+                        cpu_before = _cpu_seconds(target.server.process.pid)
                         rate, errors = _wrk(f"{target.server.url}/graphql", script, args.connections, args.seconds)
+                        cpu = _cpu_seconds(target.server.process.pid) - cpu_before
                         if errors:
                             raise SystemExit(f"{target.label} {kind}: {errors} errors in wrk's run")
                         target.rates[kind].append(rate)
-                        progress(f"{kind} round {round_ + 1} {target.label}: {rate:,.0f}/s")
+                        target.cpu_ms[kind].append(1000 * cpu / max(1.0, rate * args.seconds))
+                        progress(f"{kind} round {round_ + 1} {target.label}: {rate:,.0f}/s, "
+                                 f"{target.cpu_ms[kind][-1]:.2f} ms CPU per request")
             load_after = os.getloadavg()
         finally:
             for target in targets:
@@ -385,8 +397,13 @@ def run(args: argparse.Namespace) -> dict:
         entry = {}
         for kind in args.paths:
             ratios = [rate / base for rate, base in zip(target.rates[kind], floor.rates[kind])]
+            # Requests per CPU second against the floor's, round by round: what each
+            # target does with the CPU it gets, less moved by the other work on the machine.
+            cpu_ratios = [base / cpu for cpu, base in zip(target.cpu_ms[kind], floor.cpu_ms[kind])]
             entry[kind] = {"rate": statistics.median(target.rates[kind]), "ratio": statistics.median(ratios),
-                           "rates": target.rates[kind], "ratios": ratios}
+                           "rates": target.rates[kind], "ratios": ratios,
+                           "cpu_ms": statistics.median(target.cpu_ms[kind]), "cpu_ratio": statistics.median(cpu_ratios),
+                           "cpu_ratios": cpu_ratios}
         result["targets"][target.label] = entry
     return result
 
@@ -421,8 +438,10 @@ def markdown(result: dict) -> str:
         f"wrk 1 thread, {result['connections']} connections; {result['load']}",
         "",
         "| path | " + " | ".join(f"{label} req/s" for label in labels) + " | "
-        + " | ".join(f"{label} / floor, median (range of rounds)" for label in labels[1:]) + " |",
-        "|---|" + "---:|" * (2 * len(labels) - 1),
+        + " | ".join(f"{label} / floor, median (range of rounds)" for label in labels[1:]) + " | "
+        + " | ".join(f"{label} CPU ms/req" for label in labels) + " | "
+        + " | ".join(f"{label} / floor per CPU second" for label in labels[1:]) + " |",
+        "|---|" + "---:|" * (4 * len(labels) - 2),
     ]
     names = {"read": "member read by id (member token)", "accrue": "`flightAccrue` (SILVER/GOLD/... demo members)"}
     for kind in ("read", "accrue"):
@@ -432,7 +451,11 @@ def markdown(result: dict) -> str:
         ratios = " | ".join(
             f"{result['targets'][label][kind]['ratio']:.2f} ({min(result['targets'][label][kind]['ratios']):.2f}-"
             f"{max(result['targets'][label][kind]['ratios']):.2f})" for label in labels[1:])
-        lines.append(f"| {names[kind]} | {rates} | {ratios} |")
+        cpu = " | ".join(f"{result['targets'][label][kind]['cpu_ms']:.2f}" for label in labels)
+        cpu_ratios = " | ".join(
+            f"{result['targets'][label][kind]['cpu_ratio']:.2f} ({min(result['targets'][label][kind]['cpu_ratios']):.2f}-"
+            f"{max(result['targets'][label][kind]['cpu_ratios']):.2f})" for label in labels[1:])
+        lines.append(f"| {names[kind]} | {rates} | {ratios} | {cpu} | {cpu_ratios} |")
     return "\n".join(lines) + "\n"
 
 
