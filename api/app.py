@@ -275,7 +275,7 @@ class LoyaltyGraphQL(GraphQL):
             return None
         try:
             body = json.loads(await request.body())
-        except ValueError:  # not JSON, not UTF-8: the ordinary path words the refusal
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep: the ordinary path refuses it
             return None
         if not isinstance(body, dict):
             return None
