@@ -24,7 +24,9 @@ The load is `wrk` with the same script for every target: member reads cycle over
 ACTIVE members, each with its own member token; accruals cycle over every ACTIVE
 member's card number (shuffled) with a fresh externalRef each, under one airline token. Rounds are interleaved (floor,
 project, [older project], then again), and each ratio is project / floor requests per
-second of the same round; the median of the rounds is reported.
+second of the same round; the median of the rounds is reported. Beside the rates, each
+server's CPU time per request (from /proc, its own process) gives requests per CPU
+second against the floor's, which moves far less with other work on the machine.
 """
 
 from __future__ import annotations
