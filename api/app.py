@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 from starlette.middleware.cors import CORSMiddleware
@@ -45,6 +45,8 @@ from schema.build import build_schema
 from schema.context import Context
 from schema.observe import current_request
 from schema.fanout import OperationChannel, SharedSelections, current_channel, frame_prefix
+from schema.inputs import has_unstorable_text
+from schema.plans import Fallback
 
 # Close code for a WebSocket whose token expired while it was open (graphql-transport-ws
 # uses 4401 for "unauthorized").
@@ -76,8 +78,10 @@ class BodyLimit:
         async def limited_receive() -> Message:
             nonlocal received
             try:
-                message = await asyncio.wait_for(receive(), self.read_timeout)
-            except asyncio.TimeoutError:
+                # asyncio.timeout, not wait_for: wait_for runs receive() in a task of its own.
+                async with asyncio.timeout(self.read_timeout):
+                    message = await receive()
+            except TimeoutError:
                 raise _TooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -242,6 +246,9 @@ class LoyaltyGraphQL(GraphQL):
         self.access_log = access_log
         self.shared_selections = SharedSelections()
         self.tokens = TokenCache(settings)
+        # Compiled plans answer the hottest documents (schema.plans); not while tracing,
+        # whose spans follow strawberry's ordinary path.
+        self.plans = settings.compiled_plans and not settings.tracing
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         """HTTP: the response's media type from the Accept header, and the status codes
@@ -249,6 +256,10 @@ class LoyaltyGraphQL(GraphQL):
         if request.scope["type"] != "http":
             return await super().run(request, context, root_value)
         media_type = graphql_http.negotiate(request.headers.get("accept"))
+        if self.plans:
+            answered = await self._planned(request, media_type)
+            if answered is not None:
+                return answered
         request.state.media_type = media_type
         try:
             response = await super().run(request, context, root_value)
@@ -259,6 +270,35 @@ class LoyaltyGraphQL(GraphQL):
             if media_type == graphql_http.GRAPHQL_RESPONSE_JSON and getattr(request.state, "request_error", False):
                 response.status_code = 400
         return response
+
+    async def _planned(self, request: Any, media_type: str) -> Response | None:
+        """The answer of the document's compiled plan (schema.plans), or None when it has
+        none or gives up: then the ordinary path answers the request from the start."""
+        if request.method != "POST" or "application/json" not in request.headers.get("content-type", ""):
+            return None
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep: the ordinary path refuses it
+            return None
+        if not isinstance(body, dict):
+            return None
+        query, variables, name = body.get("query"), body.get("variables"), body.get("operationName")
+        if not isinstance(query, str) or not isinstance(variables, (dict, type(None))) or not isinstance(name, (str, type(None))):
+            return None
+        plan = self.schema.documents.plan(query)
+        if plan is None or (name is not None and name != plan.operation_name) or has_unstorable_text(variables):
+            return None
+        context = await self._context(request.headers.get("authorization"))
+        if context.caller is None:
+            return None
+        try:
+            data = await plan.answer(context, variables)
+        except Fallback:
+            return None
+        record = current_request.get()
+        if record is not None:
+            record.execution = plan  # the log line's and the metrics' operation name
+        return Response(json.dumps({"data": data}, separators=(",", ":")), media_type=graphql_http.content_type(media_type))
 
     async def process_result(self, request: Any, result: Any) -> Any:
         response = await super().process_result(request, result)

@@ -95,6 +95,9 @@ class Settings:
     # Group commit of concurrent postings (members.group_commit): "auto" (SQLite only),
     # "on" or "off".
     group_commit: str = "auto"
+    # Compiled plans for the hottest documents (schema.plans); LOYALTY_COMPILED_PLANS=0
+    # sends every request through strawberry's ordinary path. Off while tracing.
+    compiled_plans: bool = True
     # The current instant (timezone-aware), for tests that need a fixed clock; never
     # set from the environment. None: the system clock.
     clock: Callable[[], datetime] | None = None
@@ -273,6 +276,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         cors_origins=_origins(env, "LOYALTY_CORS_ORIGINS"),
         tracing=bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")),
         group_commit=_choice(env, "LOYALTY_GROUP_COMMIT", "auto", group_commit.MODES),
+        compiled_plans=not _flag_off(env.get("LOYALTY_COMPILED_PLANS")),
         limits=Limits(
             max_depth=_positive(env, "LOYALTY_MAX_DEPTH", Limits.max_depth, int),
             max_cost=_positive(env, "LOYALTY_MAX_COST", Limits.max_cost, int),

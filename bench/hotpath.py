@@ -35,7 +35,9 @@ The load is `wrk` with the same script for every target: member reads cycle over
 ACTIVE members, each with its own member token; accruals cycle over every ACTIVE
 member's card number (shuffled) with a fresh externalRef each, under one airline token. Rounds are interleaved (floor,
 project, [older project], then again), and each ratio is project / floor requests per
-second of the same round; the median of the rounds is reported.
+second of the same round; the median of the rounds is reported. Beside the rates, each
+server's CPU time per request (from /proc, its own process) gives requests per CPU
+second against the floor's, which moves far less with other work on the machine.
 """
 
 from __future__ import annotations
@@ -262,6 +264,12 @@ def _lua(kind: str, sample: list[tuple[int, str, str]], airline: str, prefix: st
     return "\n".join(lines) + "\n"
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads: aiosqlite's too)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _wrk(url: str, script: str, connections: int, seconds: float) -> tuple[float, int]:
     """Requests per second and non-2xx/socket errors of one wrk run."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
@@ -289,6 +297,8 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)  # settings of this target's server
     server: object = None
     rates: dict[str, list[float]] = field(default_factory=lambda: {"read": [], "accrue": []})
+    # Server CPU milliseconds per request of each round (its own process; wrk's excluded).
+    cpu_ms: dict[str, list[float]] = field(default_factory=lambda: {"read": [], "accrue": []})
 
 
 def _source_of(rev: str, into: Path) -> Path:
@@ -455,14 +465,18 @@ def run(args: argparse.Namespace) -> dict:
                             warm(target, kind)
                         script = _lua(kind, sample if kind == "read" else flyers, airline,
                                       f"r{round_}-{target.label}-{time.time_ns()}", day)
+                        cpu_before = _cpu_seconds(target.server.process.pid)
                         rate, errors = _wrk(f"{target.server.url}/graphql", script, args.connections, args.seconds)
+                        cpu = _cpu_seconds(target.server.process.pid) - cpu_before
                         if fresh:
                             target.server.stop()
                             target.server = None
                         if errors:
                             raise SystemExit(f"{target.label} {kind}: {errors} errors in wrk's run")
                         target.rates[kind].append(rate)
-                        progress(f"{kind} round {round_ + 1} {target.label}: {rate:,.0f}/s")
+                        target.cpu_ms[kind].append(1000 * cpu / max(1.0, rate * args.seconds))
+                        progress(f"{kind} round {round_ + 1} {target.label}: {rate:,.0f}/s, "
+                                 f"{target.cpu_ms[kind][-1]:.2f} ms CPU per request")
             load_after = os.getloadavg()
         finally:
             for target in targets:
@@ -480,8 +494,13 @@ def run(args: argparse.Namespace) -> dict:
         entry = {}
         for kind in args.paths:
             ratios = [rate / base for rate, base in zip(target.rates[kind], floor.rates[kind])]
+            # Requests per CPU second against the floor's, round by round: what each
+            # target does with the CPU it gets, less moved by the other work on the machine.
+            cpu_ratios = [base / cpu for cpu, base in zip(target.cpu_ms[kind], floor.cpu_ms[kind])]
             entry[kind] = {"rate": statistics.median(target.rates[kind]), "ratio": statistics.median(ratios),
-                           "rates": target.rates[kind], "ratios": ratios}
+                           "rates": target.rates[kind], "ratios": ratios,
+                           "cpu_ms": statistics.median(target.cpu_ms[kind]), "cpu_ratio": statistics.median(cpu_ratios),
+                           "cpu_ratios": cpu_ratios}
         result["targets"][target.label] = entry
     return result
 
@@ -516,8 +535,10 @@ def markdown(result: dict) -> str:
         f"wrk 1 thread, {result['connections']} connections; {result['load']}",
         "",
         "| path | " + " | ".join(f"{label} req/s" for label in labels) + " | "
-        + " | ".join(f"{label} / floor, median (range of rounds)" for label in labels[1:]) + " |",
-        "|---|" + "---:|" * (2 * len(labels) - 1),
+        + " | ".join(f"{label} / floor, median (range of rounds)" for label in labels[1:]) + " | "
+        + " | ".join(f"{label} CPU ms/req" for label in labels) + " | "
+        + " | ".join(f"{label} / floor per CPU second" for label in labels[1:]) + " |",
+        "|---|" + "---:|" * (4 * len(labels) - 2),
     ]
     names = {"read": "member read by id (member token)", "accrue": "`flightAccrue` (SILVER/GOLD/... demo members)"}
     for kind in ("read", "accrue"):
@@ -527,7 +548,11 @@ def markdown(result: dict) -> str:
         ratios = " | ".join(
             f"{result['targets'][label][kind]['ratio']:.2f} ({min(result['targets'][label][kind]['ratios']):.2f}-"
             f"{max(result['targets'][label][kind]['ratios']):.2f})" for label in labels[1:])
-        lines.append(f"| {names[kind]} | {rates} | {ratios} |")
+        cpu = " | ".join(f"{result['targets'][label][kind]['cpu_ms']:.2f}" for label in labels)
+        cpu_ratios = " | ".join(
+            f"{result['targets'][label][kind]['cpu_ratio']:.2f} ({min(result['targets'][label][kind]['cpu_ratios']):.2f}-"
+            f"{max(result['targets'][label][kind]['cpu_ratios']):.2f})" for label in labels[1:])
+        lines.append(f"| {names[kind]} | {rates} | {ratios} | {cpu} | {cpu_ratios} |")
     if ONE_TRANSACTION in labels and "accrue" in result["targets"]["floor"]:
         grouped, alone = (result["targets"][label]["accrue"]["rates"] for label in ("project", ONE_TRANSACTION))
         gains = [a / b for a, b in zip(grouped, alone)]

@@ -8,7 +8,9 @@ from the model's fields map, so a column added to the model later fills itself."
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable, Collection, Iterable, Sequence
+from functools import cache
 from typing import Any
 
 from tortoise import fields, timezone
@@ -60,6 +62,37 @@ async def select_in(
            f'WHERE "{key_column}" IN ({_marks(connection, len(values))})')
     _, rows = await connection.execute_query(sql, list(values))
     return [tuple(row) for row in rows]
+
+
+@cache
+def _text_times(model: type[Model], columns: tuple[str, ...]) -> tuple[tuple[int, Callable[[str], Any]], ...]:
+    """Positions of `columns` that hold dates or times, with Python's own ISO parser for each."""
+    parsers = []
+    for position, column in enumerate(columns):
+        field = model._meta.fields_map.get(model._meta.fields_db_projection_reverse.get(column, column))
+        if isinstance(field, fields.DatetimeField):
+            parsers.append((position, datetime.datetime.fromisoformat))
+        elif isinstance(field, fields.DateField):
+            parsers.append((position, datetime.date.fromisoformat))
+    return tuple(parsers)
+
+
+def model_from_row(model: type[Model], columns: tuple[str, ...], row: Sequence[Any]) -> Model:
+    """A model instance from a row of `columns` (db column names) read as SQL text,
+    converted by Tortoise as a query would. SQLite hands dates and times back as ISO
+    text, which Tortoise parses with iso8601 (about 8 µs a value, a dozen dates on a
+    member: a sixth of a member read); Python's fromisoformat reads the same text in
+    a tenth of that, and Tortoise then only applies the time zone. Text it does not
+    read is left to Tortoise."""
+    values = list(row)
+    for position, parse in _text_times(model, columns):
+        value = values[position]
+        if isinstance(value, str):
+            try:
+                values[position] = parse(value)
+            except ValueError:
+                pass
+    return model._init_from_db(**dict(zip(columns, values)))
 
 
 class BulkInsert:

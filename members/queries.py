@@ -12,7 +12,7 @@ from tortoise.expressions import Q
 from members.access import (
     STAFF_ROLES, Caller, can_see_member, in_region, member_scope, region_filter, restrict_members, restrict_offices,
 )
-from members.bulk_insert import select_in
+from members.bulk_insert import model_from_row, select_in
 from members.cards import CARD_PATTERN, is_valid_card_number
 from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
@@ -60,7 +60,7 @@ async def _member_by(column: str, value: object) -> Member | None:
     builder cost more than the database (issue 12)."""
     columns = tuple(Member._meta.fields_db_projection.values())
     rows = await select_in(Member._choose_db(), Member, columns, column, [value])
-    return Member._init_from_db(**dict(zip(columns, rows[0]))) if rows else None
+    return model_from_row(Member, columns, rows[0]) if rows else None
 
 
 def _sort_key(order: MemberOrder, member: Member) -> list:

@@ -9,16 +9,16 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
-from strawberry.extensions import DisableIntrospection, MaxTokensLimiter, ParserCache
 
 from schema.care import CareMutation, CareQuery
-from schema.errors import RefusalErrors, should_mask_error
+from schema.errors import should_mask_error
 from schema.finance import SCALARS, FinanceQuery
 from schema.insights import InsightsMutation, InsightsQuery
 from schema.claims import ClaimMutation, ClaimQuery
 from schema.signin import SignInMutation
-from schema.limits import Limits, QueryLimits, ValidationWithLimits
+from schema.limits import Limits, QueryLimits
 from schema.observe import current_request
+from schema.prepared import PreparedDocuments, PreparedOperation
 from schema.loyalty import LoyaltyMutation, LoyaltyQuery
 from schema.members import MemberMutation, MemberQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
@@ -48,6 +48,8 @@ class LoyaltySchema(strawberry.Schema):
     request's id). A refused request (a client's error) is noted in the request's
     record, which the server logs as its one line (schema.observe); outside a server
     it is logged here, in one line."""
+
+    documents: PreparedDocuments  # the documents prepared by text (schema.prepared), set by build_schema
 
     def _create_execution_context(self, *args: Any, **kwargs: Any) -> ExecutionContext:
         # The request's record keeps the execution context: the operation's name for the
@@ -102,21 +104,21 @@ def list_prices() -> dict[str, int]:
 def build_schema(*, introspection: bool = True, limits: Limits = Limits(), tracing: type | None = None) -> strawberry.Schema:
     """The schema with its per-request extensions; ``tracing``: an OpenTelemetry
     extension class (api.tracing) when tracing is configured."""
-    query_limits: QueryLimits  # measured over the built schema, below; the factories run per request
-    # Factories, not instances: strawberry builds fresh extensions per request. The token
-    # limit bounds the parser; the limits run before validation (ValidationWithLimits).
-    extensions = [
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: ParserCache(maxsize=256),
-        lambda: ValidationWithLimits(query_limits, maxsize=256),
-        lambda: RefusalErrors(should_mask_error=should_mask_error, error_message="Internal error."),
+    documents: PreparedDocuments  # made over the built schema, below; the factory runs per request
+    # A factory, not an instance: strawberry builds fresh extensions per request. One
+    # extension (schema.prepared): the document parsed within the token limit, the
+    # limits before validation, both once per text; errors masked on the way out.
+    # Introspection off: its validation rule is among the prepared documents' rules.
+    extensions: list = [
+        lambda: PreparedOperation(documents, should_mask_error=should_mask_error, error_message="Internal error."),
     ]
-    if not introspection:
-        extensions.append(DisableIntrospection)
     if tracing is not None:
         extensions.append(tracing)
     # Without introspection (production) validation messages suggest no field names either.
     config = StrawberryConfig(disable_field_suggestions=not introspection, scalar_map=SCALARS)
     schema = LoyaltySchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions, config=config)
-    query_limits = QueryLimits(schema._schema, limits, list_prices(), introspection)
+    documents = schema.documents = PreparedDocuments(
+        schema, QueryLimits(schema._schema, limits, list_prices(), introspection),
+        max_tokens=limits.max_tokens, introspection=introspection,
+    )
     return schema

@@ -1,7 +1,8 @@
 """Query size, depth and cost limits, checked before validation, in time linear in the document.
 
-Every document is measured once per distinct text (the measure is cached by the text,
-like the parser and validation caches), and each fragment of it once: a fragment's
+Every document is measured once per distinct text and values of the variables that
+price it (the measure is kept with the document prepared for the text,
+schema.prepared), and each fragment of it once: a fragment's
 depth and cost are remembered and reused at every spread, so a document whose fragments
 spread each other twice over costs microseconds to measure however large the number it
 adds up to.
@@ -35,7 +36,6 @@ Documents over `max_tokens` lexical tokens are refused by the parser before any 
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -64,12 +64,9 @@ from graphql import (
     parse,
 )
 from graphql.type.introspection import introspection_types
-from strawberry.extensions import ValidationCache
 
 from members.paging import MAX_PAGE
-from schema.inputs import unstorable_text_error
 
-MEASURE_CACHE_SIZE = 256
 MAX_NESTING = 64  # levels, introspection included: far beyond any real query, far below recursion limits
 GREETINGS_PER_DAY = 5  # greetingsDue: price of one day of the range
 GREETINGS_MAX_DAYS = 366  # care.greetings.MAX_RANGE_DAYS
@@ -109,6 +106,10 @@ NOTHING = Measure()
 
 
 Variables = Mapping[str, Any]
+# The arguments whose values change a price (a page size, a greetingsDue range).
+PRICING_ARGUMENTS = frozenset({"first", "from", "to"})
+# Per prepared document (schema.prepared), the measures kept by pricing values.
+MEASURES_PER_DOCUMENT = 64
 
 
 def _argument(field: FieldNode, name: str, variables: Variables) -> tuple[bool, Any]:
@@ -272,14 +273,13 @@ class DocumentMeasurer:
         return self.list_prices.get(key, MAX_PAGE)
 
 
-def _pricing_key(variables: Variables | None) -> tuple:
-    """The variables that can change a price: whole numbers and short texts."""
-    if not isinstance(variables, Mapping):
-        return ()
-    return tuple(sorted(
-        (name, value) for name, value in variables.items()
-        if (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and len(value) <= 32)
-    ))
+def _pricing_value(value: Any) -> Any:
+    """A variable's value as a key of the price it gives: whole numbers and short texts
+    as they are; any other value prices as any other of its kind (a long text as a date
+    that does not parse, the rest as a value not sent)."""
+    if (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and len(value) <= 32):
+        return value
+    return "<long text>" if isinstance(value, str) else None
 
 
 def _refusal(message: str, node) -> GraphQLError:
@@ -287,15 +287,15 @@ def _refusal(message: str, node) -> GraphQLError:
 
 
 class QueryLimits:
-    """The limits of one schema: the measure of each document (cached by its text) and
-    the check of a measure against a caller's budget."""
+    """The limits of one schema: the measure of each document (kept with the document
+    prepared for its text, schema.prepared) and the check of a measure against a
+    caller's budget."""
 
     def __init__(self, schema: GraphQLSchema, limits: Limits, list_prices: dict[str, int], introspection: bool) -> None:
         self.schema = schema
         self.limits = limits
         self.list_prices = {**introspection_prices(schema), **list_prices}
         self.introspection = introspection
-        self.measured: OrderedDict[tuple, list[tuple[OperationDefinitionNode, Measure]]] = OrderedDict()
         # The fullest standard introspection query (what GraphiQL and code generators send).
         standard = get_introspection_query(
             descriptions=True, specified_by_url=True, directive_is_repeatable=True,
@@ -306,27 +306,24 @@ class QueryLimits:
     def _measure_document(self, document: DocumentNode, variables: Variables | None = None) -> list[tuple[OperationDefinitionNode, Measure]]:
         return list(DocumentMeasurer(self.schema, self.list_prices, document, variables).operations(document))
 
-    def measure(
-        self, text: str, document: DocumentNode, variables: Variables | None = None
-    ) -> list[tuple[OperationDefinitionNode, Measure]]:
-        """The measure of each operation, cached by the document's text and the short
-        scalar variables that can price it (page sizes, dates): hashing those is cheap,
-        hashing a parsed document walks it."""
-        key = (text, _pricing_key(variables))
-        if key in self.measured:
-            self.measured.move_to_end(key)
-            return self.measured[key]
-        measure = self.measured[key] = self._measure_document(document, variables)
-        if len(self.measured) > MEASURE_CACHE_SIZE:
-            self.measured.popitem(last=False)
-        return measure
+    def prepared_errors(self, prepared: Any, text: str, authenticated: bool, variables: Variables | None) -> list[GraphQLError]:
+        """`errors` for a document prepared once per text (schema.prepared): its measures
+        are kept with it, keyed only by the values of the variables that can price it
+        (`prepared.pricing_variables`), so a member read by id costs one lookup
+        whatever the id."""
+        values = variables if isinstance(variables, Mapping) else {}
+        key = tuple(_pricing_value(values.get(name)) for name in prepared.pricing_variables)
+        measures = prepared.measures.get(key)
+        if measures is None:
+            if len(prepared.measures) >= MEASURES_PER_DOCUMENT:
+                prepared.measures.clear()
+            measures = prepared.measures[key] = self._measure_document(prepared.document, values)
+        return self._refusals(measures, authenticated)
 
-    def errors(
-        self, text: str, document: DocumentNode, authenticated: bool, variables: Variables | None = None
-    ) -> list[GraphQLError]:
+    def _refusals(self, measured: list[tuple[OperationDefinitionNode, Measure]], authenticated: bool) -> list[GraphQLError]:
         budget = self.limits.max_cost if authenticated else self.limits.anonymous_max_cost
         errors = []
-        for operation, measure in self.measure(text, document, variables):
+        for operation, measure in measured:
             if measure.nesting > MAX_NESTING:
                 errors.append(_refusal(f"query is nested more than {MAX_NESTING} levels deep", operation))
             elif measure.depth > self.limits.max_depth:
@@ -345,29 +342,3 @@ class QueryLimits:
                     operation,
                 ))
         return errors
-
-
-class ValidationWithLimits(ValidationCache):
-    """The cached validation, preceded by the checks that must come before it: text no
-    database can store (schema.inputs) and the limits, so that a document over them is
-    refused before any validation rule walks it."""
-
-    def __init__(self, limits: QueryLimits, maxsize: int = 256) -> None:
-        super().__init__(maxsize=maxsize)
-        self.limits = limits
-
-    def on_validate(self) -> Iterator[None]:
-        execution_context = self.execution_context
-        caller = getattr(execution_context.context, "caller", None)
-        unstorable = unstorable_text_error(
-            execution_context.query, execution_context.graphql_document, execution_context.variables
-        )
-        refused = [unstorable] if unstorable else self.limits.errors(
-            execution_context.query or "", execution_context.graphql_document, caller is not None,
-            execution_context.variables,
-        )
-        if refused:
-            execution_context.pre_execution_errors = refused
-            yield
-            return
-        yield from super().on_validate()

@@ -1,0 +1,298 @@
+"""Compiled plans for the hottest documents (issue 12): a member's read by id or card
+number and flightAccrue, answered without strawberry's and graphql-core's per-request
+and per-field machinery when nothing can go wrong, by the ordinary path otherwise.
+
+A document gets a plan once, when it is prepared (schema.prepared), if it is one
+query or mutation whose one root field is planned (PLANNED_ROOTS) and whose selection
+under it holds only fields without arguments, directives or fragments that read an
+attribute (strawberry's "basic" fields), or a member's field behind the full member
+view (`permission_classes=full_view`: a method reading its row), and if it validates
+and is within the limits for any token. A request with such a document is answered by
+its plan: its variables coerced by graphql-core, its root field's permission classes
+and resolver run as strawberry runs them (the resolver gets an Info with the
+context and field name, which is all these resolvers read), and the result turned
+into JSON directly, each value serialised by its GraphQL type as graphql-core would.
+
+Whenever a plan cannot answer exactly as the ordinary path would, it gives up
+(`Fallback`) and the ordinary path answers the same request from the start: no
+token, a refused permission, variables that do not coerce, unstorable text, a
+service's error, a null where the schema promises a value. A member read has no side
+effect to repeat; a flight accrual is idempotent by its externalRef (the ordinary path
+then replays the posting the plan made, or refuses as the plan's attempt was
+refused), so a plan may give up even after its service ran. A mutation's refusal with
+a code the contract lists is no error: the plan answers it as RefusalInPayload does
+(userErrors, the other fields null).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+)
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from strawberry import ID
+from strawberry.types.arguments import convert_argument
+from strawberry.types.base import StrawberryOptional
+
+from members.errors import DomainError
+from schema.errors import ErrorCode, refusal_payload
+
+# The root fields with plans: their resolvers read nothing of Info but the context and
+# the field's name (check_role's message), and running one a second time is harmless
+# (a read; flightAccrue is idempotent by externalRef).
+PLANNED_ROOTS = frozenset({("Query", "member"), ("Mutation", "flightAccrue")})
+DEFINITION = "strawberry-definition"  # strawberry's back-reference on graphql-core's fields
+
+
+class Fallback(Exception):
+    """The plan does not answer this request: the ordinary path does, from the start."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInfo:
+    """What a planned resolver and its permission classes read of strawberry's Info."""
+
+    context: Any
+    field_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class FieldPlan:
+    key: str  # the response key (alias or name)
+    read: Callable[[Any, Any], Any]  # (object, context) -> value
+    complete: Callable[[Any, Any], Any]  # (value, context) -> JSON value
+
+
+def _leaf(serialize: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    def complete(value: Any, context: Any) -> Any:
+        return serialize(value)
+
+    return complete
+
+
+def _non_null(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def complete(value: Any, context: Any) -> Any:
+        if value is None:
+            raise Fallback  # the ordinary path answers the non-null violation
+        return inner(value, context)
+
+    return complete
+
+
+def _nullable(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def complete(value: Any, context: Any) -> Any:
+        return None if value is None else inner(value, context)
+
+    return complete
+
+
+def _list(inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def complete(value: Any, context: Any) -> Any:
+        return [inner(item, context) for item in value]
+
+    return complete
+
+
+def _object(fields: list[FieldPlan]) -> Callable[[Any, Any], Any]:
+    def complete(value: Any, context: Any) -> Any:
+        return render(fields, value, context)
+
+    return complete
+
+
+def render(fields: list[FieldPlan], source: Any, context: Any) -> dict[str, Any]:
+    return {field.key: field.complete(field.read(source, context), context) for field in fields}
+
+
+def _completer(type_: Any, node: FieldNode) -> Callable[[Any, Any], Any] | None:
+    """How a value of this GraphQL type is completed, as graphql-core's complete_value
+    does for it; None when the plan cannot complete it."""
+    if isinstance(type_, GraphQLNonNull):
+        inner = _completer(type_.of_type, node)
+        return _non_null(inner) if inner is not None else None
+    if isinstance(type_, GraphQLList):
+        inner = _completer(type_.of_type, node)
+        return _nullable(_list(inner)) if inner is not None else None
+    if isinstance(type_, (GraphQLScalarType, GraphQLEnumType)):
+        return _nullable(_leaf(type_.serialize)) if node.selection_set is None else None
+    if isinstance(type_, GraphQLObjectType) and node.selection_set is not None:
+        fields = compile_selection(type_, node.selection_set)
+        return _nullable(_object(fields)) if fields is not None else None
+    return None  # interfaces, unions: resolve_type is not planned
+
+
+def _reader(parent: GraphQLObjectType, node: FieldNode) -> Callable[[Any, Any], Any] | None:
+    """How the field's value is read from its object, or None: a basic field's attribute,
+    or a member field behind the full member view (a method of the object alone)."""
+    from schema.members import full_view
+
+    name = node.name.value
+    if name == "__typename":
+        typename = parent.name
+        return lambda source, context: typename
+    definition = parent.fields.get(name)
+    field = definition.extensions.get(DEFINITION) if definition is not None else None
+    if field is None or node.arguments or definition.args:
+        return None
+    if field.is_basic_field and field.default_resolver is getattr:
+        attribute = field.python_name
+        return lambda source, context: getattr(source, attribute)
+    resolver = field.base_resolver
+    if (
+        resolver is None or field.is_async or list(field.permission_classes) != list(full_view)
+        or list(inspect.signature(resolver.wrapped_func).parameters) != ["self"]
+    ):
+        return None
+    method = resolver.wrapped_func
+    permissions = list(field.permission_classes)
+
+    def read(source: Any, context: Any) -> Any:
+        info = PlanInfo(context, name)
+        for permission in permissions:
+            try:
+                allowed = permission().has_permission(source, info)
+            except Exception:  # noqa: BLE001 - a refusal: the ordinary path says it
+                raise Fallback from None
+            if not allowed:
+                raise Fallback
+        return method(source)
+
+    return read
+
+
+def compile_selection(parent: GraphQLObjectType, selection_set: SelectionSetNode) -> list[FieldPlan] | None:
+    fields = []
+    keys = set()
+    for node in selection_set.selections:
+        if not isinstance(node, FieldNode) or node.directives:
+            return None
+        key = node.alias.value if node.alias else node.name.value
+        if key in keys:
+            return None  # merged fields: left to graphql-core
+        keys.add(key)
+        read = _reader(parent, node)
+        definition = parent.fields.get(node.name.value)
+        if node.name.value == "__typename":
+            complete = _leaf(str)
+        else:
+            complete = _completer(definition.type, node) if definition is not None else None
+        if read is None or complete is None:
+            return None
+        fields.append(FieldPlan(key, read, complete))
+    return fields
+
+
+@dataclass(repr=False)
+class Plan:
+    """A compiled document: its one operation and root field."""
+
+    schema: GraphQLSchema
+    operation: OperationDefinitionNode
+    node: FieldNode
+    definition: Any  # graphql-core's field
+    field: Any  # strawberry's field
+    payload: type | None  # a mutation's payload class (userErrors)
+    key: str
+    complete: Callable[[Any, Any], Any]
+    arguments: list[tuple[str, str, Callable[[Any], Any] | None]]  # (GraphQL name, Python name, conversion)
+
+    @property
+    def operation_name(self) -> str | None:
+        return self.operation.name.value if self.operation.name else None
+
+    async def answer(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
+        """The response's data; Fallback when the ordinary path must answer."""
+        coerced = get_variable_values(self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
+        if not isinstance(coerced, VariableValues):
+            raise Fallback  # the variables' errors, as the ordinary path words them
+        try:
+            values = get_argument_values(self.definition, self.node, coerced)
+            kwargs = {
+                python_name: values[name] if convert is None else convert(values[name])
+                for name, python_name, convert in self.arguments if name in values
+            }
+        except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
+            raise Fallback from None
+        info = PlanInfo(context, self.node.name.value)
+        for permission in self.field.permission_classes:
+            try:
+                allowed = permission().has_permission(None, info)
+            except Exception:  # noqa: BLE001 - FORBIDDEN, UNAUTHENTICATED: the ordinary path says it
+                raise Fallback from None
+            if not allowed:
+                raise Fallback
+        try:
+            value = await self.field.base_resolver.wrapped_func(None, info, **kwargs)
+        except DomainError as error:
+            if self.payload is None or error.code not in ErrorCode.__members__:
+                raise Fallback from None
+            value = refusal_payload(self.payload, error)
+        except Exception:  # noqa: BLE001 - the ordinary path runs it again and answers the error
+            raise Fallback from None
+        return {self.key: self.complete(value, context)}
+
+
+def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
+    """The plan of a parsed, valid document, or None when it has none."""
+    schema: GraphQLSchema = strawberry_schema._schema
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1 or len(document.definitions) != 1:
+        return None
+    operation = operations[0]
+    root = {OperationType.QUERY: schema.query_type, OperationType.MUTATION: schema.mutation_type}.get(operation.operation)
+    selections = operation.selection_set.selections
+    if root is None or operation.directives or len(selections) != 1 or not isinstance(selections[0], FieldNode):
+        return None
+    node = selections[0]
+    if node.directives or (root.name, node.name.value) not in PLANNED_ROOTS:
+        return None
+    definition = root.fields[node.name.value]
+    field = definition.extensions.get(DEFINITION)
+    complete = _completer(definition.type, node)
+    if field is None or complete is None:
+        return None
+    payload = None
+    if operation.operation is OperationType.MUTATION:
+        payload = field.type if hasattr(field.type, "__strawberry_definition__") else None
+        if payload is None:
+            return None
+    return Plan(
+        schema=schema, operation=operation, node=node, definition=definition, field=field, payload=payload,
+        key=node.alias.value if node.alias else node.name.value, complete=complete,
+        arguments=[_argument(strawberry_schema, argument) for argument in field.arguments],
+    )
+
+
+_AS_THEY_ARE = (str, int, float, bool)  # scalars strawberry hands to a resolver unconverted (ID is a str)
+
+
+def _argument(strawberry_schema: Any, argument: Any) -> tuple[str, str, Callable[[Any], Any] | None]:
+    """An argument's GraphQL and Python names and its conversion to what the resolver
+    takes: none for a plain scalar, strawberry's own (convert_argument, as its
+    resolvers get them) for anything else (input objects, enums, lists)."""
+    config = strawberry_schema.config
+    name = config.name_converter.from_argument(argument)
+    type_ = argument.type.of_type if type(argument.type) is StrawberryOptional else argument.type
+    if type_ is ID or (isinstance(type_, type) and issubclass(type_, _AS_THEY_ARE)):
+        return name, argument.python_name, None
+    registry = strawberry_schema.schema_converter.scalar_registry
+
+    def convert(value: Any) -> Any:
+        return convert_argument(value, argument.type, registry, config, path=(name,))
+
+    return name, argument.python_name, convert
+

@@ -1,0 +1,172 @@
+"""Compiled plans (schema.plans): the member read and flightAccrue answered without
+strawberry's execution, exactly as the ordinary path answers them, and every request a
+plan cannot answer exactly left to the ordinary path (which then gives its errors)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import httpx
+import pytest
+
+from api.app import create_app
+from schema.build import LoyaltySchema
+from tests.api.conftest import Api, as_member, data, enroll, error_codes, set_status, set_tier
+from tests.api.loyalty_factories import loyalty_flight, loyalty_footprint, loyalty_register_partner, loyalty_today
+
+READ = "query($id: ID!) { member(id: $id) { id cardNumber familyName givenName tier redeemableMiles } }"
+FULL = """query Full($id: ID!) { member(id: $id) { __typename id cardNumber familyName givenName tier status
+  redeemableMiles enrolledAt birthDate phone email lifecycleStage valueSegment segmentsAsOf } }"""
+ALIASED = "query($card: String!) { who: member(cardNumber: $card) { card: cardNumber tier } }"
+ACCRUE = """mutation Accrue($input: FlightAccrueInput!) { flightAccrue(input: $input) {
+  __typename entry { id kind redeemableMiles qualifyingMiles qualifyingSegments activityDate source externalRef }
+  member { id cardNumber tier } tierChange { cardNumber fromTier toTier validUntil } userErrors { code field message } } }"""
+
+
+@pytest.fixture
+async def both(db):
+    """The same database through two apps: compiled plans on (the default) and off."""
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(db, manage_orm=False)), base_url="http://t") as on,
+        httpx.AsyncClient(transport=httpx.ASGITransport(
+            app=create_app(replace(db, compiled_plans=False), manage_orm=False)), base_url="http://t") as off,
+    ):
+        yield Api(client=on, settings=db), Api(client=off, settings=db)
+
+
+@pytest.fixture
+def executions(monkeypatch):
+    """How many operations strawberry executed (the plans execute none)."""
+    count = {"n": 0}
+    original = LoyaltySchema.execute
+
+    async def counted(self, *args, **kwargs):
+        count["n"] += 1
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LoyaltySchema, "execute", counted)
+    return count
+
+
+async def test_a_member_read_is_planned_and_answers_as_the_ordinary_path(both, executions):
+    on, off = both
+    member = await enroll(on)
+    await set_tier(on, member, "GOLD")
+    await loyalty_register_partner("PLANHOTEL")
+    for query, variables, who in [
+        (READ, {"id": member["id"]}, as_member(member)),
+        (FULL, {"id": member["id"]}, as_member(member)),
+        (FULL, {"id": member["id"]}, ("admin",)),
+        (ALIASED, {"card": member["cardNumber"]}, ("partner", "PLANHOTEL")),
+        (ALIASED, {"card": member["cardNumber"].lower()}, ("airline",)),
+    ]:
+        executions["n"] = 0
+        planned = await on.gql(query, variables, as_=who)
+        assert executions["n"] == 0, (query, who)
+        assert planned == await off.gql(query, variables, as_=who)
+        assert executions["n"] == 1
+    assert data(planned)["who"] == {"card": member["cardNumber"], "tier": "GOLD"}
+
+
+async def test_a_flight_accrual_is_planned_and_answers_as_the_ordinary_path(both, executions):
+    on, off = both
+    first, second = await enroll(on), await enroll(on)
+    flight = loyalty_flight(loyalty_today(on))
+    executions["n"] = 0
+    planned = await on.gql(ACCRUE, {"input": {"cardNumber": first["cardNumber"], "externalRef": "PLAN-1", "flight": flight}},
+                           as_=("airline",))
+    assert executions["n"] == 0
+    ordinary = await off.gql(ACCRUE, {"input": {"cardNumber": second["cardNumber"], "externalRef": "PLAN-2", "flight": flight}},
+                             as_=("airline",))
+    assert executions["n"] == 1
+
+    def same_shape(result: dict, member: dict) -> dict:
+        payload = data(result)["flightAccrue"]
+        assert payload["member"]["id"] == member["id"] and payload["entry"]["externalRef"].startswith("PLAN-")
+        return {**payload, "entry": {**payload["entry"], "id": None, "externalRef": None}, "member": {**payload["member"], "id": None, "cardNumber": None}}
+
+    assert same_shape(planned, first) == same_shape(ordinary, second)
+    assert data(planned)["flightAccrue"]["entry"]["redeemableMiles"] == 3000  # J class, 1,000 km
+    # A replay by the plan returns the first posting, as the ordinary path does.
+    again = await on.gql(ACCRUE, {"input": {"cardNumber": first["cardNumber"], "externalRef": "PLAN-1", "flight": flight}},
+                         as_=("airline",))
+    assert again == planned
+    assert (await loyalty_footprint(first))["entries"] == 1
+
+
+async def test_a_refusal_in_the_payload_is_the_ordinary_paths(both, executions):
+    on, off = both
+    member = await enroll(on)
+    await set_status(on, member, "SUSPENDED")
+    variables = {"input": {"cardNumber": member["cardNumber"], "externalRef": "PLAN-3", "flight": loyalty_flight(loyalty_today(on))}}
+    executions["n"] = 0
+    planned = await on.gql(ACCRUE, variables, as_=("airline",))
+    assert executions["n"] == 0
+    assert planned == await off.gql(ACCRUE, variables, as_=("airline",))
+    payload = data(planned)["flightAccrue"]
+    assert payload["entry"] is None and [e["code"] for e in payload["userErrors"]] == ["MEMBER_NOT_ACTIVE"]
+    assert (await loyalty_footprint(member))["entries"] == 0
+
+
+@pytest.mark.parametrize(("query", "variables", "who", "code"), [
+    (READ, {"id": "MEMBER"}, None, "UNAUTHENTICATED"),  # no token
+    (READ, {"id": "MEMBER"}, ("airline",), "FORBIDDEN"),  # the airline looks members up by card
+    (FULL, {"id": "MEMBER"}, ("airline",), "FORBIDDEN"),  # the airline sees the card view only
+    (READ, {"id": 12.5}, ("admin",), "GRAPHQL_VALIDATION"),  # a variable that does not coerce
+    (ALIASED, {"card": "CA12345"}, ("admin",), "INVALID"),  # not a card number
+])
+async def test_what_a_plan_cannot_answer_the_ordinary_path_refuses(both, executions, query, variables, who, code):
+    on, off = both
+    member = await enroll(on)
+    variables = {name: member["id"] if value == "MEMBER" else value for name, value in variables.items()}
+    executions["n"] = 0
+    planned = await on.gql(query, variables, as_=who)
+    assert executions["n"] == 1  # the plan gave up; strawberry answered
+    assert planned == await off.gql(query, variables, as_=who)
+    assert error_codes(planned)[:1] == [code] or (code == "GRAPHQL_VALIDATION" and planned["errors"])
+
+
+async def test_a_member_outside_the_scope_reads_as_null_by_the_plan(both, executions):
+    on, off = both
+    me, other = await enroll(on), await enroll(on)
+    executions["n"] = 0
+    planned = await on.gql(READ, {"id": other["id"]}, as_=as_member(me))
+    assert executions["n"] == 0
+    assert planned == await off.gql(READ, {"id": other["id"]}, as_=as_member(me)) == {"data": {"member": None}}
+
+
+async def test_an_accrual_whose_selection_is_refused_posts_once_through_the_ordinary_path(both, executions):
+    on, _ = both
+    member = await enroll(on)
+    # The airline may not read a member's balance: the plan gives up after posting, and
+    # the ordinary path replays the posting (externalRef) and refuses the field.
+    query = """mutation($input: FlightAccrueInput!) { flightAccrue(input: $input) {
+      entry { id } member { redeemableMiles } userErrors { code } } }"""
+    variables = {"input": {"cardNumber": member["cardNumber"], "externalRef": "PLAN-4", "flight": loyalty_flight(loyalty_today(on))}}
+    executions["n"] = 0
+    result = await on.gql(query, variables, as_=("airline",))
+    assert executions["n"] == 1
+    assert error_codes(result) == ["FORBIDDEN"]
+    assert (await loyalty_footprint(member))["entries"] == 1
+
+
+async def test_documents_without_a_plan_take_the_ordinary_path(both, executions):
+    on, _ = both
+    member = await enroll(on)
+    for query in [
+        "query($id: ID!) { member(id: $id) { id office { code } } }",  # a field with its own resolver
+        "query($id: ID!) { member(id: $id) { id ...F } } fragment F on Member { tier }",  # a fragment
+        "query($id: ID!, $x: Boolean!) { member(id: $id) { id tier @include(if: $x) } }",  # a directive
+        "query($id: ID!) { member(id: $id) { id } me { id } }",  # two root fields
+    ]:
+        executions["n"] = 0
+        result = await on.gql(query, {"id": member["id"], "x": True}, as_=("admin",) if "me" not in query else as_member(member))
+        assert executions["n"] == 1, query
+        assert data(result)["member"]["id"] == member["id"]
+
+
+def test_the_setting_turns_plans_off():
+    from api.settings import load_settings
+
+    assert load_settings(environ={}, dotenv=None).compiled_plans is True
+    assert load_settings(environ={"LOYALTY_COMPILED_PLANS": "0"}, dotenv=None).compiled_plans is False
