@@ -25,7 +25,7 @@ from care.models import CareCall, Feedback, FeedbackChange, GoodwillCredit, Gree
 from loyalty.models import CreditLot, LedgerEntry, MilesClaim, TierEvent
 from members.access import Caller, Role, can_see_member, require_role
 from members.enums import Tier
-from members.errors import invalid
+from members.errors import ForbiddenError, invalid
 from members.ids import database_id
 from members.models import (
     Branch, Member, MemberConsentChange, MemberCredential, MemberErasure, MemberStatusChange, Office, RefreshToken,
@@ -142,6 +142,10 @@ async def find_member_for_export(caller: Caller, member_id: str | int | None) ->
         member_id = caller.member_id
     pk = database_id(member_id)
     member = await Member.get_or_none(id=pk) if pk is not None else None
+    if member is not None and caller.role is Role.MEMBER and member.erased_at is not None:
+        # A token checked before the erasure may still be cached by this process: the
+        # erased member's own export is refused here too, not only at the token.
+        raise ForbiddenError("this member's personal data is erased")
     return member if member is not None and can_see_member(caller, member) else None
 
 

@@ -137,7 +137,8 @@ def _completer(type_: Any, node: FieldNode) -> Callable[[Any, Any], Any] | None:
 
 def _reader(parent: GraphQLObjectType, node: FieldNode) -> Callable[[Any, Any], Any] | None:
     """How the field's value is read from its object, or None: a basic field's attribute,
-    or a member field behind the full member view (a method of the object alone)."""
+    or a method of the object (alone, or with info for the access audit), open to all
+    or behind the full member view."""
     from schema.members import full_view
 
     name = node.name.value
@@ -152,11 +153,14 @@ def _reader(parent: GraphQLObjectType, node: FieldNode) -> Callable[[Any, Any], 
         attribute = field.python_name
         return lambda source, context: getattr(source, attribute)
     resolver = field.base_resolver
-    if (
-        resolver is None or field.is_async or list(field.permission_classes) != list(full_view)
-        or list(inspect.signature(resolver.wrapped_func).parameters) != ["self"]
-    ):
+    if resolver is None or field.is_async or list(field.permission_classes) not in (list(full_view), []):
         return None
+    # A method of the object alone, or one that also takes info for the access audit
+    # (Member._read reads info.context only, which PlanInfo carries).
+    parameters = list(inspect.signature(resolver.wrapped_func).parameters)
+    if parameters not in (["self"], ["self", "info"]):
+        return None
+    takes_info = parameters == ["self", "info"]
     method = resolver.wrapped_func
     permissions = list(field.permission_classes)
 
@@ -169,7 +173,7 @@ def _reader(parent: GraphQLObjectType, node: FieldNode) -> Callable[[Any, Any], 
                 raise Fallback from None
             if not allowed:
                 raise Fallback
-        return method(source)
+        return method(source, info) if takes_info else method(source)
 
     return read
 
