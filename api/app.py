@@ -291,6 +291,9 @@ class LoyaltyGraphQL(GraphQL):
         context = await self._context(request.headers.get("authorization"))
         if context.caller is None:
             return None
+        # If the plan gives up, the ordinary path answers the same request under the same
+        # key: the access audit's reads of both paths are one row per request and member.
+        request.state.request_key = context.request_key
         try:
             data = await plan.answer(context, variables)
         except Fallback:
@@ -352,7 +355,11 @@ class LoyaltyGraphQL(GraphQL):
             context = await self._context(None)
             context.extra["close_connection"] = request.close  # e.g. to drop a slow subscriber
             return context
-        return await self._context(request.headers.get("authorization"))
+        context = await self._context(request.headers.get("authorization"))
+        key = getattr(request.state, "request_key", None)  # a compiled plan's that gave up (_planned)
+        if key is not None:
+            context.request_key = key
+        return context
 
     async def on_ws_connect(self, context: Context) -> None:
         params = getattr(context, "connection_params", None) or {}

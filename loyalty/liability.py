@@ -40,6 +40,7 @@ from loyalty import calendar as cal
 from loyalty.events import default_connection
 from members.access import Caller, Role, require_role
 from members.bulk_insert import numbered
+from members.codes import by_code
 from members.enums import Tier
 from members.errors import invalid, not_found
 from members.models import Branch, Office
@@ -76,7 +77,7 @@ class Liability:
     async def of_office(self, office_code: str) -> list[LiabilityRow]:
         """The rows of one office (code any case); NOT_FOUND for an unknown office."""
         code = office_code.strip().upper()
-        if not await Office.exists(code=code):
+        if await by_code(Office, code) is None:  # a code too long for the column is unknown too
             raise not_found(f"no office {code}", "officeCode")
         return [row for row in self.rows if row.office_code == code]
 

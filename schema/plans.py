@@ -247,7 +247,12 @@ class Plan:
             value = refusal_payload(self.payload, error)
         except Exception:  # noqa: BLE001 - the ordinary path runs it again and answers the error
             raise Fallback from None
-        return {self.key: self.complete(value, context)}
+        try:
+            return {self.key: self.complete(value, context)}
+        except Fallback:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. a value its scalar cannot serialise: the ordinary path's field error
+            raise Fallback from None
 
 
 def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:

@@ -170,3 +170,17 @@ def test_the_setting_turns_plans_off():
 
     assert load_settings(environ={}, dotenv=None).compiled_plans is True
     assert load_settings(environ={"LOYALTY_COMPILED_PLANS": "0"}, dotenv=None).compiled_plans is False
+
+
+async def test_a_value_the_schema_cannot_serialise_is_the_ordinary_paths_error(both, executions):
+    # A balance past 32 bits (3,000,000,000: a big partner credit) in redeemableMiles (Int!):
+    # graphql-core's serialiser refuses it; the plan gives up instead of failing the request
+    # (it was an HTTP 500 with no body), and the ordinary path answers as without plans.
+    from members.models import Member
+
+    on, off = both
+    member = await enroll(on)
+    await Member.filter(id=int(member["id"])).update(redeemable_miles=3_000_000_000)
+    planned = await on.gql(READ, {"id": member["id"]}, as_=("admin",))
+    assert planned == await off.gql(READ, {"id": member["id"]}, as_=("admin",))
+    assert planned["data"] == {"member": None} and len(planned["errors"]) == 1, planned

@@ -86,6 +86,20 @@ async def test_a_partner_and_the_airline_reading_names_are_recorded(app_api):
     ]
 
 
+async def test_a_read_the_compiled_plan_gives_up_on_is_still_one_row(app_api):
+    # The plan reads the names, then meets a field the partner may not see (status) and
+    # leaves the request to the ordinary path, which reads the names again: one request,
+    # one row (not one per path).
+    api = app_api
+    await loyalty_register_partner("HOTEL9")
+    member = await enroll(app_api, fields="id cardNumber")
+    query = "query($card: String) { member(cardNumber: $card) { familyName status } }"
+    result = await api.gql(query, {"card": member["cardNumber"]}, as_=("partner", "HOTEL9", "hotel-desk"))
+    assert error_codes(result) == ["FORBIDDEN"]
+    nodes = [e["node"] for e in (await access_log(api, member))["edges"]]
+    assert [(n["actor"], n["fields"]) for n in nodes] == [("partner:hotel-desk@HOTEL9", ["NAMES"])]
+
+
 async def test_admins_page_the_log_newest_first_and_only_admins(app_api):
     api = app_api
     member = await enroll(app_api, fields="id cardNumber")

@@ -67,6 +67,8 @@ async def test_bad_days_are_invalid(api):
     result = await api.gql(LIABILITY, {"asOf": yesterday, "office": "PEK01"}, as_=("admin",))
     assert error_codes(result) == ["INVALID"]
     assert error_codes(await api.gql(LIABILITY, {"office": "NOPE1"}, as_=("admin",))) == ["NOT_FOUND"]
+    # A code longer than the column (8) names no office: NOT_FOUND, not an internal error.
+    assert error_codes(await api.gql(LIABILITY, {"office": "X" * 300}, as_=("admin",))) == ["NOT_FOUND"]
     for first, last in (("2025-02-01", "2025-01-31"), ("2015-01-01", "2025-01-31")):
         assert error_codes(await api.gql(BREAKAGE, {"f": first, "t": last}, as_=("admin",))) == ["INVALID"]
 
