@@ -504,9 +504,21 @@ def main(argv: list[str] | None = None) -> int:
     text = report("PostgreSQL" if postgres else "SQLite", args.label, command.strip(), results, args.due, full_pages)
     print(text)
     if args.write:
-        with RESULTS.open("a", encoding="utf-8") as out:
-            out.write("\n" + text)
+        RESULTS.write_text(into_chapter(RESULTS.read_text(encoding="utf-8"), SCALE_CHAPTER, text), encoding="utf-8")
     return 0
+
+
+SCALE_CHAPTER = "# Scale: 10,000 against 1,000,000 members"
+
+
+def into_chapter(document: str, chapter: str, text: str) -> str:
+    """`document` with `text` added at the end of its chapter `chapter` (a level-1
+    heading), before the next chapter; at the end when there is none or no such chapter."""
+    start = document.find("\n" + chapter + "\n")
+    end = document.find("\n# ", start + 1) if start >= 0 else -1
+    if end < 0:
+        return document.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
+    return document[:end].rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n\n" + document[end + 1:]
 
 
 if __name__ == "__main__":
