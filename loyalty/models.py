@@ -85,7 +85,7 @@ class CreditLot(Model):
     remaining = fields.BigIntField()
     # What the expiry job took from this lot (loyalty.jobs): the breakage of its credit
     # (loyalty.liability). 0 for lots expired before migration 0022 kept it.
-    expired = fields.BigIntField(default=0)
+    expired = fields.BigIntField(default=0, db_default=0)
 
     class Meta:
         table = "credit_lot"

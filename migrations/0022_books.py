@@ -16,7 +16,8 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='CreditLot',
             name='expired',
-            field=fields.BigIntField(default=0),
+            # db_default: the column is NOT NULL and the lots already stored need a value.
+            field=fields.BigIntField(default=0, db_default=0),
         ),
         # A default in the database too: the flight writer inserts lots by SQL text naming
         # only its columns (SQLite's added column has it already).

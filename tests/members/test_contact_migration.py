@@ -2,7 +2,8 @@
 copy of the service from before it): `loyalty migrate` seals every phone and email with
 the configured data key, replaces the DUPLICATE keys by their keyed hashes (a CLOSED
 member's stay cleared), and afterwards no byte of the SQLite file holds a plain phone or
-email. Run in a subprocess on its own database (an SQLite file, or a PostgreSQL database
+email. The migrations after it run on stored rows too (a credit lot: 0022_books adds a
+NOT NULL column to credit_lot, 0 for the lots already there). Run in a subprocess on its own database (an SQLite file, or a PostgreSQL database
 beside the session's): the session's ORM is left alone."""
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ _REGION = [
     "INSERT INTO branch (id, code, name) VALUES (9999, 'ZZ', 'Old branch')",
     "INSERT INTO office (id, code, name, city, country, branch_id) VALUES (9999, 'ZZ01', 'Old office', 'Beijing', 'CN', 9999)",
 ]
+# Member 1's credit and its lot.
+_LOT = [
+    "INSERT INTO ledger_entry (id, kind, activity_date, posted_at, qualifying_miles, qualifying_segments, redeemable_miles,"
+    " source, member_id) VALUES (1, 'FLIGHT', '2026-01-02', '2026-01-02 00:00:00+00:00', 100, 1, 100, 'TEST', 1)",
+    "INSERT INTO credit_lot (id, expires_on, remaining, member_id, entry_id) VALUES (1, '2029-01-31', 100, 1, 1)",
+]
+_LOTS = "SELECT id, remaining, expired FROM credit_lot"
 _SELECT = "SELECT id, phone_cipher, phone_hash, email_cipher, email_hash FROM member ORDER BY id"
 
 
@@ -74,6 +82,8 @@ def _sqlite_plain_members(path: Path) -> None:
         db.execute(statement)
     for member_id, phone, phone_key, email, email_key, status in PLAIN:
         db.execute(_INSERT.format(*"???????"), (member_id, f"CA00000000{member_id}", status, phone, email, phone_key, email_key))
+    for statement in _LOT:
+        db.execute(statement)
     db.commit()
     db.close()
 
@@ -119,6 +129,8 @@ async def _postgres_plain_members(connection) -> None:
         await connection.execute(statement)
     for member_id, phone, phone_key, email, email_key, status in PLAIN:
         await connection.execute(_INSERT.format(*marks), member_id, f"CA00000000{member_id}", status, phone, email, phone_key, email_key)
+    for statement in _LOT:
+        await connection.execute(statement)
 
 
 async def test_migrate_seals_the_plain_phones_and_emails_and_leaves_no_plain_byte(database, tmp_path):
@@ -142,13 +154,16 @@ async def test_migrate_seals_the_plain_phones_and_emails_and_leaves_no_plain_byt
 
     if postgres:
         rows = [tuple(row) for row in await _postgres(url, lambda connection: connection.fetch(_SELECT))]
+        lots = [tuple(row) for row in await _postgres(url, lambda connection: connection.fetch(_LOTS))]
         await _drop_postgres(url)
     else:
         raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("old.db"))
         assert [plain for plain in PLAIN_BYTES if plain in raw] == []
         db = sqlite3.connect(tmp_path / "old.db")
         rows = db.execute(_SELECT).fetchall()
+        lots = db.execute(_LOTS).fetchall()
         db.close()
+    assert lots == [(1, 100, 0)]
     keys = ContactKeys([decode_key(data_key)], decode_key(lookup_key))
     opened = [(i, keys.open(p, "phone"), ph, keys.open(e, "email"), eh) for i, p, ph, e, eh in rows]
     assert opened == [
