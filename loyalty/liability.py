@@ -15,7 +15,11 @@ partner and goodwill credits, positive rule-change adjustments, debits given bac
 and that are not reversed, the miles credited and the miles of them that expired
 unredeemed so far (what the expiry job took from their lots, CreditLot.expired). The
 share is given as integers and in basis points, rounded down (expired * 10000 //
-credited; 0 when nothing was credited).
+credited; 0 when nothing was credited). A credit counts its FULL miles even when part of
+it paid off a negative balance and only the rest became its lot: that part paid for a
+debit already made (the redemption a since-reversed credit had funded), so it was used,
+not broken, and the credits stay equal to redeemed + expired + held (tests:
+test_breakage_of_a_credit_that_paid_a_negative_balance).
 
 Cost: each is ONE grouped query. Liability reads the open lots good on D (the partial
 index credit_lot_open_expiry holds only open lots), summed per member and expiry date

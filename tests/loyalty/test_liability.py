@@ -124,6 +124,37 @@ async def test_breakage_equals_sums_over_the_ledger(ledgers):
     assert await CreditLot.filter(expired__gt=0).count() == 1
 
 
+async def test_breakage_of_a_credit_that_paid_a_negative_balance(db):
+    """A credit posted while a reversal has left the balance negative keeps only the
+    remainder in its lot, yet counts in full: what paid the debt paid for a redemption
+    the reversed credit had funded (used, not broken). F1: 1,500 credited 2024-01-10, all
+    redeemed, then reversed -> balance -1,500. F2: 3,000 credited 2024-04-15 -> lot 1,500,
+    which expires after 2027-04-30. April 2024: 1,500 expired of 3,000 credited = 5,000 bp.
+    Counting only the lot would give 1,500 of 1,500 = 10,000 bp (all broken), although
+    the member did redeem 1,500 of the 3,000 miles that count (F1 is left out)."""
+    who = await member("Sun", "Beijing", "Beijing")
+    await fly(who, D("2024-01-10"), 500, "F1")
+    await redeem(who, 1_500, D("2024-02-01"), "f-r1")
+    f1 = await LedgerEntry.get(source="AIRLINE", external_ref="F1")
+    await ledger.reverse(ADMIN, str(f1.id), "no-show", "f-rev", rules=RULES, today=D("2024-03-01"))
+    assert (await Member.get(id=who.id)).redeemable_miles == -1_500
+    await fly(who, D("2024-04-15"), 1_000, "F2")
+    f2 = await LedgerEntry.get(source="AIRLINE", external_ref="F2")
+    assert (f2.redeemable_miles, (await CreditLot.get(entry_id=f2.id)).remaining) == (3_000, 1_500)
+    await expire_miles(D("2027-05-01"))
+    breakage = await miles_breakage(ADMIN, D("2024-01-01"), D("2024-04-30"))
+    months = [(m.month, m.credits, m.credited_miles, m.expired_miles, m.basis_points) for m in breakage.months]
+    assert months == [
+        (D("2024-01-01"), 0, 0, 0, 0),  # F1 reversed
+        (D("2024-02-01"), 0, 0, 0, 0),
+        (D("2024-03-01"), 0, 0, 0, 0),
+        (D("2024-04-01"), 1, 3_000, 1_500, 5_000),
+    ]
+    # The ledger's identity behind it: credited = redeemed + expired + balance.
+    assert (await Member.get(id=who.id)).redeemable_miles == 0
+    assert breakage.credited_miles == 1_500 + breakage.expired_miles + 0
+
+
 def test_basis_points_round_down():
     assert basis_points(1, 3) == 3_333
     assert basis_points(2, 3) == 6_666
