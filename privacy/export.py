@@ -2,9 +2,9 @@
 
 ``export_member`` returns the profile (names, contacts, address, consents, tier and
 balances, office) and one section per table that refers to the member: SECTIONS below.
-A table with a foreign key to the member that is not a section fails
-tests/members/test_member_data_export_sections.py, so a new table is either exported
-or its omission is decided there. Secrets are never exported (a password's hash, a
+A table with a foreign key to the member, or a plain member_id column (the access audit
+has no foreign key), that is not a section fails tests/members/test_member_privacy.py,
+so a new table is either exported or its omission is decided there. Secrets are never exported (a password's hash, a
 refresh token's hash) nor request fingerprints; rows are every column otherwise, keys
 in camelCase, times in UTC ISO 8601, tiers by name.
 
@@ -27,9 +27,10 @@ from members.access import Caller, Role, can_see_member, require_role
 from members.enums import Tier
 from members.errors import ForbiddenError, invalid
 from members.ids import database_id
+from members.access_log import PersonalField
 from members.models import (
-    Branch, Member, MemberConsentChange, MemberCredential, MemberErasure, MemberStatusChange, Office, RefreshToken,
-    RegionAssignment,
+    Branch, Member, MemberAccess, MemberConsentChange, MemberCredential, MemberErasure, MemberStatusChange, Office,
+    RefreshToken, RegionAssignment,
 )
 from members.services import member_email, member_phone
 
@@ -62,6 +63,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("goodwillCredits", GoodwillCredit),
     Section("greetingsSent", GreetingSent, secret=("greeting_key",)),
     Section("erasure", MemberErasure),
+    # Who read the member's personal fields (the right of access covers to whom the data
+    # was disclosed): the actor as audited (role:subject@scope), with fieldsRead added.
+    Section("accessLog", MemberAccess),
 )
 
 
@@ -168,4 +172,6 @@ async def export_member(member: Member, *, now: datetime) -> dict[str, Any]:
             history[change.feedback_id].append(_row(change))
     for item in export["feedback"]:
         item["history"] = history[item["id"]]
+    for read in export["accessLog"]:
+        read["fieldsRead"] = [field.name for field in PersonalField if field & read["fieldBits"]]
     return export

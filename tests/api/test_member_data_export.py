@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 
-from members.models import MemberCredential, RefreshToken
+from datetime import datetime, timezone
+
+from members.access_log import PersonalField
+from members.models import MemberAccess, MemberCredential, RefreshToken
 from privacy.export import SECTIONS
 from tests.api.care_factories import PEK01
 from tests.api.conftest import as_member, data, enroll, error_codes
@@ -20,6 +23,13 @@ def _text(document: dict) -> str:
 async def test_an_export_holds_every_section_about_the_member_and_nothing_about_another(api):
     member, _ = await member_with_everything(api, "Alpha")
     other, _ = await member_with_everything(api, "Bravo", birth_date="1975-03-02")
+    # The access audit (written in batches by the app; here directly): a clerk's read of
+    # the member's phone and email, and a read of the other member's.
+    at = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
+    await MemberAccess.create(at=at, actor="office:clerk-7@PEK01", role="office", member_id=int(member["id"]),
+                              field_bits=PersonalField.PHONE | PersonalField.EMAIL)
+    await MemberAccess.create(at=at, actor="office:clerk-7@PEK01", role="office", member_id=int(other["id"]),
+                              field_bits=PersonalField.PHONE)
     document = await export(api, member)
 
     profile = document["member"]
@@ -36,13 +46,16 @@ async def test_an_export_holds_every_section_about_the_member_and_nothing_about_
     assert counts == {
         "regionHistory": 2, "statusChanges": 2, "consentChanges": 1, "credential": 1, "refreshTokens": 1,
         "ledger": 2, "creditLots": 2, "tierHistory": 1, "milesClaims": 1, "careCalls": 1, "feedback": 1,
-        "goodwillCredits": 1, "greetingsSent": 1, "erasure": 0,
+        "goodwillCredits": 1, "greetingsSent": 1, "erasure": 0, "accessLog": 1,
     }
     assert {row["memberId"] for section in SECTIONS if section.name != "erasure" for row in document[section.name]} == {
         int(member["id"])}
     assert document["careCalls"][0]["notes"] == "Called Alpha, wants a window seat"
     assert [h["toStatus"] for h in document["feedback"][0]["history"]] == ["OPEN", "RESOLVED"]
     assert document["ledger"][0]["kind"] == "FLIGHT" and "fingerprint" not in document["ledger"][0]
+    (read,) = document["accessLog"]
+    assert (read["at"], read["actor"], read["role"], read["partnerCode"], read["fieldsRead"]) == (
+        "2026-01-05T09:30:00+00:00", "office:clerk-7@PEK01", "office", None, ["PHONE", "EMAIL"])
 
     text = _text(document)
     for value in (other["cardNumber"], "Bravo", "bravo@example.com", "1975-03-02", other["phone"]):

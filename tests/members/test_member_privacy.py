@@ -29,11 +29,17 @@ NOT_EXPORTED: set[str] = set()
 
 
 def tables_referring_to_members() -> set[str]:
-    """Every model with a foreign key or one-to-one field to Member, by table."""
+    """Every model with a foreign key or one-to-one field to Member, or a plain column
+    that holds a member's id without a key (named member_id or ending in _member_id, as
+    the access audit's does), by table."""
     found = set()
     for model in Tortoise.apps["models"].values():
-        for field in model._meta.fields_map.values():
-            if isinstance(field, (ForeignKeyFieldInstance, OneToOneFieldInstance)) and field.related_model is Member:
+        for name, field in model._meta.fields_map.items():
+            if isinstance(field, (ForeignKeyFieldInstance, OneToOneFieldInstance)):
+                if field.related_model is Member:
+                    found.add(model._meta.db_table)
+            elif model is not Member and (
+                    name == "member_id" or name.endswith("_member_id")):
                 found.add(model._meta.db_table)
     return found
 
@@ -44,6 +50,29 @@ async def test_every_table_that_refers_to_a_member_is_exported(db):
     assert referring - exported - NOT_EXPORTED == set(), "a table about members is missing from privacy.export.SECTIONS"
     assert exported <= referring  # a section is one query by member_id
     assert {"ledger_entry", "care_call", "feedback", "tier_event", "member_erasure"} <= referring  # the finder finds
+    assert "member_access" in referring  # a member's id without a foreign key is found too
+
+
+async def test_a_member_id_without_a_foreign_key_is_caught(db):
+    """The finder sees a table keyed by a member's id that has no foreign key (as the
+    access audit is): such a table cannot slip past the section check."""
+    from tortoise import fields
+    from tortoise.models import Model
+
+    class Unkeyed(Model):
+        id = fields.IntField(primary_key=True)
+        member_id = fields.IntField()
+
+        class Meta:
+            app = "models"
+            table = "unkeyed_probe"
+
+    models = Tortoise.apps["models"]
+    models["Unkeyed"] = Unkeyed
+    try:
+        assert "unkeyed_probe" in tables_referring_to_members()
+    finally:
+        del models["Unkeyed"]
 
 
 async def test_an_erased_card_is_never_given_again(db):
