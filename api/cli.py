@@ -600,6 +600,27 @@ def cmd_export_members(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_access_prune(settings: Settings, args: argparse.Namespace) -> int:
+    """`loyalty access prune [--before DATE] [--dry-run]`: the access audit's retention."""
+    from datetime import datetime, time, timedelta, timezone
+
+    from members.access_log import prune_access
+
+    today = _today(settings)
+    before = args.before or today - timedelta(days=settings.access_log_days)
+    if before > today:
+        raise OperatorError(f"--before {before} is after today ({today} in {settings.timezone}): "
+                            "it would delete today's reads")
+
+    async def run() -> int:
+        cutoff = datetime.combine(before, time(0), settings.tz).astimezone(timezone.utc)
+        removed = await prune_access(cutoff, dry_run=args.dry_run, progress=Progress("access prune"))
+        print(f"access prune before {before}: {removed} access row(s) removed{_dry(args)}")
+        return 0
+
+    return asyncio.run(_with_orm(settings, run))
+
+
 def cmd_member(settings: Settings, args: argparse.Namespace) -> int:
     """`loyalty member export|erase CARD_OR_ID`: one member's data as JSON on stdout, or
     the erasure of their personal data (docs/PRIVACY.md), as an admin ("admin:cli")."""
@@ -869,6 +890,15 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("file", metavar="FILE", help="UTF-8 CSV with a header row")
         action.add_argument("--rejects", metavar="PATH", help="where the rejected rows go (default FILE's name .rejected.csv)")
         action.set_defaults(func=_import_command(kind))
+
+    access = sub.add_parser("access", help="the access audit of members' personal fields (docs/OPERATIONS.md)")
+    access_sub = access.add_subparsers(dest="access_command", required=True, metavar="ACTION")
+    access_prune = access_sub.add_parser("prune", help="delete the reads older than the retention (LOYALTY_ACCESS_LOG_DAYS)")
+    access_prune.add_argument("--before", type=_date, default=None,
+                              help="the first day kept (YYYY-MM-DD, in LOYALTY_TIMEZONE; default today minus "
+                                   "LOYALTY_ACCESS_LOG_DAYS, 365)")
+    access_prune.add_argument("--dry-run", action="store_true", dest="dry_run", help="count them, delete nothing")
+    access_prune.set_defaults(func=cmd_access_prune)
 
     member = sub.add_parser("member", help="one member's personal data (docs/PRIVACY.md)")
     member_sub = member.add_subparsers(dest="member_command", required=True, metavar="ACTION")

@@ -53,6 +53,8 @@ class Settings:
     # this many rows, at least every this many seconds.
     access_log_batch: int = 1000
     access_log_seconds: float = 1.0
+    # Days the access audit keeps a read (`loyalty access prune` deletes older ones).
+    access_log_days: int = 365
     timezone: str = "Asia/Shanghai"
     rules_path: str | None = None
     demo: bool = False
@@ -261,6 +263,7 @@ def load_settings(environ: dict[str, str] | None = None, dotenv: Path | None = P
         feed_queue_size=_positive(env, "LOYALTY_FEED_QUEUE_SIZE", Settings.feed_queue_size, int),
         access_log_batch=_positive(env, "LOYALTY_ACCESS_LOG_BATCH", Settings.access_log_batch, int),
         access_log_seconds=_positive(env, "LOYALTY_ACCESS_LOG_SECONDS", Settings.access_log_seconds),
+        access_log_days=_positive(env, "LOYALTY_ACCESS_LOG_DAYS", Settings.access_log_days, int),
         ws_init_timeout=_positive(env, "LOYALTY_WS_INIT_TIMEOUT_SECONDS", Settings.ws_init_timeout),
         body_timeout=_positive(env, "LOYALTY_BODY_TIMEOUT_SECONDS", Settings.body_timeout),
         webhook_max_failures=_positive(env, "LOYALTY_WEBHOOK_MAX_FAILURES", Settings.webhook_max_failures, int),

@@ -50,6 +50,7 @@ from loyalty import reads
 from loyalty.feed import head_position
 from loyalty.models import PartnerWebhook, TierEvent, WebhookDelivery, WebhookStatus
 from members.access import Caller, Role, resolve_caller
+from members.chunked import delete_in_chunks
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.models import Partner
 from members.paging import Page, newest_first
@@ -244,14 +245,14 @@ async def prune_deliveries(
         return total
     done = 0
     for webhook_id in webhook_ids:
-        while True:
-            ids = await (WebhookDelivery.filter(webhook_id=webhook_id, at__lt=before).order_by("at", "id")
-                         .limit(PRUNE_CHUNK).values_list("id", flat=True))
-            if not ids:
-                break
-            done += await WebhookDelivery.filter(id__in=list(ids)).delete()
+        before_this = done
+
+        def report(deleted: int) -> None:
             if progress:
-                progress(min(done, total), total)
+                progress(min(before_this + deleted, total), total)
+
+        done += await delete_in_chunks(WebhookDelivery.filter(webhook_id=webhook_id, at__lt=before), ("at", "id"),
+                                       chunk=PRUNE_CHUNK, done=report)
     return done
 
 
