@@ -32,6 +32,7 @@ from members.errors import DomainError, invalid, not_found
 from members.ids import BIGINT_IDS, database_id
 from members.idempotency import run_once
 from members.paging import Page
+from members.privacy import ERASED_TEXT, hold_member
 from members.services import refuse_erased, visible_member
 
 __all__ = [
@@ -130,6 +131,10 @@ async def submit_feedback(
     content = {"memberId": member_id, "kind": kind.value, "channel": channel.value, "subject": subject, "text": text}
 
     async def work(connection) -> tuple[Feedback, int]:
+        # First: an erasure either waits for this item (and scrubs it) or has committed
+        # (and is seen below). members.privacy.hold_member.
+        if (pk := database_id(member_id)) is not None:
+            await hold_member(connection, pk)
         member = await visible_member(caller, member_id, "input", "memberId")
         refuse_erased(member, "input", "memberId")
         respond_by = now + timedelta(hours=rules.care.complaint_response_hours) if kind is FeedbackKind.COMPLAINT else None
@@ -197,6 +202,13 @@ async def update_feedback(
         values["resolution"] = None
         values["satisfaction"] = None  # the score was the resolution's
     async with in_transaction() as connection:
+        # First the member's row (members.privacy.hold_member): an erasure committed
+        # before it leaves no text to write about the member (the status still moves);
+        # one after it scrubs what is written here.
+        if await hold_member(connection, item.member_id):
+            if values.get("resolution") is not None:
+                values["resolution"] = ERASED_TEXT
+            note = None
         # Conditional on the status read: of two concurrent changes, the second finds
         # the status moved and is refused instead of writing over the first.
         changed = await Feedback.filter(id=item.id, status=item.status).using_db(connection).update(**values)

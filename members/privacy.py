@@ -1,5 +1,7 @@
-"""A member's personal data on the member row: consents, and the one function that
-erases the row's personal columns (privacy.erasure calls it in its transaction).
+"""A member's personal data on the member row: consents, the one function that erases
+the row's personal columns (privacy.erasure calls it in its transaction), and the hold
+on the member row that writers of free text about a member take against an erasure
+(`hold_member`).
 
 Consents (docs/PRIVACY.md): ``greetings`` (birthday and festival greetings; greetingsDue
 lists only the members who hold it) is on at enrolment and for the members enrolled
@@ -21,11 +23,13 @@ from members.errors import invalid
 from members.models import Member, MemberConsentChange
 from members.services import refuse_erased, visible_member
 
-__all__ = ["CONSENTS", "ERASED_NAME", "Consents", "erase_personal_columns", "set_consents"]
+__all__ = ["CONSENTS", "ERASED_NAME", "ERASED_TEXT", "Consents", "erase_personal_columns", "hold_member", "set_consents"]
 
 # What an erased member's family and given names read as (the columns are not nullable,
 # and the contract's familyName and givenName are non-null).
 ERASED_NAME = "ERASED"
+# What erased free text reads as where the column is not nullable.
+ERASED_TEXT = "[erased]"
 CONSENTS = ("greetings", "marketing")
 
 
@@ -87,3 +91,32 @@ async def erase_personal_columns(connection: BaseDBAsyncClient, member_id: int, 
         **erased_values(now.astimezone(timezone.utc))
     )
     return bool(updated)
+
+
+async def hold_member(connection: BaseDBAsyncClient, member_id: int) -> bool | None:
+    """Hold the member's row against an erasure until the caller's transaction ends, and
+    say whether the member is erased (None: no such member). Call it FIRST in a
+    transaction that writes free text about the member (feedback, its notes).
+
+    Why: erasure's first statement is the UPDATE of the member row (erase_personal_columns),
+    and its scrubbing of the copies comes after, in the same transaction. A writer that
+    only read the row could insert its text after the scrub had looked and commit after
+    it: the text would outlive the erasure. With the hold the two are serialised: a
+    writer that holds the row first makes the erasure wait and is then scrubbed with the
+    rest; a writer that comes second waits for the erasure to commit and reads it erased.
+    - PostgreSQL: SELECT ... FOR SHARE (concurrent writers about one member share it;
+      the erasure's UPDATE conflicts with it, and it with the UPDATE; a foreign key's
+      own KEY SHARE lock does not). Taken before the writer's other row locks, so that
+      it cannot deadlock with the erasure's.
+    - SQLite: an UPDATE that changes nothing (no trigger watches erased_at), as the
+      transaction's first statement: it takes the database's write lock at once, waiting
+      under busy_timeout, as ledger postings do, rather than reading first and failing
+      with SQLITE_BUSY_SNAPSHOT when another process (`loyalty member erase`) committed
+      in between."""
+    table = Member._meta.db_table
+    if connection.capabilities.dialect == "postgres":
+        sql = f'SELECT "erased_at" FROM "{table}" WHERE "id" = $1 FOR SHARE'
+    else:
+        sql = f'UPDATE "{table}" SET "erased_at" = "erased_at" WHERE "id" = ? RETURNING "erased_at"'
+    rows = await connection.execute_query_dict(sql, [member_id])
+    return None if not rows else rows[0]["erased_at"] is not None

@@ -23,6 +23,14 @@ records of its own decisions and postings (docs/PRIVACY.md).
 
 All of it in one transaction, with an audit row (who, when, why: MemberErasure).
 Erasing again returns the first erasure and writes nothing.
+
+Concurrent writes of free text about the member are exact: the transaction's first
+statement is the UPDATE of the member row, and feedbackSubmit and feedbackUpdate hold
+that row first in theirs (members.privacy.hold_member; careCallLog reads it FOR UPDATE):
+a write that held it first is committed before the scrub runs and is scrubbed; one that
+comes second waits for the erasure and finds the member erased (feedbackSubmit and
+careCallLog are refused; feedbackUpdate moves the status but keeps no resolution text
+or note).
 """
 
 from __future__ import annotations
@@ -38,13 +46,11 @@ from members.access import Caller, Role, require_role
 from members.enums import MemberStatus
 from members.idempotency import ERASED_FINGERPRINT
 from members.models import IdempotencyRecord, Member, MemberCredential, MemberErasure, MemberStatusChange, RefreshToken
-from members.privacy import erase_personal_columns
+from members.privacy import ERASED_TEXT, erase_personal_columns
 from members.services import audit_reason, visible_member
 
 __all__ = ["ERASED_TEXT", "Erased", "erase_member"]
 
-# What erased free text reads as where the column is not nullable.
-ERASED_TEXT = "[erased]"
 # Requests whose content carried the member's personal data, by the table of their result.
 _REQUESTS_WITH_PERSONAL_DATA = (("memberEnroll", None), ("feedbackSubmit", Feedback), ("careCallLog", CareCall))
 
