@@ -7,6 +7,9 @@ office, with a status history.
   respond_by = submitted_at + complaint_response_hours. History starts with OPEN.
 - update: staff in scope or admin move the status along TRANSITIONS (RESOLVED needs a
   resolution; going back to IN_PROGRESS clears it), each change with a history row.
+  Of an erased member (privacy.erasure) the status moves but no text is kept.
+- Both hold the member's row first in their transaction (members.privacy.hold_member),
+  so that an erasure racing them leaves none of their text.
 - overdue: a COMPLAINT still OPEN or IN_PROGRESS whose respond_by has passed (now >
   respond_by; exactly at respond_by it is not overdue yet). ``is_overdue`` decides it
   for one item; care.stats.overdue_complaint is the same rule in SQL, used by the list
