@@ -50,7 +50,7 @@ async def _add_to_balance(
 
 
 @cache
-def _lot_insert() -> BulkInsert:
+def lot_insert() -> BulkInsert:
     """Built on first use: the models' field maps exist once Tortoise is initialised."""
     return BulkInsert(CreditLot, ["entry_id", "member_id", "expires_on", "remaining"])
 
@@ -100,7 +100,7 @@ async def add_lots(
         for entry, amount, balance_after in credits if amount > 0
     ]
     if rows:
-        await _lot_insert().run(connection, rows)
+        await lot_insert().run(connection, rows)
 
 
 async def take_from_lots(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from typing import Any
 
 from graphql import (
@@ -44,9 +44,12 @@ from graphql import (
     SelectionSetNode,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+
 from strawberry import ID
+from strawberry.relay.types import GlobalID
+from strawberry.scalars import is_scalar
 from strawberry.types.arguments import convert_argument
-from strawberry.types.base import StrawberryOptional
+from strawberry.types.base import StrawberryOptional, StrawberryType
 
 from members.errors import DomainError
 from schema.errors import ErrorCode, refusal_payload
@@ -299,9 +302,58 @@ def _argument(strawberry_schema: Any, argument: Any) -> tuple[str, str, Callable
     if type_ is ID or (isinstance(type_, type) and issubclass(type_, _AS_THEY_ARE)):
         return name, argument.python_name, None
     registry = strawberry_schema.schema_converter.scalar_registry
+    compiled = _input_converter(type_, registry, config)
+    if compiled is not None:
+        return name, argument.python_name, compiled
 
     def convert(value: Any) -> Any:
         return convert_argument(value, argument.type, registry, config, path=(name,))
 
     return name, argument.python_name, convert
+
+
+def _input_converter(type_: Any, registry: Any, config: Any) -> Callable[[Any], Any] | None:
+    """convert_argument of an input object compiled for its type once: the same steps
+    (every field without a default first None, each field given converted by its type,
+    the class called with them) without looking each field's type and name up again on
+    every request (a sixth of an accrual's GraphQL time). Only plain input objects whose
+    fields are scalars (not GlobalID), optional scalars or such input objects; None
+    for anything else (enums, lists, from_input, Maybe), which convert_argument keeps."""
+    definition = getattr(type_, "__strawberry_definition__", None)
+    if definition is None or not getattr(definition, "is_input", False) or definition.from_input is not None:
+        return None
+    defaults = {
+        field.python_name: None for field in definition.fields
+        if field.default_value is MISSING and field.default_factory is MISSING
+    }
+    fields: list[tuple[str, str, Callable[[Any], Any] | None]] = []
+    for field in definition.fields:
+        field_type = field.resolve_type(type_definition=definition)
+        optional = type(field_type) is StrawberryOptional
+        inner = field_type.of_type if optional else field_type
+        if isinstance(inner, StrawberryType) or inner is GlobalID:
+            return None  # lists, Maybe, lazy and generic types: convert_argument's
+        if is_scalar(inner, registry):
+            convert = None
+        else:
+            convert = _input_converter(inner, registry, config)
+            if convert is None:
+                return None
+            if optional:
+                convert = _or_none(convert)
+        fields.append((config.name_converter.from_field(field), field.python_name, convert))
+
+    def convert_input(value: Any) -> Any:
+        kwargs = dict(defaults)
+        for graphql_name, python_name, convert in fields:
+            if graphql_name in value:
+                given = value[graphql_name]
+                kwargs[python_name] = given if convert is None else convert(given)
+        return type_(**kwargs)
+
+    return convert_input
+
+
+def _or_none(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
 
