@@ -453,7 +453,8 @@ async def _post_flight(
     """A new flight in a transaction (_write_flight): its own, or with group commit its
     savepoint of a batch's (members.group_commit)."""
     entry, member, event = await group_commit.write(
-        lambda connection: _write_flight(connection, caller.actor, card, flight, earning, ref, print_, rules, today))
+        lambda connection: _write_flight(connection, caller.actor, card, flight, earning, ref, print_, rules, today),
+        driver_first=True)  # on SQLite _write_flight's first statement is its run_sqlite
     return PostingResult(entry=entry, member=member, tier_event=event)
 
 
