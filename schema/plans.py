@@ -41,7 +41,12 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    GraphQLInputType,
     SelectionSetNode,
+    Undefined,
+    VariableNode,
+    coerce_input_value,
+    type_from_ast,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
@@ -216,6 +221,8 @@ class Plan:
     key: str
     complete: Callable[[Any, Any], Any]
     arguments: list[tuple[str, str, Callable[[Any], Any] | None]]  # (GraphQL name, Python name, conversion)
+    # flightAccrue's arguments straight from its variables (_direct_arguments), or None.
+    direct: list[tuple[str, str, GraphQLInputType]] | None = None
 
     @property
     def operation_name(self) -> str | None:
@@ -223,11 +230,15 @@ class Plan:
 
     async def answer(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
         """The response's data; Fallback when the ordinary path must answer."""
-        coerced = get_variable_values(self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
-        if not isinstance(coerced, VariableValues):
-            raise Fallback  # the variables' errors, as the ordinary path words them
+        values = self._direct_values(variables) if self.direct is not None else None
+        if values is None:
+            coerced = get_variable_values(
+                self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
+            if not isinstance(coerced, VariableValues):
+                raise Fallback  # the variables' errors, as the ordinary path words them
         try:
-            values = get_argument_values(self.definition, self.node, coerced)
+            if values is None:
+                values = get_argument_values(self.definition, self.node, coerced)
             kwargs = {
                 python_name: values[name] if convert is None else convert(values[name])
                 for name, python_name, convert in self.arguments if name in values
@@ -258,6 +269,44 @@ class Plan:
             raise Fallback from None
 
 
+    def _direct_values(self, variables: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The arguments' values, each its variable's value coerced by graphql-core's
+        coerce_input_value as get_variable_values coerces it, or None (a variable missing
+        or not coercible) when get_variable_values must run, with its error reporting."""
+        if not variables:
+            return None
+        values = {}
+        for argument, variable, type_ in self.direct or ():
+            value = coerce_input_value(variables.get(variable), type_)
+            if value is Undefined:
+                return None
+            values[argument] = value
+        return values
+
+
+def _direct_arguments(schema: GraphQLSchema, operation: OperationDefinitionNode, node: FieldNode
+                      ) -> list[tuple[str, str, GraphQLInputType]] | None:
+    """A mutation's (argument, variable, variable's type) when each argument is one
+    variable of a non-null type without a default, used once and nothing else, and the
+    operation's variables are exactly those: then the argument's value is its variable's
+    coerced value (as get_argument_values takes it), and the per-request work of
+    get_variable_values (each variable's type looked up from its AST, value sources) and
+    of get_argument_values is not needed. Only flightAccrue has it (issue 12)."""
+    definitions = {d.variable.name.value: d for d in operation.variable_definitions or ()}
+    direct = []
+    for argument in node.arguments:
+        if not isinstance(argument.value, VariableNode):
+            return None
+        definition = definitions.pop(argument.value.name.value, None)
+        if definition is None or definition.default_value is not None or definition.directives:
+            return None
+        type_ = type_from_ast(schema, definition.type)
+        if not isinstance(type_, GraphQLNonNull):
+            return None
+        direct.append((argument.name.value, argument.value.name.value, type_))
+    return direct if not definitions else None
+
+
 def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
     """The plan of a parsed, valid document, or None when it has none."""
     schema: GraphQLSchema = strawberry_schema._schema
@@ -286,6 +335,7 @@ def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
         schema=schema, operation=operation, node=node, definition=definition, field=field, payload=payload,
         key=node.alias.value if node.alias else node.name.value, complete=complete,
         arguments=[_argument(strawberry_schema, argument) for argument in field.arguments],
+        direct=_direct_arguments(schema, operation, node) if node.name.value == "flightAccrue" else None,
     )
 
 

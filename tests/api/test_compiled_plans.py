@@ -217,3 +217,26 @@ def test_an_input_object_is_converted_as_strawberry_converts_it():
         assert compiled is not None, input_type
         assert compiled(value) == convert_argument(value, input_type, registry, config, path=("input",)), value
     assert _input_converter(TierOverrideInput, registry, config) is None  # its tier is an enum
+
+
+@pytest.mark.parametrize("change", [
+    lambda given: given["flight"].update(distanceKm="1000"),  # a string for an Int
+    lambda given: given["flight"].update(distanceKm=2**31),  # past 32 bits
+    lambda given: given["flight"].update(date="2026-02-30"),  # not a date
+    lambda given: given["flight"].update(seat="12A"),  # a field the input does not have
+    lambda given: given.pop("externalRef"),  # a required field missing
+    lambda given: given.update(flight=None),  # null for a non-null input
+])
+async def test_an_accrual_whose_input_does_not_coerce_is_the_ordinary_paths_error(both, executions, change):
+    # The plan takes flightAccrue's input from its variable by graphql-core's
+    # coerce_input_value (schema.plans._direct_arguments); whatever does not coerce goes
+    # through get_variable_values and then the ordinary path, with its own error.
+    on, off = both
+    member = await enroll(on)
+    given = {"cardNumber": member["cardNumber"], "externalRef": "PLAN-C", "flight": loyalty_flight(loyalty_today(on))}
+    change(given)
+    executions["n"] = 0
+    planned = await on.gql(ACCRUE, {"input": given}, as_=("airline",))
+    assert executions["n"] == 1
+    assert planned == await off.gql(ACCRUE, {"input": given}, as_=("airline",))
+    assert planned["errors"] and (await loyalty_footprint(member))["entries"] == 0
