@@ -64,8 +64,7 @@ from members.access import Caller, Role, require_role
 from members.bulk_insert import BulkInsert, model_from_row, numbered, select_in
 from members.cards import is_valid_card_number
 from members.enums import MemberStatus, Tier
-from members import group_commit
-from members.driver import run_sqlite
+from members import driver, group_commit
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.ids import BIGINT_IDS, database_id
 from members.idempotency import fingerprint, run_once
@@ -521,7 +520,7 @@ async def _write_flight(
         # the flight qualifies at all.
         below = len(TIERS) - 1 if qualifying or segments else 0
         parameters += (below, *(day.isoformat() for day in window)) * 2
-        posted = await run_sqlite(connection, lambda sqlite, log: _write_flight_sqlite(
+        posted = await driver.run_sqlite(connection, lambda sqlite, log: _write_flight_sqlite(
             sqlite, log, connection, parameters, entries, redeemable, expires_on))
         if posted is None:
             raise await _not_posted(connection, card)
