@@ -425,8 +425,7 @@ def _write_flight_sqlite(
         bonus_values = {**bonus_values, "bonus_for_id": entry_id}
         entry_rows.append((entry_id + 1, *bonus_values.values()))
         credits.append((entry_id + 1, bonus, balance))
-    lot_rows = [(credit, member_id, expires_on, lots.lot_remaining(amount, after))
-                for credit, amount, after in credits if amount > 0]
+    lot_rows = lots.lot_rows(member_id, credits, expires_on)
     for insert, inserted in ((_entry_insert(with_id=True), entry_rows), (lots.lot_insert(), lot_rows)):
         if inserted:
             sql, insert_parameters = insert.statement(connection, inserted)
