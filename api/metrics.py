@@ -192,6 +192,11 @@ def instrument_database() -> None:
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "__loyalty_timed__", False):
                 setattr(cls, name, _timed(method))
+    # Several statements in one call on SQLite's driver thread (members.driver): one call.
+    from members import driver
+
+    if not getattr(driver.run_sqlite, "__loyalty_timed__", False):
+        driver.run_sqlite = _timed(driver.run_sqlite)
 
 
 # ---- jobs -------------------------------------------------------------------------

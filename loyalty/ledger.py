@@ -61,10 +61,10 @@ from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierE
 from loyalty.rules import TIERS, Rules
 from loyalty.totals import window_totals
 from members.access import Caller, Role, require_role
-from members.bulk_insert import BulkInsert, numbered, select_in
+from members.bulk_insert import BulkInsert, model_from_row, numbered, select_in
 from members.cards import is_valid_card_number
 from members.enums import MemberStatus, Tier
-from members import group_commit
+from members import driver, group_commit
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.ids import BIGINT_IDS, database_id
 from members.idempotency import fingerprint, run_once
@@ -396,6 +396,54 @@ async def _write_flight_postgres(
     return entry, bonus_entry, (int(result["miles"]), int(result["segments"]))
 
 
+def _write_flight_sqlite(
+    sqlite: Any, log: Callable[[str, Any], None], connection: BaseDBAsyncClient, parameters: list[Any],
+    entries: Callable[[int, int, int], tuple[dict[str, Any], dict[str, Any] | None, int]],
+    redeemable: int, expires_on: date,
+) -> tuple[tuple[str, ...], tuple, int, dict[str, Any], dict[str, Any] | None, tuple[int, int]] | None:
+    """SQLite, on the driver's thread (members.driver: one hand-off for the three
+    statements): the member's UPDATE ... RETURNING, then the FLIGHT and TIER_BONUS
+    entries with the ids after the last one handed out (the UPDATE holds the database's
+    write lock), then their lots. Returns the member's columns and row, the FLIGHT
+    entry's id, the two entries' values and the window's totals before the flight; None
+    (nothing written) when no ACTIVE member has the card."""
+    sql = _flight_update_sql(connection)
+    log(sql, parameters)
+    cursor = sqlite.execute(sql, parameters)
+    rows = cursor.fetchall()
+    if not rows:
+        return None
+    names = tuple(column[0] for column in cursor.description)
+    values = tuple(rows[0])
+    member = dict(zip(names, values))
+    member_id, balance = member["id"], member["redeemable_miles"]
+    flight_values, bonus_values, bonus = entries(member_id, member["tier"], balance)
+    entry_id = int(member["_last_entry"] or 0) + 1
+    entry_rows = [(entry_id, *flight_values.values())]
+    credits = [(entry_id, redeemable, balance - bonus)]
+    if bonus_values is not None:
+        bonus_values = {**bonus_values, "bonus_for_id": entry_id}
+        entry_rows.append((entry_id + 1, *bonus_values.values()))
+        credits.append((entry_id + 1, bonus, balance))
+    lot_rows = lots.lot_rows(member_id, credits, expires_on)
+    for insert, inserted in ((_entry_insert(with_id=True), entry_rows), (lots.lot_insert(), lot_rows)):
+        if inserted:
+            sql, insert_parameters = insert.statement(connection, inserted)
+            log(sql, insert_parameters)
+            sqlite.execute(sql, insert_parameters)
+    extra = len(names) - 3  # _last_entry, _window_miles, _window_segments: not the member's
+    window = (int(member["_window_miles"] or 0), int(member["_window_segments"] or 0))
+    return names[:extra], values[:extra], entry_id, flight_values, bonus_values, window
+
+
+async def _not_posted(connection: BaseDBAsyncClient, card: str) -> DomainError:
+    """Why a flight's UPDATE of an ACTIVE member with this card found none."""
+    member = await Member.get_or_none(card_number=card).using_db(connection)
+    if member is None:
+        return not_found("no member with this card number", "input", "cardNumber")
+    return _not_active(member, "input", "cardNumber")
+
+
 async def _post_flight(
     caller: Caller, card: str, flight: FlightDetails, earning: engine.FlightEarning,
     ref: str, print_: str, rules: Rules, today: date,
@@ -403,7 +451,8 @@ async def _post_flight(
     """A new flight in a transaction (_write_flight): its own, or with group commit its
     savepoint of a batch's (members.group_commit)."""
     entry, member, event = await group_commit.write(
-        lambda connection: _write_flight(connection, caller.actor, card, flight, earning, ref, print_, rules, today))
+        lambda connection: _write_flight(connection, caller.actor, card, flight, earning, ref, print_, rules, today),
+        driver_first=True)  # on SQLite _write_flight's first statement is its run_sqlite
     return PostingResult(entry=entry, member=member, tier_event=event)
 
 
@@ -425,62 +474,59 @@ async def _write_flight(
     bonuses = {tier: engine.tier_bonus(rules, tier.name, redeemable) for tier in Tier}
     window = cal.window(flight.date, rules.window_months)
     postgres = connection.capabilities.dialect == "postgres"
-    # SQLite: the window's totals below the top tier (an upgrade is possible), when the
-    # flight qualifies at all.
-    below = len(TIERS) - 1 if qualifying or segments else 0
-    rows = await connection.execute_query_dict(
-        _flight_update_sql(connection),
-        [redeemable, *bonuses.values(), first, last, qualifying, first, last, segments,
-         card, MemberStatus.ACTIVE.value, *(() if postgres else (below, *(day.isoformat() for day in window)) * 2)],
-    )
-    if not rows:
-        member = await Member.get_or_none(card_number=card).using_db(connection)
-        if member is None:
-            raise not_found("no member with this card number", "input", "cardNumber")
-        raise _not_active(member, "input", "cardNumber")
-    row = rows[0]
-    last_entry, before_miles, before_segments = (row.pop(name, None) for name in (
-        "_last_entry", "_window_miles", "_window_segments"))
-    member = Member._init_from_db(**row)
-    tier_before = Tier(member.tier)
-    bonus = bonuses[tier_before]
-    both = {"member_id": member.id, "activity_date": flight.date, "source": AIRLINE_SOURCE}
-    flight_values = _entry_values(
-        **both,
-        kind=LedgerEntryKind.FLIGHT,
-        qualifying_miles=qualifying,
-        qualifying_segments=segments,
-        redeemable_miles=redeemable,
-        external_ref=ref,
-        fingerprint=print_,
-        description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
-        carrier=flight.carrier,
-        flight_number=flight.flight_number,
-        origin=flight.origin,
-        destination=flight.destination,
-        distance_km=flight.distance_km,
-        fare_class=flight.fare_class,
-    )
-    # The bonus is earned at the tier held BEFORE this posting.
-    bonus_values = _entry_values(**both, kind=LedgerEntryKind.TIER_BONUS, redeemable_miles=bonus, description=(
-        f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on {flight.carrier}{flight.flight_number}"
-    )) if bonus > 0 else None
-    credits = [(redeemable, member.redeemable_miles - bonus), (bonus, member.redeemable_miles)]
+    parameters = [redeemable, *bonuses.values(), first, last, qualifying, first, last, segments,
+                  card, MemberStatus.ACTIVE.value]
+
+    def entries(member_id: int, tier: int, balance: int) -> tuple[dict[str, Any], dict[str, Any] | None, int]:
+        """The FLIGHT entry's values, the TIER_BONUS entry's (None without a bonus) and the
+        bonus, for the member's row after its UPDATE (id, tier held before, balance)."""
+        tier_before = Tier(tier)
+        bonus = bonuses[tier_before]
+        both = {"member_id": member_id, "activity_date": flight.date, "source": AIRLINE_SOURCE}
+        flight_values = _entry_values(
+            **both,
+            kind=LedgerEntryKind.FLIGHT,
+            qualifying_miles=qualifying,
+            qualifying_segments=segments,
+            redeemable_miles=redeemable,
+            external_ref=ref,
+            fingerprint=print_,
+            description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
+            carrier=flight.carrier,
+            flight_number=flight.flight_number,
+            origin=flight.origin,
+            destination=flight.destination,
+            distance_km=flight.distance_km,
+            fare_class=flight.fare_class,
+        )
+        # The bonus is earned at the tier held BEFORE this posting.
+        bonus_values = _entry_values(**both, kind=LedgerEntryKind.TIER_BONUS, redeemable_miles=bonus, description=(
+            f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on {flight.carrier}{flight.flight_number}"
+        )) if bonus > 0 else None
+        return flight_values, bonus_values, bonus
+
     if postgres:
+        rows = await connection.execute_query_dict(_flight_update_sql(connection), parameters)
+        if not rows:
+            raise await _not_posted(connection, card)
+        member = Member._init_from_db(**rows[0])
+        flight_values, bonus_values, bonus = entries(member.id, member.tier, member.redeemable_miles)
+        credits = [(redeemable, member.redeemable_miles - bonus), (bonus, member.redeemable_miles)]
         entry, _, before = await _write_flight_postgres(
             connection, flight_values, bonus_values, credits, expires_on, window)
     else:
-        entry = LedgerEntry(id=int(last_entry or 0) + 1, **flight_values)
-        written = [(entry, *credits[0])]
-        if bonus_values is not None:
-            bonus_entry = LedgerEntry(id=entry.id + 1, **{**bonus_values, "bonus_for_id": entry.id})
-            written.append((bonus_entry, *credits[1]))
-        rows = [(entry.id, *flight_values.values())]
-        if bonus_values is not None:
-            rows.append((entry.id + 1, *{**bonus_values, "bonus_for_id": entry.id}.values()))
-        await _entry_insert(with_id=True).run(connection, rows)
-        await lots.add_lots(connection, written, expires_on)
-        before = (int(before_miles or 0), int(before_segments or 0))
+        # SQLite: the window's totals below the top tier (an upgrade is possible), when
+        # the flight qualifies at all.
+        below = len(TIERS) - 1 if qualifying or segments else 0
+        parameters += (below, *(day.isoformat() for day in window)) * 2
+        posted = await driver.run_sqlite(connection, lambda sqlite, log: _write_flight_sqlite(
+            sqlite, log, connection, parameters, entries, redeemable, expires_on))
+        if posted is None:
+            raise await _not_posted(connection, card)
+        columns, values, entry_id, flight_values, bonus_values, before = posted
+        member = model_from_row(Member, columns, values)
+        entry = LedgerEntry(id=entry_id, **flight_values)
+    tier_before = Tier(member.tier)  # the UPDATE changed the balance and retention totals only
     totals = (before[0] + qualifying, before[1] + segments)
 
     event = None

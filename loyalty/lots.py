@@ -50,7 +50,7 @@ async def _add_to_balance(
 
 
 @cache
-def _lot_insert() -> BulkInsert:
+def lot_insert() -> BulkInsert:
     """Built on first use: the models' field maps exist once Tortoise is initialised."""
     return BulkInsert(CreditLot, ["entry_id", "member_id", "expires_on", "remaining"])
 
@@ -90,17 +90,13 @@ def lot_remaining(amount: int, balance_after: int) -> int:
     return min(amount, max(balance_after, 0))
 
 
-async def add_lots(
-    connection: BaseDBAsyncClient, credits: Sequence[tuple[LedgerEntry, int, int]], expires_on: date
-) -> None:
-    """add_lot of several (entry, amount, balance after it) credits expiring together,
-    in ONE statement."""
-    rows = [
-        (entry.id, entry.member_id, expires_on, lot_remaining(amount, balance_after))
-        for entry, amount, balance_after in credits if amount > 0
+def lot_rows(member_id: int, credits: Sequence[tuple[int, int, int]], expires_on: date) -> list[tuple]:
+    """lot_insert()'s rows for several (entry id, amount, balance after it) credits of one
+    member expiring together (a credit of 0 has no lot): one INSERT for all of them."""
+    return [
+        (entry_id, member_id, expires_on, lot_remaining(amount, balance_after))
+        for entry_id, amount, balance_after in credits if amount > 0
     ]
-    if rows:
-        await _lot_insert().run(connection, rows)
 
 
 async def take_from_lots(

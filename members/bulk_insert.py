@@ -162,6 +162,19 @@ class BulkInsert:
             sql += " RETURNING " + ", ".join(f'"{self.model._meta.fields_db_projection[c]}"' for c in returning)
         return sql
 
+    def statement(self, connection: BaseDBAsyncClient, rows: Iterable[Sequence[Any]]) -> tuple[str, list]:
+        """The SQL and parameters of ONE INSERT of these rows (a few: within the parameter
+        limit), for a caller that runs it itself (members.driver)."""
+        return self._statement(connection, self.values(rows), ())
+
+    def _statement(self, connection: BaseDBAsyncClient, chunk: list[tuple], returning: Sequence[str]) -> tuple[str, list]:
+        key = (self.model._meta.db_table, tuple(self._columns), connection.capabilities.dialect, len(chunk),
+               tuple(returning))
+        sql = _SQL_CACHE.get(key)
+        if sql is None:
+            sql = _SQL_CACHE[key] = self._multi_row_sql(connection, len(chunk), returning)
+        return sql, [value for row in chunk for value in row]
+
     async def run(
         self, connection: BaseDBAsyncClient, rows: Iterable[Sequence[Any]], returning: Sequence[str] = ()
     ) -> list[tuple]:
@@ -175,13 +188,7 @@ class BulkInsert:
         per_statement = max(1, _MAX_PARAMETERS // len(self._columns))
         returned: list[tuple] = []
         for start in range(0, len(values), per_statement):
-            chunk = values[start:start + per_statement]
-            key = (self.model._meta.db_table, tuple(self._columns), connection.capabilities.dialect, len(chunk),
-                   tuple(returning))
-            sql = _SQL_CACHE.get(key)
-            if sql is None:
-                sql = _SQL_CACHE[key] = self._multi_row_sql(connection, len(chunk), returning)
-            parameters = [value for row in chunk for value in row]
+            sql, parameters = self._statement(connection, values[start:start + per_statement], returning)
             if returning:
                 returned += [tuple(row.values()) for row in await connection.execute_query_dict(sql, parameters)]
             else:

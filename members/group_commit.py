@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient, TransactionalDBClie
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from members import driver
 from members.errors import DomainError, ForbiddenError
 
 __all__ = ["MAX_BATCH", "MODES", "alone", "configure", "grouped", "write"]
@@ -100,14 +102,16 @@ async def _committed(work: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
     return result
 
 
-async def write(work: Work[T]) -> T:
+async def write(work: Work[T], *, driver_first: bool = False) -> T:
     """``work(connection)`` in a transaction, its result once committed: with group commit
-    in a savepoint of a batch's transaction, else (or inside a transaction) alone."""
+    in a savepoint of a batch's transaction, else (or inside a transaction) alone.
+    ``driver_first``: the work's first statement on SQLite is a members.driver call, which
+    then opens the posting's savepoint in the same hand-off to the driver's thread."""
     connection = connections.get(CONNECTION)
     if isinstance(connection, TransactionalDBClient) or not grouped(connection):
         return await alone(work)
     try:
-        return await _writer().submit(work)
+        return await _writer().submit(work, driver_first)
     except _RunAlone:
         return await alone(work)
 
@@ -120,6 +124,7 @@ class _RunAlone(Exception):
 class _Posting:
     work: Work[Any]
     context: contextvars.Context  # the request's
+    driver_first: bool = False  # write(driver_first=)
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def settle(self, result: Any = None, error: BaseException | None = None) -> None:
@@ -130,11 +135,16 @@ class _Posting:
         else:
             self.future.set_result(result)
 
-    async def run(self, connection: BaseDBAsyncClient, transaction: BaseDBAsyncClient) -> Any:
+    async def run(
+        self, connection: BaseDBAsyncClient, transaction: BaseDBAsyncClient, savepoint: str | None = None
+    ) -> Any:
         """The work on `connection`, in the request's context with `transaction` (the
-        batch's) as its default connection."""
+        batch's) as its default connection; `savepoint`: opened by the work's first
+        members.driver call on `connection`."""
         context = self.context.copy()
         context.run(connections.set, CONNECTION, transaction)
+        if savepoint is not None:
+            context.run(driver.open_first, connection, savepoint)
         return await asyncio.get_running_loop().create_task(self.work(connection), context=context)
 
 
@@ -146,8 +156,8 @@ class _Writer:
         self.queue: deque[_Posting] = deque()
         self.task: asyncio.Task | None = None
 
-    async def submit(self, work: Work[T]) -> T:
-        posting = _Posting(work, contextvars.copy_context())
+    async def submit(self, work: Work[T], driver_first: bool = False) -> T:
+        posting = _Posting(work, contextvars.copy_context(), driver_first)
         self.queue.append(posting)
         if self.task is None:
             self.task = self.loop.create_task(self._drain())
@@ -210,17 +220,27 @@ async def _in_savepoint(connection: BaseDBAsyncClient, posting: _Posting) -> Any
     """The posting in a savepoint of the batch's transaction, rolled back to on an error.
     On SQLite a savepoint is not released when the posting succeeds: a RELEASE would be
     one more round trip to the driver's thread per posting, and the COMMIT ends them all
-    (a later ROLLBACK TO an inner one undoes only what came after it)."""
+    (a later ROLLBACK TO an inner one undoes only what came after it). A posting whose
+    first statement is a members.driver call (write(driver_first=True)) has its SAVEPOINT
+    run by that call, in the same hand-off: one trip to the driver's thread less."""
     if connection.capabilities.dialect != "sqlite":
         async with in_transaction(CONNECTION) as savepoint:
             return await posting.run(savepoint, connection)
     savepoint = connection._in_transaction().client
-    await savepoint.savepoint()
+    name = None
+    if posting.driver_first:
+        name = f"group_commit_{next(_savepoint_names)}"
+    else:
+        await savepoint.savepoint()
     try:
-        return await posting.run(savepoint, connection)
+        return await posting.run(savepoint, connection, name)
     except BaseException:
-        await savepoint.savepoint_rollback()
+        if savepoint._savepoint is not None:  # opened (by the driver call, when deferred)
+            await savepoint.savepoint_rollback()
         raise
+
+
+_savepoint_names = itertools.count()
 
 
 _writer_of_loop: _Writer | None = None

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from typing import Any
 
 from graphql import (
@@ -41,12 +41,20 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    GraphQLInputType,
     SelectionSetNode,
+    Undefined,
+    VariableNode,
+    coerce_input_value,
+    type_from_ast,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+
 from strawberry import ID
+from strawberry.relay.types import GlobalID
+from strawberry.scalars import is_scalar
 from strawberry.types.arguments import convert_argument
-from strawberry.types.base import StrawberryOptional
+from strawberry.types.base import StrawberryOptional, StrawberryType
 
 from members.errors import DomainError
 from schema.errors import ErrorCode, refusal_payload
@@ -213,6 +221,8 @@ class Plan:
     key: str
     complete: Callable[[Any, Any], Any]
     arguments: list[tuple[str, str, Callable[[Any], Any] | None]]  # (GraphQL name, Python name, conversion)
+    # flightAccrue's arguments straight from its variables (_direct_arguments), or None.
+    direct: list[tuple[str, str, GraphQLInputType]] | None = None
 
     @property
     def operation_name(self) -> str | None:
@@ -220,11 +230,15 @@ class Plan:
 
     async def answer(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
         """The response's data; Fallback when the ordinary path must answer."""
-        coerced = get_variable_values(self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
-        if not isinstance(coerced, VariableValues):
-            raise Fallback  # the variables' errors, as the ordinary path words them
+        values = self._direct_values(variables) if self.direct is not None else None
+        if values is None:
+            coerced = get_variable_values(
+                self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
+            if not isinstance(coerced, VariableValues):
+                raise Fallback  # the variables' errors, as the ordinary path words them
         try:
-            values = get_argument_values(self.definition, self.node, coerced)
+            if values is None:
+                values = get_argument_values(self.definition, self.node, coerced)
             kwargs = {
                 python_name: values[name] if convert is None else convert(values[name])
                 for name, python_name, convert in self.arguments if name in values
@@ -255,6 +269,44 @@ class Plan:
             raise Fallback from None
 
 
+    def _direct_values(self, variables: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The arguments' values, each its variable's value coerced by graphql-core's
+        coerce_input_value as get_variable_values coerces it, or None (a variable missing
+        or not coercible) when get_variable_values must run, with its error reporting."""
+        if not variables:
+            return None
+        values = {}
+        for argument, variable, type_ in self.direct or ():
+            value = coerce_input_value(variables.get(variable), type_)
+            if value is Undefined:
+                return None
+            values[argument] = value
+        return values
+
+
+def _direct_arguments(schema: GraphQLSchema, operation: OperationDefinitionNode, node: FieldNode
+                      ) -> list[tuple[str, str, GraphQLInputType]] | None:
+    """A mutation's (argument, variable, variable's type) when each argument is one
+    variable of a non-null type without a default, used once and nothing else, and the
+    operation's variables are exactly those: then the argument's value is its variable's
+    coerced value (as get_argument_values takes it), and the per-request work of
+    get_variable_values (each variable's type looked up from its AST, value sources) and
+    of get_argument_values is not needed. Only flightAccrue has it (issue 12)."""
+    definitions = {d.variable.name.value: d for d in operation.variable_definitions or ()}
+    direct = []
+    for argument in node.arguments:
+        if not isinstance(argument.value, VariableNode):
+            return None
+        definition = definitions.pop(argument.value.name.value, None)
+        if definition is None or definition.default_value is not None or definition.directives:
+            return None
+        type_ = type_from_ast(schema, definition.type)
+        if not isinstance(type_, GraphQLNonNull):
+            return None
+        direct.append((argument.name.value, argument.value.name.value, type_))
+    return direct if not definitions else None
+
+
 def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
     """The plan of a parsed, valid document, or None when it has none."""
     schema: GraphQLSchema = strawberry_schema._schema
@@ -283,6 +335,7 @@ def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
         schema=schema, operation=operation, node=node, definition=definition, field=field, payload=payload,
         key=node.alias.value if node.alias else node.name.value, complete=complete,
         arguments=[_argument(strawberry_schema, argument) for argument in field.arguments],
+        direct=_direct_arguments(schema, operation, node) if node.name.value == "flightAccrue" else None,
     )
 
 
@@ -299,9 +352,58 @@ def _argument(strawberry_schema: Any, argument: Any) -> tuple[str, str, Callable
     if type_ is ID or (isinstance(type_, type) and issubclass(type_, _AS_THEY_ARE)):
         return name, argument.python_name, None
     registry = strawberry_schema.schema_converter.scalar_registry
+    compiled = _input_converter(type_, registry, config)
+    if compiled is not None:
+        return name, argument.python_name, compiled
 
     def convert(value: Any) -> Any:
         return convert_argument(value, argument.type, registry, config, path=(name,))
 
     return name, argument.python_name, convert
+
+
+def _input_converter(type_: Any, registry: Any, config: Any) -> Callable[[Any], Any] | None:
+    """convert_argument of an input object compiled for its type once: the same steps
+    (every field without a default first None, each field given converted by its type,
+    the class called with them) without looking each field's type and name up again on
+    every request (a sixth of an accrual's GraphQL time). Only plain input objects whose
+    fields are scalars (not GlobalID), optional scalars or such input objects; None
+    for anything else (enums, lists, from_input, Maybe), which convert_argument keeps."""
+    definition = getattr(type_, "__strawberry_definition__", None)
+    if definition is None or not getattr(definition, "is_input", False) or definition.from_input is not None:
+        return None
+    defaults = {
+        field.python_name: None for field in definition.fields
+        if field.default_value is MISSING and field.default_factory is MISSING
+    }
+    fields: list[tuple[str, str, Callable[[Any], Any] | None]] = []
+    for field in definition.fields:
+        field_type = field.resolve_type(type_definition=definition)
+        optional = type(field_type) is StrawberryOptional
+        inner = field_type.of_type if optional else field_type
+        if isinstance(inner, StrawberryType) or inner is GlobalID:
+            return None  # lists, Maybe, lazy and generic types: convert_argument's
+        if is_scalar(inner, registry):
+            convert = None
+        else:
+            convert = _input_converter(inner, registry, config)
+            if convert is None:
+                return None
+            if optional:
+                convert = _or_none(convert)
+        fields.append((config.name_converter.from_field(field), field.python_name, convert))
+
+    def convert_input(value: Any) -> Any:
+        kwargs = dict(defaults)
+        for graphql_name, python_name, convert in fields:
+            if graphql_name in value:
+                given = value[graphql_name]
+                kwargs[python_name] = given if convert is None else convert(given)
+        return type_(**kwargs)
+
+    return convert_input
+
+
+def _or_none(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
 

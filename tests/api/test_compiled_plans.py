@@ -184,3 +184,59 @@ async def test_a_value_the_schema_cannot_serialise_is_the_ordinary_paths_error(b
     planned = await on.gql(READ, {"id": member["id"]}, as_=("admin",))
     assert planned == await off.gql(READ, {"id": member["id"]}, as_=("admin",))
     assert planned["data"] == {"member": None} and len(planned["errors"]) == 1, planned
+
+
+def test_an_input_object_is_converted_as_strawberry_converts_it():
+    # The plan's own conversion of an input object (schema.plans._input_converter) gives
+    # what strawberry's convert_argument gives: nested inputs, omitted optional fields
+    # (their defaults), explicit nulls; an input it does not compile (an enum field) is
+    # left to convert_argument.
+    from datetime import date
+
+    from strawberry.types.arguments import convert_argument
+
+    from schema.build import build_schema
+    from schema.loyalty import FlightAccrueInput, PartnerAccrueInput, TierOverrideInput
+    from schema.plans import _input_converter
+
+    schema = build_schema()
+    registry, config = schema.schema_converter.scalar_registry, schema.config
+    flight = {"carrier": "CA", "flightNumber": "1501", "date": date(2026, 3, 1), "origin": "PEK",
+              "destination": "SHA", "distanceKm": 1000, "fareClass": "J"}
+    cases = [
+        (FlightAccrueInput, {"cardNumber": "CA000000001", "externalRef": "R-1", "flight": flight}),
+        (PartnerAccrueInput, {"cardNumber": "CA000000001", "familyName": "Wang", "miles": 5,
+                              "activityDate": date(2026, 3, 1), "externalRef": "P-1"}),
+        (PartnerAccrueInput, {"cardNumber": "CA000000001", "familyName": "Wang", "miles": 5,
+                              "activityDate": date(2026, 3, 1), "externalRef": "P-1", "description": None}),
+        (PartnerAccrueInput, {"cardNumber": "CA000000001", "familyName": "Wang", "miles": 5,
+                              "activityDate": date(2026, 3, 1), "externalRef": "P-1", "description": "a stay"}),
+    ]
+    for input_type, value in cases:
+        compiled = _input_converter(input_type, registry, config)
+        assert compiled is not None, input_type
+        assert compiled(value) == convert_argument(value, input_type, registry, config, path=("input",)), value
+    assert _input_converter(TierOverrideInput, registry, config) is None  # its tier is an enum
+
+
+@pytest.mark.parametrize("change", [
+    lambda given: given["flight"].update(distanceKm="1000"),  # a string for an Int
+    lambda given: given["flight"].update(distanceKm=2**31),  # past 32 bits
+    lambda given: given["flight"].update(date="2026-02-30"),  # not a date
+    lambda given: given["flight"].update(seat="12A"),  # a field the input does not have
+    lambda given: given.pop("externalRef"),  # a required field missing
+    lambda given: given.update(flight=None),  # null for a non-null input
+])
+async def test_an_accrual_whose_input_does_not_coerce_is_the_ordinary_paths_error(both, executions, change):
+    # The plan takes flightAccrue's input from its variable by graphql-core's
+    # coerce_input_value (schema.plans._direct_arguments); whatever does not coerce goes
+    # through get_variable_values and then the ordinary path, with its own error.
+    on, off = both
+    member = await enroll(on)
+    given = {"cardNumber": member["cardNumber"], "externalRef": "PLAN-C", "flight": loyalty_flight(loyalty_today(on))}
+    change(given)
+    executions["n"] = 0
+    planned = await on.gql(ACCRUE, {"input": given}, as_=("airline",))
+    assert executions["n"] == 1
+    assert planned == await off.gql(ACCRUE, {"input": given}, as_=("airline",))
+    assert planned["errors"] and (await loyalty_footprint(member))["entries"] == 0

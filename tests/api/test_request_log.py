@@ -31,6 +31,24 @@ async def test_a_client_request_id_comes_back_and_names_the_log_line(api, caplog
     assert line.request.db_queries >= 1 and line.seconds > 0
 
 
+async def test_an_accruals_database_calls_are_in_its_line(api, caplog):
+    # A SQLite flight's statements go to the driver's thread in one call
+    # (members.driver.run_sqlite), under group commit from the writer task: the call is
+    # timed and counted for the request all the same.
+    from tests.api.loyalty_factories import loyalty_flight, loyalty_today
+
+    member = await enroll(api)
+    caplog.set_level(logging.INFO, logger="loyalty")
+    response = await api.client.post("/graphql", json={
+        "query": "mutation($input: FlightAccrueInput!) { flightAccrue(input: $input) { entry { id } userErrors { code } } }",
+        "variables": {"input": {"cardNumber": member["cardNumber"], "externalRef": "LOG-1",
+                                "flight": loyalty_flight(loyalty_today(api))}},
+    }, headers={"Authorization": f"Bearer {api.token('airline')}"})
+    assert response.json()["data"]["flightAccrue"]["userErrors"] == []
+    [line] = request_lines(caplog)
+    assert line.request.db_queries >= 1 and line.request.db_seconds > 0
+
+
 async def test_without_a_usable_request_id_one_is_generated(api):
     first = await api.client.post("/graphql", json={"query": "{ branches { code } }"})
     second = await api.client.post("/graphql", json={"query": "{ branches { code } }"}, headers={"X-Request-ID": "bad id\twith spaces"})

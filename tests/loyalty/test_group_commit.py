@@ -45,6 +45,32 @@ async def test_20_concurrent_accruals_commit_in_one_transaction(db, commits_coun
     assert await reconcile() == (20, [])
 
 
+async def test_a_flight_in_a_batch_is_one_trip_to_the_sqlite_drivers_thread(db, commits_counted, monkeypatch):
+    # members.driver: the posting's savepoint and its three statements in one call on
+    # aiosqlite's thread; the batch adds its BEGIN (Tortoise: two calls) and its COMMIT.
+    import aiosqlite
+
+    from tests.statements import is_postgres
+
+    if is_postgres():
+        pytest.skip("aiosqlite's thread: SQLite only")
+    members = [await new_member() for _ in range(20)]
+    calls = []
+    real = aiosqlite.Connection._execute
+
+    async def counted(self, fn, *args, **kwargs):
+        calls.append(fn)
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    commits_counted.clear()
+    results = await batched(*(fly(member, f"T{n}") for n, member in enumerate(members)), monkeypatch=monkeypatch)
+    assert len(commits_counted) == 1
+    assert [r.member.redeemable_miles for r in results] == [3000] * 20
+    assert len(calls) <= 20 + 3, len(calls)
+    assert await reconcile() == (20, [])
+
+
 async def test_a_bad_posting_in_a_batch_rolls_back_only_itself(db, commits_counted, monkeypatch):
     good, suspended, poor = await new_member(), await new_member(), await new_member()
     await Member.filter(id=suspended.id).update(status=MemberStatus.SUSPENDED)
