@@ -68,6 +68,9 @@ class PlanInfo:
 
     context: Any
     field_name: str
+    # The member read's (Query.member): the row's columns its selection reads
+    # (member_columns); None for every column. The resolver hands it to find_member.
+    row_columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,7 @@ class Plan:
     key: str
     complete: Callable[[Any, Any], Any]
     arguments: list[tuple[str, str, Callable[[Any], Any] | None]]  # (GraphQL name, Python name, conversion)
+    row_columns: tuple[str, ...] | None = None  # PlanInfo.row_columns
 
     @property
     def operation_name(self) -> str | None:
@@ -231,7 +235,7 @@ class Plan:
             }
         except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
             raise Fallback from None
-        info = PlanInfo(context, self.node.name.value)
+        info = PlanInfo(context, self.node.name.value, self.row_columns)
         for permission in self.field.permission_classes:
             try:
                 allowed = permission().has_permission(None, info)
@@ -283,7 +287,41 @@ def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
         schema=schema, operation=operation, node=node, definition=definition, field=field, payload=payload,
         key=node.alias.value if node.alias else node.name.value, complete=complete,
         arguments=[_argument(strawberry_schema, argument) for argument in field.arguments],
+        row_columns=member_columns(definition.type, node) if (root.name, node.name.value) == MEMBER_READ else None,
     )
+
+
+MEMBER_READ = ("Query", "member")
+
+
+def member_columns(type_: Any, node: FieldNode) -> tuple[str, ...] | None:
+    """The member row's columns a member read's selection needs (issue 12: the floor
+    reads the columns asked, not all forty): each field's `row_columns` metadata
+    (schema.members.row_columns); the card view's attributes (id, cardNumber, tier:
+    Member.from_row's) and the scope's columns are always read (members.queries).
+    None, every column, when a field does not say what it reads. A field that reads
+    more than it says raises on the partial row: the plan then gives up and the
+    ordinary path, reading the whole row, answers (tests/api/test_compiled_plans.py
+    compares the two)."""
+    from schema.members import ROW_COLUMNS
+
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if not isinstance(type_, GraphQLObjectType) or type_.name != "Member" or node.selection_set is None:
+        return None
+    columns: list[str] = []
+    for selection in node.selection_set.selections:
+        name = selection.name.value
+        if name == "__typename":
+            continue
+        field = type_.fields[name].extensions.get(DEFINITION)
+        if field is not None and field.is_basic_field and field.default_resolver is getattr:
+            continue  # set by Member.from_row from the card view's columns
+        said = (field.metadata or {}).get(ROW_COLUMNS) if field is not None else None
+        if said is None:
+            return None
+        columns.extend(column for column in said if column not in columns)
+    return tuple(columns)
 
 
 _AS_THEY_ARE = (str, int, float, bool)  # scalars strawberry hands to a resolver unconverted (ID is a str)
