@@ -32,6 +32,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    GraphQLID,
+    GraphQLString,
+    NamedTypeNode,
+    NonNullTypeNode,
+    VariableNode,
+    is_type_sub_type_of,
     FieldNode,
     GraphQLEnumType,
     GraphQLList,
@@ -217,6 +223,7 @@ class Plan:
     complete: Callable[[Any, Any], Any]
     arguments: list[tuple[str, str, Callable[[Any], Any] | None]]  # (GraphQL name, Python name, conversion)
     row_columns: tuple[str, ...] | None = None  # PlanInfo.row_columns
+    bind: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # scalar_binder's, or graphql-core's coercion
 
     @property
     def operation_name(self) -> str | None:
@@ -224,17 +231,21 @@ class Plan:
 
     async def answer(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
         """The response's data; Fallback when the ordinary path must answer."""
-        coerced = get_variable_values(self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
-        if not isinstance(coerced, VariableValues):
-            raise Fallback  # the variables' errors, as the ordinary path words them
-        try:
-            values = get_argument_values(self.definition, self.node, coerced)
-            kwargs = {
-                python_name: values[name] if convert is None else convert(values[name])
-                for name, python_name, convert in self.arguments if name in values
-            }
-        except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
-            raise Fallback from None
+        if self.bind is not None:
+            kwargs = self.bind(variables or {})
+        else:
+            coerced = get_variable_values(self.schema, self.operation.variable_definitions or (), variables or {},
+                                          max_errors=1)
+            if not isinstance(coerced, VariableValues):
+                raise Fallback  # the variables' errors, as the ordinary path words them
+            try:
+                values = get_argument_values(self.definition, self.node, coerced)
+                kwargs = {
+                    python_name: values[name] if convert is None else convert(values[name])
+                    for name, python_name, convert in self.arguments if name in values
+                }
+            except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
+                raise Fallback from None
         info = PlanInfo(context, self.node.name.value, self.row_columns)
         for permission in self.field.permission_classes:
             try:
@@ -283,15 +294,74 @@ def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
         payload = field.type if hasattr(field.type, "__strawberry_definition__") else None
         if payload is None:
             return None
+    arguments = [_argument(strawberry_schema, argument) for argument in field.arguments]
+    member_read = (root.name, node.name.value) == MEMBER_READ
     return Plan(
         schema=schema, operation=operation, node=node, definition=definition, field=field, payload=payload,
-        key=node.alias.value if node.alias else node.name.value, complete=complete,
-        arguments=[_argument(strawberry_schema, argument) for argument in field.arguments],
-        row_columns=member_columns(definition.type, node) if (root.name, node.name.value) == MEMBER_READ else None,
+        key=node.alias.value if node.alias else node.name.value, complete=complete, arguments=arguments,
+        row_columns=member_columns(definition.type, node) if member_read else None,
+        bind=scalar_binder(schema, operation, node, definition, arguments) if member_read else None,
     )
 
 
 MEMBER_READ = ("Query", "member")
+
+
+def scalar_binder(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, node: FieldNode, definition: Any,
+    arguments: list[tuple[str, str, Callable[[Any], Any] | None]],
+) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """The member read's resolver arguments straight from the request's variables, when
+    every argument given is a variable of a built-in scalar type without a default
+    (`member(id: $id)`, `member(cardNumber: $card)`), each passed to the resolver as it
+    is: graphql-core's coercion of the variables and then of the arguments, a fifth of
+    the plan's time, comes to one parse_value per variable here. None otherwise (literals,
+    defaults, input objects: graphql-core's, as before). A value graphql-core would
+    refuse (a null for a non-null type, one its scalar's parse_value refuses) is a
+    Fallback: the ordinary path words the error."""
+    declared = {d.variable.name.value: d for d in operation.variable_definitions or ()}
+    conversions = {name: convert for name, _, convert in arguments}
+    python_names = {name: python_name for name, python_name, _ in arguments}
+    steps = []
+    for argument in node.arguments:
+        name = argument.name.value
+        if not isinstance(argument.value, VariableNode) or name not in python_names or conversions[name] is not None:
+            return None
+        variable = declared.get(argument.value.name.value)
+        if variable is None or variable.default_value is not None or variable.directives:
+            return None
+        type_node, non_null = variable.type, isinstance(variable.type, NonNullTypeNode)
+        if non_null:
+            type_node = type_node.type
+        scalar = schema.get_type(type_node.name.value) if isinstance(type_node, NamedTypeNode) else None
+        if scalar not in (GraphQLID, GraphQLString) or not is_type_sub_type_of(
+            schema, GraphQLNonNull(scalar) if non_null else scalar, definition.args[name].type
+        ):
+            return None
+        steps.append((variable.variable.name.value, python_names[name], scalar.parse_value, non_null))
+    if len(steps) != len(declared):
+        return None  # a variable bound to no argument: graphql-core's coercion checks it
+
+    def bind(variables: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {}
+        for variable, python_name, parse, non_null in steps:
+            if variable not in variables:
+                if non_null:
+                    raise Fallback  # a required variable not given
+                continue  # absent: the resolver's default
+            value = variables[variable]
+            if value is None:
+                if non_null:
+                    raise Fallback
+                kwargs[python_name] = None
+                continue
+            try:
+                kwargs[python_name] = parse(value)
+            except Exception:  # noqa: BLE001 - GraphQLError: the ordinary path words it
+                raise Fallback from None
+        return kwargs
+
+    return bind
 
 
 def member_columns(type_: Any, node: FieldNode) -> tuple[str, ...] | None:

@@ -275,3 +275,37 @@ async def test_a_field_reading_more_than_its_columns_leaves_the_read_to_the_ordi
     assert executions["n"] == 1  # the plan gave up on the partial row; strawberry answered with the whole row
     assert planned == await off.gql(query, {"id": member["id"]}, as_=("admin",))
     assert data(planned)["member"]["phone"].startswith(member["phone"])
+
+
+OPTIONAL = "query($id: ID, $card: String) { member(id: $id, cardNumber: $card) { id cardNumber } }"
+
+
+@pytest.mark.parametrize(("query", "variables", "planned"), [
+    (READ, {"id": "MEMBER"}, True),
+    (READ, {"id": "MEMBER_INT"}, True),  # an ID given as a number: the string the ordinary path makes of it
+    (READ, {"id": "MEMBER", "unused": [1]}, True),  # variables the document does not declare are ignored
+    (OPTIONAL, {"card": "CARD"}, True),  # id absent: the resolver's default
+    (OPTIONAL, {"id": None, "card": "CARD"}, True),  # id null
+    (READ, {}, False),  # a required variable not given
+    (READ, {"id": None}, False),  # null for ID!
+    (READ, {"id": True}, False),  # not an ID
+    (OPTIONAL, {"card": 5}, False),  # not a String
+])
+async def test_the_member_reads_variables_bind_as_graphql_core_coerces_them(both, executions, query, variables, planned):
+    on, off = both
+    member = await enroll(on)
+    stand_ins = {"MEMBER": member["id"], "MEMBER_INT": int(member["id"]), "CARD": member["cardNumber"]}
+    variables = {name: stand_ins.get(value, value) if isinstance(value, str) else value for name, value in variables.items()}
+    executions["n"] = 0
+    answer = await on.gql(query, variables, as_=("admin",))
+    assert executions["n"] == (0 if planned else 1)
+    assert answer == await off.gql(query, variables, as_=("admin",))
+    if planned:
+        assert data(answer)["member"]["id"] == member["id"]
+
+
+def test_only_a_member_read_by_variables_of_builtin_scalars_binds_them_directly():
+    documents = build_schema().documents
+    assert documents.plan(READ).bind is not None and documents.plan(OPTIONAL).bind is not None
+    assert documents.plan('{ member(id: "5") { id } }').bind is None  # a literal: graphql-core's
+    assert documents.plan(ACCRUE).bind is None  # an input object, and not a member read
