@@ -9,7 +9,8 @@ beside bench.hotpath (whose ratios against the floor are the measure).
 SQLite runs on a scratch copy of bench/data/hotpath10k.db (build it with bench.hotpath
 first). To compare with another revision in the same minutes, run this file with that
 revision's tree first on the path, e.g. from a `git worktree` of it:
-`PYTHONPATH=/path/to/old .venv/bin/python bench/read_inprocess.py`. Under py-spy:
+`PYTHONPATH=/path/to/old .venv/bin/python bench/read_inprocess.py --database-url
+sqlite://$PWD/bench/data/hotpath10k.db` (the old tree's default path has no data set). Under py-spy:
 `py-spy record -f raw -o read.txt -- .venv/bin/python -m bench.read_inprocess`.
 """
 
