@@ -157,7 +157,53 @@ def model_from_row(model: type[Model], columns: tuple[str, ...], row: Sequence[A
                 values[position] = parse(value)
             except ValueError:
                 pass
-    return model._init_from_db(**dict(zip(columns, values)))
+    steps = _partial_steps(model, columns)
+    if steps is None:
+        return model._init_from_db(**dict(zip(columns, values)))
+    # Some columns only (a compiled member read's, members.queries): the partial model
+    # Tortoise's _init_from_db makes of them (`.only()`'s: it cannot be saved, an
+    # attribute not read raises), with the conversions looked up once per shape, where
+    # Tortoise builds two sets of all the model's fields on every call.
+    instance = model.__new__(model)
+    instance._partial = True
+    instance._saved_in_db = True
+    instance._custom_generated_pk = model._meta.db_pk_column not in model._meta.generated_db_fields
+    instance._await_when_save = {}
+    for position, attribute, convert, always in steps:
+        value = values[position]
+        if convert is not None and (always or value is not None):
+            value = convert(value)
+        _set(instance, attribute, value)
+    return instance
+
+
+_set = object.__setattr__  # as Tortoise's _init_from_db sets a row's values
+
+
+@cache
+def _partial_steps(model: type[Model], columns: tuple[str, ...]) -> tuple[tuple[int, str, Any, bool], ...] | None:
+    """For a row of some of the model's columns: (position, attribute, conversion or
+    None, whether the conversion also takes None) per column, as Tortoise's partial
+    _init_from_db converts them; None when the row has every column (Tortoise's own
+    whole-row path)."""
+    meta = model._meta
+    if set(columns) >= set(meta.fields_db_projection.values()):
+        return None
+    native = {key for key, _, _ in meta.db_native_fields}
+    plain = {key for key, _, _ in meta.db_default_fields}
+    steps = []
+    for position, key in enumerate(columns):
+        field = meta.fields_map.get(key)
+        if field is None:
+            continue
+        if key in native:
+            convert, always = None, False
+        elif key in plain:
+            convert, always = field.field_type, False
+        else:
+            convert, always = field.to_python_value, True
+        steps.append((position, meta.fields_db_projection_reverse.get(key, key), convert, always))
+    return tuple(steps)
 
 
 class BulkInsert:

@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from members.access import Role, resolve_caller
 from members.addresses import Address
-from members.bulk_insert import DIRECT
+from members.bulk_insert import DIRECT, model_from_row
 from members.models import Member
 from members.queries import _member_by, find_member
 from members.services import Enrolment, enroll
@@ -79,3 +79,20 @@ async def test_a_database_error_is_tortoises(db):
     mark = "$1" if connection.capabilities.dialect == "postgres" else "?"
     with pytest.raises(OperationalError):
         await DIRECT.fetch(connection, f'SELECT "id" FROM "no_such_table" WHERE "id" = {mark}', [1])
+
+
+async def test_a_partial_row_is_the_model_tortoise_makes_of_the_same_columns(db):
+    # model_from_row builds a partial row itself (its conversions looked up once per
+    # shape): the same instance as Tortoise's own _init_from_db of those columns.
+    member = await _member()
+    projection = Member._meta.fields_db_projection
+    every = tuple(projection.values())
+    _, [row] = await connections.get("default").execute_query(
+        f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in every)} FROM "member" WHERE "id" = {member.id}')
+    whole = model_from_row(Member, every, tuple(row))
+    for columns in [("id", "tier"), ("id", "card_number", "status", "birth_date", "enrolled_at", "consent_greetings",
+                                     "lifecycle_stage", "erased_at", "office_id", "redeemable_miles"), every[:-1]]:
+        values = tuple(getattr(whole, Member._meta.fields_db_projection_reverse[c]) for c in columns)
+        ours = model_from_row(Member, columns, values)
+        tortoises = Member._init_from_db(**dict(zip(columns, values)))
+        assert ours._partial and vars(ours) == vars(tortoises), columns
