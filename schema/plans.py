@@ -22,6 +22,11 @@ then replays the posting the plan made, or refuses as the plan's attempt was
 refused), so a plan may give up even after its service ran. A mutation's refusal with
 a code the contract lists is no error: the plan answers it as RefusalInPayload does
 (userErrors, the other fields null).
+
+A member read's plan also knows the member columns its selection reads
+(member_columns, from each field's `row_columns` metadata) and binds its ID/String
+variables to the resolver's arguments itself (scalar_binder); the resolver passes the
+columns to find_member, which reads only those (members.queries).
 """
 
 from __future__ import annotations
@@ -32,22 +37,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
-    GraphQLID,
-    GraphQLString,
-    NamedTypeNode,
-    NonNullTypeNode,
-    VariableNode,
-    is_type_sub_type_of,
     FieldNode,
     GraphQLEnumType,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLString,
+    NamedTypeNode,
+    NonNullTypeNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableNode,
+    is_type_sub_type_of,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from strawberry import ID
