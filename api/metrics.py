@@ -179,7 +179,8 @@ def _timed(method):
 
 def instrument_database() -> None:
     """Time every database call of Tortoise's SQLite and asyncpg clients (their
-    transaction wrappers included), once per process."""
+    transaction wrappers included) and the reads sent straight to the driver
+    (members.bulk_insert.DirectRead), once per process."""
     from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionWrapper
 
     classes: list[type] = [SqliteClient, SqliteTransactionWrapper]
@@ -187,6 +188,8 @@ def instrument_database() -> None:
         from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
 
         classes += [AsyncpgDBClient, TransactionWrapper]
+    from members.bulk_insert import DirectRead
+
     for cls in classes:
         for name in _DB_METHODS:
             method = cls.__dict__.get(name)
@@ -197,6 +200,8 @@ def instrument_database() -> None:
 
     if not getattr(driver.run_sqlite, "__loyalty_timed__", False):
         driver.run_sqlite = _timed(driver.run_sqlite)
+    if not getattr(DirectRead.fetch, "__loyalty_timed__", False):  # the member read's statement, on the driver
+        DirectRead.fetch = _timed(DirectRead.fetch)
 
 
 # ---- jobs -------------------------------------------------------------------------

@@ -118,12 +118,15 @@ class ObserveRequests:
         if not log.isEnabledFor(_INFO) or (path in QUIET_PATHS and status < 400):
             return
         level = logging.ERROR if record.outcome == INTERNAL_ERROR else _INFO
+        method = scope.get("method", "WS")
+        # The line formatted here, once, as an f-string (no arguments left for logging to
+        # apply): a line per request is the hottest log call of the process.
         log.log(
-            level, "%s %s %s op=%s role=%s outcome=%s status=%s ms=%.1f db_ms=%.1f queries=%d%s",
-            record.request_id, scope.get("method", "WS"), path, record.operation or "-", record.role or "-",
-            record.outcome, status, seconds * 1000, record.db_seconds * 1000, record.db_queries,
-            f" message={record.message!r}" if record.message else "",
-            extra={"request": record, "method": scope.get("method", "WS"), "path": path, "status": status, "seconds": seconds},
+            level,
+            f"{record.request_id} {method} {path} op={record.operation or '-'} role={record.role or '-'} "
+            f"outcome={record.outcome} status={status} ms={seconds * 1000:.1f} db_ms={record.db_seconds * 1000:.1f} "
+            f"queries={record.db_queries}{f' message={record.message!r}' if record.message else ''}",
+            extra={"request": record, "method": method, "path": path, "status": status, "seconds": seconds},
         )
 
 
@@ -168,6 +171,18 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._stamp: tuple[int, str] = (-1, "")  # (second, its text): one strftime a second, not one a line
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """logging's default text (2026-12-02 08:11:03,123, UTC), its seconds' part made
+        once per second."""
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        stamp = self._stamp
+        if stamp[0] != second:
+            stamp = self._stamp = (second, time.strftime(self.default_time_format, self.converter(second)))
+        return self.default_msec_format % (stamp[1], record.msecs)
 
 
 LOGGERS = ("loyalty", "uvicorn", "uvicorn.error", "strawberry")

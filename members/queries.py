@@ -12,7 +12,7 @@ from tortoise.expressions import Q
 from members.access import (
     STAFF_ROLES, Caller, can_see_member, in_region, member_scope, region_filter, restrict_members, restrict_offices,
 )
-from members.bulk_insert import model_from_row, select_in
+from members.bulk_insert import DIRECT, model_from_row
 from members.cards import CARD_PATTERN, is_valid_card_number
 from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
@@ -38,29 +38,55 @@ class MemberFilter:
     value_segments: tuple[ValueSegment, ...] | None = None
 
 
-async def find_member(caller: Caller, *, member_id: str | None = None, card_number: str | None = None) -> Member | None:
+async def find_member(
+    caller: Caller, *, member_id: str | None = None, card_number: str | None = None, columns: tuple[str, ...] | None = None,
+) -> Member | None:
     """Exactly one of id or cardNumber. None when unknown or outside the caller's scope;
-    a card number that fails its check digit is INVALID."""
+    a card number that fails its check digit is INVALID. `columns`: the member's
+    columns the caller will read (a partial model, see _member_by); every column
+    without it."""
     if (member_id is None) == (card_number is None):
         raise invalid("give exactly one of id or cardNumber", "id")
     if card_number is not None:
         card_number = card_number.strip().upper()
         if not is_valid_card_number(card_number):
             raise invalid("cardNumber is not a valid card number (CA + 9 digits with a check digit)", "cardNumber")
-        member = await _member_by("card_number", card_number) if member_scope(caller, "id") is not None else None
+        member = await _member_by("card_number", card_number, columns) if member_scope(caller, "id") is not None else None
     else:
         pk = database_id(member_id)
-        member = await _member_by("id", pk) if pk is not None and member_scope(caller, "id") is not None else None
+        member = await _member_by("id", pk, columns) if pk is not None and member_scope(caller, "id") is not None else None
     return member if member is not None and can_see_member(caller, member) else None
 
 
-async def _member_by(column: str, value: object) -> Member | None:
-    """The member whose unique `column` holds `value`, read as SQL text and judged by
-    scope in Python (can_see_member): the hottest read of the API, for which the query
-    builder cost more than the database (issue 12)."""
-    columns = tuple(Member._meta.fields_db_projection.values())
-    rows = await select_in(Member._choose_db(), Member, columns, column, [value])
-    return model_from_row(Member, columns, rows[0]) if rows else None
+# What every member read needs of the row: the key columns the scope rule judges
+# (members.access.member_scope: id, office_id, branch_id) and the card view.
+MEMBER_BASE_COLUMNS = ("id", "card_number", "tier", "office_id", "branch_id")
+
+
+async def _member_by(column: str, value: object, columns: tuple[str, ...] | None = None) -> Member | None:
+    """The member whose unique `column` holds `value`, read as SQL text (cached per key
+    and columns) straight on the driver (bulk_insert.DIRECT) and judged by scope in
+    Python (can_see_member): the hottest read of the API, for which the query builder
+    and then Tortoise's client cost more than the database (issue 12). With `columns`
+    only those and MEMBER_BASE_COLUMNS are read, into a partial model (Tortoise's, as
+    `.only()` makes: it cannot be saved, and reading a column not loaded raises)."""
+    connection = Member._choose_db()
+    sql, names = _member_sql(connection.capabilities.dialect, column, columns)
+    rows = await DIRECT.fetch(connection, sql, [value])
+    return model_from_row(Member, names, rows[0]) if rows else None
+
+
+@functools.cache
+def _member_sql(dialect: str, column: str, columns: tuple[str, ...] | None) -> tuple[str, tuple[str, ...]]:
+    projection = Member._meta.fields_db_projection
+    if columns is None:
+        names = tuple(projection.values())
+    else:
+        wanted = {*MEMBER_BASE_COLUMNS, *columns}
+        names = tuple(name for field, name in projection.items() if field in wanted)
+    mark = "$1" if dialect == "postgres" else "?"
+    selected = ", ".join(f'"{name}"' for name in names)
+    return f'SELECT {selected} FROM "{Member._meta.db_table}" WHERE "{projection[column]}" = {mark}', names
 
 
 def _sort_key(order: MemberOrder, member: Member) -> list:

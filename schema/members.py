@@ -52,6 +52,17 @@ class InScope(BasePermission):
 
 
 full_view = [allow(*FULL_MEMBER_VIEW), InScope]
+
+
+def row_columns(*columns: str) -> dict[str, tuple[str, ...]]:
+    """A Member field's metadata: the member row's columns its resolver reads. A compiled
+    member read (schema.plans) selects only its fields' columns (and the card view's and
+    the scope's, members.queries.MEMBER_BASE_COLUMNS); a field without it reads the whole row."""
+    return {ROW_COLUMNS: columns}
+
+
+ROW_COLUMNS = "row_columns"
+
 LoyaltyModule = "schema.loyalty"
 InsightsModule = "schema.insights"
 CareModule = "schema.care"
@@ -105,44 +116,49 @@ class Member:
         if context.access_log is not None:
             context.access_log.note(context.caller, context.request_key, self.row.id, field)
 
-    @strawberry.field(description="Family name as given (Chinese or Latin).")
+    @strawberry.field(description="Family name as given (Chinese or Latin).", metadata=row_columns("family_name"))
     def family_name(self, info: Info) -> str:
         self._read(info, DomainPersonalField.NAMES)
         return self.row.family_name
 
-    @strawberry.field(description="Given name as given.")
+    @strawberry.field(description="Given name as given.", metadata=row_columns("given_name"))
     def given_name(self, info: Info) -> str:
         self._read(info, DomainPersonalField.NAMES)
         return self.row.given_name
 
-    @strawberry.field(description="ACTIVE, SUSPENDED or CLOSED.", permission_classes=full_view)
+    @strawberry.field(description="ACTIVE, SUSPENDED or CLOSED.", permission_classes=full_view, metadata=row_columns("status"))
     def status(self) -> MemberStatus:
         return self.row.status
 
-    @strawberry.field(description="Redeemable miles balance (may be negative after a reversal).", permission_classes=full_view)
+    @strawberry.field(description="Redeemable miles balance (may be negative after a reversal).", permission_classes=full_view,
+                      metadata=row_columns("redeemable_miles"))
     def redeemable_miles(self) -> int:
         return self.row.redeemable_miles
 
-    @strawberry.field(description="When the member enrolled.", permission_classes=full_view)
+    @strawberry.field(description="When the member enrolled.", permission_classes=full_view, metadata=row_columns("enrolled_at"))
     def enrolled_at(self) -> datetime:
         return self.row.enrolled_at
 
-    @strawberry.field(description="Date of birth, if given.", permission_classes=full_view)
+    @strawberry.field(description="Date of birth, if given.", permission_classes=full_view, metadata=row_columns("birth_date"))
     def birth_date(self, info: Info) -> date | None:
         self._read(info, DomainPersonalField.BIRTH_DATE)
         return self.row.birth_date
 
-    @strawberry.field(description="Phone number as given.", permission_classes=full_view)
+    @strawberry.field(description="Phone number as given.", permission_classes=full_view, metadata=row_columns("phone_cipher"))
     def phone(self, info: Info) -> str | None:
         self._read(info, DomainPersonalField.PHONE)
         return member_services.member_phone(self.row)
 
-    @strawberry.field(description="Email address as given.", permission_classes=full_view)
+    @strawberry.field(description="Email address as given.", permission_classes=full_view, metadata=row_columns("email_cipher"))
     def email(self, info: Info) -> str | None:
         self._read(info, DomainPersonalField.EMAIL)
         return member_services.member_email(self.row)
 
-    @strawberry.field(description="Contact address; null once the member's personal data is erased.", permission_classes=full_view)
+    @strawberry.field(
+        description="Contact address; null once the member's personal data is erased.", permission_classes=full_view,
+        metadata=row_columns("erased_at", "address_country", "address_province", "address_city", "address_line",
+                             "address_postal_code"),
+    )
     def address(self, info: Info) -> Address | None:
         self._read(info, DomainPersonalField.ADDRESS)
         r = self.row
@@ -153,13 +169,14 @@ class Member:
             line=r.address_line, postal_code=r.address_postal_code,
         )
 
-    @strawberry.field(description="What the member consents to (greetings, marketing).", permission_classes=full_view)
+    @strawberry.field(description="What the member consents to (greetings, marketing).", permission_classes=full_view,
+                      metadata=row_columns("consent_greetings", "consent_marketing", "consents_updated_at"))
     def consents(self) -> Consents:
         r = self.row
         return Consents(greetings=r.consent_greetings, marketing=r.consent_marketing, updated_at=r.consents_updated_at)
 
     @strawberry.field(description="When the member's personal data was erased (memberErase); null if never.",
-                      permission_classes=full_view)
+                      permission_classes=full_view, metadata=row_columns("erased_at"))
     def erased_at(self) -> datetime | None:
         return self.row.erased_at
 
@@ -212,6 +229,7 @@ class Member:
         description="Lifecycle stage (考察 NEW, 形成 GROWING, 稳定 STABLE, 退化 DECLINING, DORMANT) from earning activity: "
         "a daily snapshot as of segmentsAsOf, written by `loyalty care refresh`; the member's own postings do not change it until the next run.",
         permission_classes=full_view,
+        metadata=row_columns("lifecycle_stage"),
     )
     def lifecycle_stage(self) -> Annotated[LifecycleStage, strawberry.lazy(InsightsModule)]:
         return self.row.lifecycle_stage
@@ -220,6 +238,7 @@ class Member:
         description="Value segment: rank of the trailing qualifying miles within the member's office; "
         "a daily snapshot as of segmentsAsOf, like lifecycleStage.",
         permission_classes=full_view,
+        metadata=row_columns("value_segment"),
     )
     def value_segment(self) -> Annotated[ValueSegment, strawberry.lazy(InsightsModule)]:
         return self.row.value_segment
@@ -227,6 +246,7 @@ class Member:
     @strawberry.field(
         description="The day lifecycleStage and valueSegment were computed for; null before the first `loyalty care refresh`.",
         permission_classes=full_view,
+        metadata=row_columns("care_refreshed_on"),
     )
     def segments_as_of(self) -> date | None:
         return self.row.care_refreshed_on
@@ -352,7 +372,9 @@ class MemberQuery:
         if caller.role in (Role.PARTNER, Role.AIRLINE) and card_number is None:
             # Ids are sequential, card numbers unguessable: by id they could list every member.
             raise forbidden(f"role {caller.role.value} looks members up by cardNumber")
-        return member_view(info, await find_member(caller, member_id=id, card_number=card_number))
+        # A compiled plan's info says which columns its selection reads (schema.plans.member_columns).
+        columns = getattr(info, "row_columns", None)
+        return member_view(info, await find_member(caller, member_id=id, card_number=card_number, columns=columns))
 
     @strawberry.field(
         description="Admin: who read the member's personal fields (contact details and birth date by staff, names by "

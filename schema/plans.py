@@ -22,6 +22,11 @@ then replays the posting the plan made, or refuses as the plan's attempt was
 refused), so a plan may give up even after its service ran. A mutation's refusal with
 a code the contract lists is no error: the plan answers it as RefusalInPayload does
 (userErrors, the other fields null).
+
+A member read's plan also knows the member columns its selection reads
+(member_columns, from each field's `row_columns` metadata) and binds its ID/String
+variables to the resolver's arguments itself (scalar_binder); the resolver passes the
+columns to find_member, which reads only those (members.queries).
 """
 
 from __future__ import annotations
@@ -34,11 +39,15 @@ from typing import Any
 from graphql import (
     FieldNode,
     GraphQLEnumType,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLString,
+    NamedTypeNode,
+    NonNullTypeNode,
     OperationDefinitionNode,
     OperationType,
     GraphQLInputType,
@@ -46,6 +55,7 @@ from graphql import (
     Undefined,
     VariableNode,
     coerce_input_value,
+    is_type_sub_type_of,
     type_from_ast,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
@@ -76,6 +86,9 @@ class PlanInfo:
 
     context: Any
     field_name: str
+    # The member read's (Query.member): the row's columns its selection reads
+    # (member_columns); None for every column. The resolver hands it to find_member.
+    row_columns: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +236,8 @@ class Plan:
     arguments: list[tuple[str, str, Callable[[Any], Any] | None]]  # (GraphQL name, Python name, conversion)
     # flightAccrue's arguments straight from its variables (_direct_arguments), or None.
     direct: list[tuple[str, str, GraphQLInputType]] | None = None
+    row_columns: tuple[str, ...] | None = None  # PlanInfo.row_columns
+    bind: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # scalar_binder's, or graphql-core's coercion
 
     @property
     def operation_name(self) -> str | None:
@@ -230,22 +245,25 @@ class Plan:
 
     async def answer(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
         """The response's data; Fallback when the ordinary path must answer."""
-        values = self._direct_values(variables) if self.direct is not None else None
-        if values is None:
-            coerced = get_variable_values(
-                self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
-            if not isinstance(coerced, VariableValues):
-                raise Fallback  # the variables' errors, as the ordinary path words them
-        try:
+        if self.bind is not None:
+            kwargs = self.bind(variables or {})
+        else:
+            values = self._direct_values(variables) if self.direct is not None else None
             if values is None:
-                values = get_argument_values(self.definition, self.node, coerced)
-            kwargs = {
-                python_name: values[name] if convert is None else convert(values[name])
-                for name, python_name, convert in self.arguments if name in values
-            }
-        except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
-            raise Fallback from None
-        info = PlanInfo(context, self.node.name.value)
+                coerced = get_variable_values(
+                    self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
+                if not isinstance(coerced, VariableValues):
+                    raise Fallback  # the variables' errors, as the ordinary path words them
+            try:
+                if values is None:
+                    values = get_argument_values(self.definition, self.node, coerced)
+                kwargs = {
+                    python_name: values[name] if convert is None else convert(values[name])
+                    for name, python_name, convert in self.arguments if name in values
+                }
+            except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
+                raise Fallback from None
+        info = PlanInfo(context, self.node.name.value, self.row_columns)
         for permission in self.field.permission_classes:
             try:
                 allowed = permission().has_permission(None, info)
@@ -331,12 +349,105 @@ def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
         payload = field.type if hasattr(field.type, "__strawberry_definition__") else None
         if payload is None:
             return None
+    arguments = [_argument(strawberry_schema, argument) for argument in field.arguments]
+    member_read = (root.name, node.name.value) == MEMBER_READ
     return Plan(
         schema=schema, operation=operation, node=node, definition=definition, field=field, payload=payload,
-        key=node.alias.value if node.alias else node.name.value, complete=complete,
-        arguments=[_argument(strawberry_schema, argument) for argument in field.arguments],
+        key=node.alias.value if node.alias else node.name.value, complete=complete, arguments=arguments,
         direct=_direct_arguments(schema, operation, node) if node.name.value == "flightAccrue" else None,
+        row_columns=member_columns(definition.type, node) if member_read else None,
+        bind=scalar_binder(schema, operation, node, definition, arguments) if member_read else None,
     )
+
+
+MEMBER_READ = ("Query", "member")
+
+
+def scalar_binder(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, node: FieldNode, definition: Any,
+    arguments: list[tuple[str, str, Callable[[Any], Any] | None]],
+) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """The member read's resolver arguments straight from the request's variables, when
+    every argument given is a variable of a built-in scalar type without a default
+    (`member(id: $id)`, `member(cardNumber: $card)`), each passed to the resolver as it
+    is: graphql-core's coercion of the variables and then of the arguments, a fifth of
+    the plan's time, comes to one parse_value per variable here. None otherwise (literals,
+    defaults, input objects: graphql-core's, as before). A value graphql-core would
+    refuse (a null for a non-null type, one its scalar's parse_value refuses) is a
+    Fallback: the ordinary path words the error."""
+    declared = {d.variable.name.value: d for d in operation.variable_definitions or ()}
+    conversions = {name: convert for name, _, convert in arguments}
+    python_names = {name: python_name for name, python_name, _ in arguments}
+    steps = []
+    for argument in node.arguments:
+        name = argument.name.value
+        if not isinstance(argument.value, VariableNode) or name not in python_names or conversions[name] is not None:
+            return None
+        variable = declared.get(argument.value.name.value)
+        if variable is None or variable.default_value is not None or variable.directives:
+            return None
+        type_node, non_null = variable.type, isinstance(variable.type, NonNullTypeNode)
+        if non_null:
+            type_node = type_node.type
+        scalar = schema.get_type(type_node.name.value) if isinstance(type_node, NamedTypeNode) else None
+        if scalar not in (GraphQLID, GraphQLString) or not is_type_sub_type_of(
+            schema, GraphQLNonNull(scalar) if non_null else scalar, definition.args[name].type
+        ):
+            return None
+        steps.append((variable.variable.name.value, python_names[name], scalar.parse_value, non_null))
+    if len(steps) != len(declared):
+        return None  # a variable bound to no argument: graphql-core's coercion checks it
+
+    def bind(variables: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {}
+        for variable, python_name, parse, non_null in steps:
+            if variable not in variables:
+                if non_null:
+                    raise Fallback  # a required variable not given
+                continue  # absent: the resolver's default
+            value = variables[variable]
+            if value is None:
+                if non_null:
+                    raise Fallback
+                kwargs[python_name] = None
+                continue
+            try:
+                kwargs[python_name] = parse(value)
+            except Exception:  # noqa: BLE001 - GraphQLError: the ordinary path words it
+                raise Fallback from None
+        return kwargs
+
+    return bind
+
+
+def member_columns(type_: Any, node: FieldNode) -> tuple[str, ...] | None:
+    """The member row's columns a member read's selection needs (issue 12: the floor
+    reads the columns asked, not all forty): each field's `row_columns` metadata
+    (schema.members.row_columns); the card view's attributes (id, cardNumber, tier:
+    Member.from_row's) and the scope's columns are always read (members.queries).
+    None, every column, when a field does not say what it reads. A field that reads
+    more than it says raises on the partial row: the plan then gives up and the
+    ordinary path, reading the whole row, answers (tests/api/test_compiled_plans.py
+    compares the two)."""
+    from schema.members import ROW_COLUMNS
+
+    if isinstance(type_, GraphQLNonNull):
+        type_ = type_.of_type
+    if not isinstance(type_, GraphQLObjectType) or type_.name != "Member" or node.selection_set is None:
+        return None
+    columns: list[str] = []
+    for selection in node.selection_set.selections:
+        name = selection.name.value
+        if name == "__typename":
+            continue
+        field = type_.fields[name].extensions.get(DEFINITION)
+        if field is not None and field.is_basic_field and field.default_resolver is getattr:
+            continue  # set by Member.from_row from the card view's columns
+        said = (field.metadata or {}).get(ROW_COLUMNS) if field is not None else None
+        if said is None:
+            return None
+        columns.extend(column for column in said if column not in columns)
+    return tuple(columns)
 
 
 _AS_THEY_ARE = (str, int, float, bool)  # scalars strawberry hands to a resolver unconverted (ID is a str)

@@ -10,9 +10,12 @@ import httpx
 import pytest
 
 from api.app import create_app
-from schema.build import LoyaltySchema
+from members.access_log import PersonalField
+from members.models import MemberAccess
+from schema.build import LoyaltySchema, build_schema
 from tests.api.conftest import Api, as_member, data, enroll, error_codes, set_status, set_tier
 from tests.api.loyalty_factories import loyalty_flight, loyalty_footprint, loyalty_register_partner, loyalty_today
+from tests.statements import counted_statements
 
 READ = "query($id: ID!) { member(id: $id) { id cardNumber familyName givenName tier redeemableMiles } }"
 FULL = """query Full($id: ID!) { member(id: $id) { __typename id cardNumber familyName givenName tier status
@@ -240,3 +243,125 @@ async def test_an_accrual_whose_input_does_not_coerce_is_the_ordinary_paths_erro
     assert executions["n"] == 1
     assert planned == await off.gql(ACCRUE, {"input": given}, as_=("airline",))
     assert planned["errors"] and (await loyalty_footprint(member))["entries"] == 0
+
+
+# ---- the member read's columns (issue 12): the plan reads only what its selection needs --
+
+WIDE = """query($id: ID!) { member(id: $id) { id cardNumber tier familyName givenName status redeemableMiles enrolledAt
+  birthDate phone email address { country province city line postalCode } consents { greetings marketing updatedAt }
+  erasedAt lifecycleStage valueSegment segmentsAsOf } }"""
+
+
+@pytest.fixture
+async def both_apps(db):
+    """Plans on and off, each Api with its app (its access audit: `api.app.state.access_log`)."""
+    apps = create_app(db, manage_orm=False), create_app(replace(db, compiled_plans=False), manage_orm=False)
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[0]), base_url="http://t") as on,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[1]), base_url="http://t") as off,
+    ):
+        pair = Api(client=on, settings=db), Api(client=off, settings=db)
+        for api, app in zip(pair, apps):
+            api.app = app
+        yield pair
+
+
+def test_a_member_reads_plan_names_the_columns_of_its_selection():
+    documents = build_schema().documents
+    assert documents.plan(READ).row_columns == ("family_name", "given_name", "redeemable_miles")
+    assert documents.plan(ALIASED).row_columns == ()  # the card view: the base columns only
+    assert set(documents.plan(WIDE).row_columns) >= {"phone_cipher", "email_cipher", "birth_date", "address_city"}
+    accrue = documents.plan(ACCRUE)
+    assert accrue is not None and accrue.row_columns is None  # flightAccrue's plan is not a member read
+
+
+async def test_a_planned_member_read_selects_only_its_columns(both, executions):
+    on, off = both
+    member = await enroll(on)
+    token = on.token("member", None, member["id"])
+    await on.gql(READ, {"id": member["id"]}, token=token)  # the token's first use checks its member
+    executions["n"] = 0
+    with counted_statements() as planned:
+        read = await on.gql(READ, {"id": member["id"]}, token=token)
+    assert executions["n"] == 0 and data(read)["member"]["familyName"] == "Wang"
+    [select] = [sql for sql in planned if 'FROM "member"' in sql]
+    for column in ("id", "card_number", "tier", "office_id", "branch_id", "family_name", "given_name", "redeemable_miles"):
+        assert f'"{column}"' in select
+    assert '"phone_cipher"' not in select and '"enrolled_at"' not in select
+    with counted_statements() as ordinary:
+        assert await off.gql(READ, {"id": member["id"]}, as_=as_member(member)) == read
+    assert any('"phone_cipher"' in sql for sql in ordinary)  # the ordinary path reads the whole row
+
+
+async def test_every_member_field_the_plan_reads_answers_as_the_ordinary_path_and_is_audited(both_apps, executions):
+    on, off = both_apps
+    member = await enroll(on, birthDate="1980-02-29")
+    await set_tier(on, member, "SILVER")
+    await on.app.state.access_log.flush()
+    seen = {row.id for row in await MemberAccess.filter(member_id=int(member["id"]))}  # the enrolment's
+    for who in [as_member(member), ("admin",), ("office", "PEK01")]:
+        executions["n"] = 0
+        planned = await on.gql(WIDE, {"id": member["id"]}, as_=who)
+        assert executions["n"] == 0, who
+        assert planned == await off.gql(WIDE, {"id": member["id"]}, as_=who), who
+        assert data(planned)["member"]["phone"] == member["phone"]
+    # Staff reads of the personal fields are audited by the plan as by the ordinary path
+    # (each app's own audit, written to the one table: the plan's first).
+    for api in (on, off):
+        await api.app.state.access_log.flush()
+        rows = await MemberAccess.filter(member_id=int(member["id"])).exclude(id__in=list(seen)).order_by("id")
+        seen |= {row.id for row in rows}
+        api.audited = [(row.actor, row.field_bits) for row in rows]
+    assert on.audited == off.audited and [actor for actor, _ in on.audited] == ["admin:admin-test", "office:office-test@PEK01"]
+    assert {bits for _, bits in on.audited} == {
+        PersonalField.BIRTH_DATE | PersonalField.PHONE | PersonalField.EMAIL | PersonalField.ADDRESS
+    }
+
+
+async def test_a_field_reading_more_than_its_columns_leaves_the_read_to_the_ordinary_path(both, executions, monkeypatch):
+    from members import services
+
+    on, off = both
+    member = await enroll(on)
+    opened = services.member_phone
+    monkeypatch.setattr(services, "member_phone", lambda row: opened(row) + row.address_city)  # a column not said
+    query = "query($id: ID!) { member(id: $id) { id phone } }"
+    executions["n"] = 0
+    planned = await on.gql(query, {"id": member["id"]}, as_=("admin",))
+    assert executions["n"] == 1  # the plan gave up on the partial row; strawberry answered with the whole row
+    assert planned == await off.gql(query, {"id": member["id"]}, as_=("admin",))
+    assert data(planned)["member"]["phone"].startswith(member["phone"])
+
+
+OPTIONAL = "query($id: ID, $card: String) { member(id: $id, cardNumber: $card) { id cardNumber } }"
+
+
+@pytest.mark.parametrize(("query", "variables", "planned"), [
+    (READ, {"id": "MEMBER"}, True),
+    (READ, {"id": "MEMBER_INT"}, True),  # an ID given as a number: the string the ordinary path makes of it
+    (READ, {"id": "MEMBER", "unused": [1]}, True),  # variables the document does not declare are ignored
+    (OPTIONAL, {"card": "CARD"}, True),  # id absent: the resolver's default
+    (OPTIONAL, {"id": None, "card": "CARD"}, True),  # id null
+    (READ, {}, False),  # a required variable not given
+    (READ, {"id": None}, False),  # null for ID!
+    (READ, {"id": True}, False),  # not an ID
+    (OPTIONAL, {"card": 5}, False),  # not a String
+])
+async def test_the_member_reads_variables_bind_as_graphql_core_coerces_them(both, executions, query, variables, planned):
+    on, off = both
+    member = await enroll(on)
+    stand_ins = {"MEMBER": member["id"], "MEMBER_INT": int(member["id"]), "CARD": member["cardNumber"]}
+    variables = {name: stand_ins.get(value, value) if isinstance(value, str) else value for name, value in variables.items()}
+    executions["n"] = 0
+    answer = await on.gql(query, variables, as_=("admin",))
+    assert executions["n"] == (0 if planned else 1)
+    assert answer == await off.gql(query, variables, as_=("admin",))
+    if planned:
+        assert data(answer)["member"]["id"] == member["id"]
+
+
+def test_only_a_member_read_by_variables_of_builtin_scalars_binds_them_directly():
+    documents = build_schema().documents
+    assert documents.plan(READ).bind is not None and documents.plan(OPTIONAL).bind is not None
+    assert documents.plan('{ member(id: "5") { id } }').bind is None  # a literal: graphql-core's
+    assert documents.plan(ACCRUE).bind is None  # an input object, and not a member read

@@ -154,3 +154,18 @@ def test_a_served_process_writes_json_lines_to_stderr():
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert [(e["logger"], e["level"]) for e in lines] == [("loyalty.graphql", "error"), ("uvicorn.error", "info")]
     assert lines[0]["request_id"] == "r-1" and lines[0]["message"].endswith("boom")
+
+
+def test_the_text_lines_time_is_loggings_default_in_utc():
+    # TextFormatter makes the seconds' text once a second: the same text as logging's own.
+    import time
+
+    from api.request_log import TextFormatter
+
+    reference = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    reference.converter = time.gmtime
+    formatter = TextFormatter()
+    for created in (1_700_000_000.123, 1_700_000_000.987, 1_700_000_001.5, 1_600_000_000.0):
+        record = logging.LogRecord("loyalty.request", logging.INFO, "", 0, "line %s", ("one",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert formatter.format(record) == reference.format(record)
