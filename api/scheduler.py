@@ -261,29 +261,41 @@ def with_scheduler(app, scheduler: Scheduler, every: float = 60.0):
     `loyalty serve --scheduler` (LOYALTY_SCHEDULER=1) runs one in every worker: the
     lease still runs each job once a day."""
     log = logging.getLogger("loyalty.scheduler")
-    return with_background(app, lambda: scheduler.run_forever(every, report=log.info))
+    # No grace: a job may run for minutes, and shutdown does not wait for it.
+    return with_background(app, lambda stop: scheduler.run_forever(every, stop=stop, report=log.info), grace=0)
 
 
-def with_background(app, run: Callable[[], Awaitable[None]]):
-    """The ASGI ``app`` with the task ``run()`` beside it in the same process, from
-    lifespan startup (after the app's own: the ORM is ready) until shutdown, when the
-    task is cancelled (the daily jobs' scheduler, the webhook dispatcher)."""
+def with_background(app, run: Callable[[asyncio.Event], Awaitable[None]], *, grace: float):
+    """The ASGI ``app`` with the task ``run(stop)`` beside it in the same process, from
+    lifespan startup (after the app's own: the ORM is ready) until shutdown (the daily
+    jobs' scheduler, the webhook dispatcher). At shutdown ``stop`` is set and the task
+    has ``grace`` seconds to end on its own; only then is it cancelled.
+
+    Why not cancel at once: a task cancelled while it enters a transaction (tortoise's
+    ``in_transaction().__aenter__`` between taking the connection and its BEGIN) never
+    gives the connection back: SQLite's one connection stays locked and every later
+    query in the process waits forever (a PostgreSQL pool loses a connection). A task
+    that ends on its own ends its transactions."""
 
     async def wrapped(scope, receive, send):
         if scope["type"] != "lifespan":
             return await app(scope, receive, send)
         task: asyncio.Task | None = None
+        stop = asyncio.Event()
 
         async def on_send(message):
             nonlocal task
             if message["type"] == "lifespan.startup.complete":
-                task = asyncio.create_task(run())
+                task = asyncio.create_task(run(stop))
             await send(message)
 
         async def on_receive():
             message = await receive()
             if message["type"] == "lifespan.shutdown" and task is not None:
-                task.cancel()
+                stop.set()
+                done, _ = await asyncio.wait({task}, timeout=grace)
+                if not done:
+                    task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
             return message
 

@@ -19,6 +19,8 @@ from loyalty.rules import Rules
 from loyalty.webhooks import Dispatcher, Policy, Send, WebhookHooks
 
 USER_AGENT = "loyalty-webhooks/1"
+# Beyond the request timeout, what a stopping dispatcher gets to write its log and cursor.
+SHUTDOWN_WRITES_SECONDS = 10.0
 
 
 def policy_of(settings: Settings) -> Policy:
@@ -64,8 +66,10 @@ def with_webhooks(app, settings: Settings, rules: Rules):
     """The ASGI ``app`` with a webhook dispatcher beside it (LOYALTY_WEBHOOKS=1)."""
     log = logging.getLogger("loyalty.webhooks")
 
-    async def run() -> None:
+    async def run(stop) -> None:
         async with dispatcher(settings, rules) as running:
-            await running.run_forever(settings.webhook_poll_seconds, report=log.info)
+            await running.run_forever(settings.webhook_poll_seconds, stop=stop, report=log.info)
 
-    return with_background(app, run)
+    # At shutdown a turn ends after the requests in flight (each within the timeout) and
+    # their log writes: never cut off inside a transaction (api.scheduler.with_background).
+    return with_background(app, run, grace=settings.webhook_timeout_seconds + SHUTDOWN_WRITES_SECONDS)

@@ -363,16 +363,18 @@ class Dispatcher:
         if not await self._write(webhook_id, **columns):
             raise _LeaseLost
 
-    async def tick(self) -> list[Outcome]:
+    async def tick(self, stop: asyncio.Event | None = None) -> list[Outcome]:
         """One turn: every due webhook whose lease this dispatcher wins, up to ``batch``
-        events each, several partners at once (each partner's events one at a time)."""
+        events each, several partners at once (each partner's events one at a time).
+        Once ``stop`` is set, no partner is started and each one under way stops after
+        its attempt in flight (see ``deliver``)."""
         limit = asyncio.Semaphore(self.concurrency)
 
         async def turn(webhook_id: int) -> Outcome | None:
             async with limit:
-                if not await self.acquire(webhook_id):
+                if (stop is not None and stop.is_set()) or not await self.acquire(webhook_id):
                     return None
-                return await self.deliver(webhook_id)
+                return await self.deliver(webhook_id, stop)
 
         outcomes = []
         due = await self.due()
@@ -385,9 +387,11 @@ class Dispatcher:
                 outcomes.append(result)
         return outcomes
 
-    async def deliver(self, webhook_id: int) -> Outcome | None:
-        """Deliver the leased webhook's next events in order; stop at the first failure.
-        Releases the lease at the end (None: it was lost to an admin change)."""
+    async def deliver(self, webhook_id: int, stop: asyncio.Event | None = None) -> Outcome | None:
+        """Deliver the leased webhook's next events in order; stop at the first failure,
+        or once ``stop`` is set (after the attempt in flight, logged: a shutdown waits
+        for one request at most). Releases the lease at the end (None: it was lost to an
+        admin change)."""
         webhook = await PartnerWebhook.get(id=webhook_id).prefetch_related("partner")
         code = webhook.partner.code
         delivered, cursor = 0, webhook.cursor
@@ -399,6 +403,8 @@ class Dispatcher:
                 wants = None
             events = [] if wants is None else await TierEvent.filter(id__gt=cursor).order_by("id").limit(self.policy.batch)
             for event in events:
+                if stop is not None and stop.is_set():
+                    break
                 if not wants(event):
                     cursor = event.id  # not the partner's: passed by (written with the next move)
                     continue
@@ -475,7 +481,7 @@ class Dispatcher:
         while not stop.is_set():
             busy = False
             try:
-                for outcome in await self.tick():
+                for outcome in await self.tick(stop):
                     busy = busy or (outcome.delivered >= self.policy.batch and not outcome.failed)
                     if report and (outcome.delivered or outcome.failed):
                         report(outcome.line())

@@ -3,6 +3,7 @@ DATABASE_URL names one (its database name must end in "test": it is wiped)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -103,9 +104,27 @@ async def database(settings):
     await Tortoise.close_connections()
 
 
+# The wipe below takes well under a second; this long means the connection is held.
+WIPE_TIMEOUT_SECONDS = 60
+
+
 @pytest.fixture
 async def db(database):
     """A clean slate of members, ledgers and partners for each test."""
+    try:
+        async with asyncio.timeout(WIPE_TIMEOUT_SECONDS):
+            await _wipe()
+    except TimeoutError:
+        # Every later test would wait the same way: end the run with the reason instead.
+        pytest.exit(
+            f"the test database did not answer the wipe in {WIPE_TIMEOUT_SECONDS} s: its connection is held "
+            "(SQLite's one connection, or PostgreSQL's pool) by a task that never gave it back, as a task "
+            "cancelled while entering in_transaction() does; see the test that ran before", returncode=3,
+        )
+    yield database
+
+
+async def _wipe() -> None:
     connection = connections.get("default")
     # Entries point at entries (reversals, bonuses): remove the pointing ones first.
     await connection.execute_script("DELETE FROM goodwill_credit")  # points at entries, members, feedback
@@ -121,7 +140,6 @@ async def db(database):
     # The VIP care rollup: the member triggers took every deleted VIP out; the rows left
     # hold zeros.
     await connection.execute_script("DELETE FROM office_care_count")
-    yield database
 
 
 def pytest_report_header(config):

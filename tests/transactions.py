@@ -63,8 +63,14 @@ async def batched(*requests: Awaitable, monkeypatch: pytest.MonkeyPatch) -> list
 
     monkeypatch.setattr(group_commit._Writer, "_drain", held)
     tasks = [asyncio.ensure_future(request) for request in requests]
-    while len(group_commit._writer().queue) + sum(t.done() for t in tasks) < len(tasks):
-        await asyncio.sleep(0)  # a turn of the loop: the requests' reads before posting run
-    monkeypatch.setattr(group_commit._Writer, "_drain", drain)
-    gate.set()
-    return await asyncio.gather(*tasks, return_exceptions=True)
+    try:
+        # Bounded: a request that neither queues nor ends fails the test instead of spinning forever.
+        async with asyncio.timeout(30):
+            while len(group_commit._writer().queue) + sum(t.done() for t in tasks) < len(tasks):
+                await asyncio.sleep(0)  # a turn of the loop: the requests' reads before posting run
+    finally:
+        # Let the writer go whatever happened: held, it would hold every later write of the session.
+        monkeypatch.setattr(group_commit._Writer, "_drain", drain)
+        gate.set()
+    async with asyncio.timeout(30):
+        return await asyncio.gather(*tasks, return_exceptions=True)

@@ -35,6 +35,7 @@ def graphql_http_modules() -> Path:
     return modules
 
 
+@pytest.mark.timeout(600)  # beyond the suite's 360 s: its own bounds are 300 s for npm install and 120 s for the audit
 def test_every_must_and_should_of_the_audit_passes(live_server):
     modules = graphql_http_modules()
     audit = subprocess.run(

@@ -367,13 +367,18 @@ async def test_an_endpoint_that_does_not_answer_in_time_is_a_failure(hooks):
 
 async def test_a_server_with_webhooks_delivers_from_startup(hooks):
     """with_webhooks (LOYALTY_WEBHOOKS=1, `serve --webhooks`): a dispatcher beside the
-    app from its lifespan startup to shutdown."""
+    app from its lifespan startup to shutdown. Shutdown lets the turn under way end: a
+    request answered during it is logged and moves the cursor. (Cancelled there instead,
+    the dispatcher lost that log row, and a cancel landing as it opened the log's
+    transaction left SQLite's connection locked: the next test's set-up hung.)"""
     import asyncio
+    import threading
 
     from api.webhooks import with_webhooks
 
     await register(hooks)
     (event,) = await tier_changes(hooks, 1)
+    hooks.receiver.hold = threading.Event()  # the request stays in flight until released
 
     async def app(scope, receive, send):  # an app with a lifespan of its own
         assert (await receive())["type"] == "lifespan.startup"
@@ -385,12 +390,42 @@ async def test_a_server_with_webhooks_delivers_from_startup(hooks):
     inbox, outbox = asyncio.Queue(), asyncio.Queue()
     lifespan = asyncio.create_task(server({"type": "lifespan"}, inbox.get, outbox.put))
     await inbox.put({"type": "lifespan.startup"})
-    assert (await outbox.get())["type"] == "lifespan.startup.complete"
-    assert await asyncio.to_thread(hooks.receiver.answered.wait, 30)  # its first turn, at startup
+    async with asyncio.timeout(30):  # a lifespan that never answers fails the test, not the session
+        assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    assert await asyncio.to_thread(hooks.receiver.arrived.wait, 30)  # its first turn, at startup
     await inbox.put({"type": "lifespan.shutdown"})
-    assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
-    await lifespan
-    assert hooks.receiver.delivered() == [event]
+    hooks.receiver.hold.set()  # answered while the server shuts down
+    async with asyncio.timeout(30):  # a locked connection fails here rather than hanging the session
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await lifespan
+        assert hooks.receiver.delivered() == [event]
+        assert await log_rows() == [(int(event), 1, True, 200)]
+        assert (await webhook()).cursor == int(event)
+
+
+async def test_a_stopped_dispatcher_ends_its_turn_after_the_request_in_flight(hooks):
+    """`stop` (set at a server's shutdown) ends a turn after the attempt in flight and its
+    log write, leaving the lease free; the rest waits for the next turn."""
+    import asyncio
+    import threading
+
+    await register(hooks)
+    events = await tier_changes(hooks, 3)
+    hooks.receiver.hold = threading.Event()
+    stop = asyncio.Event()
+    async with hooks.dispatcher("a") as running:
+        turn = asyncio.create_task(running.tick(stop))
+        assert await asyncio.to_thread(hooks.receiver.arrived.wait, 30)  # the first event is in flight
+        stop.set()
+        hooks.receiver.hold.set()
+        async with asyncio.timeout(30):
+            (outcome,) = await turn
+        assert await running.tick(stop) == []  # stopped: no partner is started
+    assert (outcome.delivered, outcome.cursor, outcome.failed) == (1, int(events[0]), None)
+    assert await log_rows() == [(int(events[0]), 1, True, 200)]
+    hooks.receiver.hold = None
+    (outcome,) = await hooks.tick("b")  # the lease was given back: another dispatcher goes on at once
+    assert outcome.delivered == 2 and hooks.receiver.delivered() == events
 
 
 WEBHOOK_OPERATIONS = {

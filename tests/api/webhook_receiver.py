@@ -32,6 +32,8 @@ class Receiver:
     hold: threading.Event | None = None
     # Set by every request it answered (for a test waiting on a dispatcher in a server).
     answered: threading.Event = field(default_factory=threading.Event)
+    # Set by every request as it arrives, before any hold (for a test acting while one is in flight).
+    arrived: threading.Event = field(default_factory=threading.Event)
     port: int = 0
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
@@ -57,6 +59,7 @@ class Receiver:
                     self.headers.get("Loyalty-Webhook-Id", ""), timestamp, self.headers.get("Loyalty-Webhook-Attempt", ""),
                     verified, json.loads(body), answer,
                 ))
+                receiver.arrived.set()
                 if receiver.hold is not None:
                     receiver.hold.wait(30)
                 self.send_response(answer)

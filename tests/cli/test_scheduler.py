@@ -72,10 +72,12 @@ async def test_two_schedulers_run_each_job_once_a_day(db):
     fake.hold = asyncio.Event()
     a, b = scheduler(db, clock, fake.jobs, "a"), scheduler(db, clock, fake.jobs, "b")
     running = asyncio.create_task(a.tick())
-    await fake.entered.wait()  # a holds "first" for D
+    async with asyncio.timeout(30):  # a scheduler that never gets there fails the test, not the session
+        await fake.entered.wait()  # a holds "first" for D
     assert await b.tick() == []  # b sees the live lease and leaves the day to a
     fake.hold.set()
-    records = await running
+    async with asyncio.timeout(30):
+        records = await running
     assert [(r.job, r.day, r.status, r.owner) for r in records] == [
         (name, D, JobRunStatus.DONE, "a") for name in ("first", "second", "third")
     ]
@@ -229,12 +231,14 @@ async def test_the_scheduler_runs_inside_a_server_from_startup_to_shutdown(db):
     inbox, outbox = asyncio.Queue(), asyncio.Queue()
     lifespan = asyncio.create_task(server({"type": "lifespan"}, inbox.get, outbox.put))
     await inbox.put({"type": "lifespan.startup"})
-    assert (await outbox.get())["type"] == "lifespan.startup.complete"
-    await fake.entered.wait()  # the day's first job started after the app's startup
+    async with asyncio.timeout(30):  # a lifespan that never answers fails the test, not the session
+        assert (await outbox.get())["type"] == "lifespan.startup.complete"
+        await fake.entered.wait()  # the day's first job started after the app's startup
     assert started == [True] and fake.calls == [("review", D)]
     await inbox.put({"type": "lifespan.shutdown"})  # the job is still held: shutdown cuts it short
-    assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
-    await lifespan
+    async with asyncio.timeout(30):
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await lifespan
     assert await rows() == [("review", D, JobRunStatus.RUNNING, "in-server", 1)]  # taken over once its lease lapses
 
 
