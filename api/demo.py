@@ -9,24 +9,25 @@ every office and tier, with ledgers the programme's own jobs agree with.
   enrolment lookup (members.addresses.office_for_address), so a member's office is
   the one its address gives. Members 0..141 take the offices one each, the others go
   mostly to the big cities.
-- Ledgers are simulated in memory with the programme's pure rules (loyalty.engine,
-  loyalty.calendar): flights with their tier bonus and upgrades, partner credits,
-  redemptions (earliest-expiring first) and the daily jobs (the tier review of every
-  validUntil, the expiry of every credit past its last day) up to today. So the lots,
-  the running balances and the tier event log agree with the ledger (`loyalty ledger
-  reconcile` finds no difference), and `loyalty tiers review` / `loyalty miles
-  expire` for today find nothing due. Each member follows a scenario: dormant or
-  occasional flyers, steady SILVER/GOLD/PLATINUM flyers, elites upgraded 18 to 20
-  months ago who have flown little since (at risk of downgrade), and former elites
-  who were downgraded. Credits of 34 to 36 months ago expire within 90 days.
-- Entries carry what the services would have written: flight numbers, descriptions,
-  externalRefs and request fingerprints (so an API replay of a demo externalRef is a
-  replay, not a conflict), posted on their activity day.
+- Ledgers are the programme's own: each member's activities (flights, partner credits,
+  redemptions) are applied in date order to a loyalty.book.MemberBook, the code that
+  decides what the posting services, the tier review and the expiry job write (entries
+  with their descriptions, externalRefs and request fingerprints, lots, the running
+  balance, tier events with their notes), with the daily jobs run on every day one is
+  due up to today. So `loyalty ledger reconcile` finds no difference, `loyalty tiers
+  review` / `loyalty miles expire` for today find nothing due, and an API replay of a
+  demo externalRef is a replay, not a conflict (tests/loyalty/test_book.py posts demo
+  members' activities through the services and compares every row). Each member
+  follows a scenario: dormant or occasional flyers, steady SILVER/GOLD/PLATINUM flyers,
+  elites upgraded 18 to 20 months ago who have flown little since (at risk of
+  downgrade), and former elites who were downgraded. Credits of 34 to 36 months ago
+  expire within 90 days. Entries are posted on their activity day (noon, local time).
 - Speed: everything is written in ONE transaction (a failed run leaves nothing
-  behind), one INSERT statement per table and chunk of members executed for all its
-  rows (executemany), with the ids of members and entries given here (PostgreSQL's
-  sequences are moved past them). Tortoise's bulk_create builds and validates a model
-  object per row: about five times slower for the ~70 rows per member written here.
+  behind), with the posting services' bulk inserts (loyalty.ledger.write_book_rows,
+  members.bulk_insert: multi-row INSERT statements of plain tuples) per table and chunk
+  of members, with the ids of members and entries given here (PostgreSQL's sequences
+  are moved past them). Tortoise's bulk_create builds and validates a model object per
+  row: about five times slower for the ~70 rows per member written here.
 """
 
 from __future__ import annotations
