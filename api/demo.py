@@ -464,7 +464,7 @@ def _simulate(person: _Person, rules: Rules, today: date, posted_at: Callable[[d
         if activity[0] == "flight":
             _, flight, earning, ref = activity
             book.run_jobs(flight.date)
-            book.flight(flight, earning, ref, actor=FLIGHT_ACTOR, effective_at=posted_at(flight.date))
+            book.flight(flight, earning, ref, actor=FLIGHT_ACTOR, posted_at=posted_at)
         elif activity[0] == "partner":
             _, code, day, miles, text, ref = activity
             book.run_jobs(day)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any, NamedTuple
@@ -304,9 +304,10 @@ class MemberBook:
     # -- postings
 
     def flight(self, flight: FlightDetails, earning: engine.FlightEarning, ref: str, *, actor: str,
-               effective_at: datetime | None = None) -> None:
+               posted_at: Callable[[date], datetime] | None = None) -> None:
         """flightAccrue: the flight, its bonus at the tier held before it, and the upgrade
-        its window's totals give (effective at `effective_at`)."""
+        its window's totals give (effective when posted: posted_at(the flight's day),
+        asked only for an upgrade)."""
         tier_before = self.tier
         index = self._post(flight_entry(flight, earning, ref, flight_fingerprint(self.card_number, flight)))
         bonus = bonus_entry(self.rules, tier_before, flight, earning.redeemable_miles, bonus_for=index)
@@ -316,7 +317,8 @@ class MemberBook:
             return
         self._qualify(flight.date, earning.qualifying_miles, earning.segments_hundredths)
         miles, segments = self._totals(*_window(flight.date, self.rules.window_months))
-        change = upgrade(self.rules, self.tier, self.valid_until, miles, segments, flight.date, effective_at)
+        change = upgrade(self.rules, self.tier, self.valid_until, miles, segments, flight.date,
+                         None if posted_at is None else posted_at(flight.date))
         if change is not None:
             self._change(change, actor, cause=index)
 
