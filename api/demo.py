@@ -9,24 +9,25 @@ every office and tier, with ledgers the programme's own jobs agree with.
   enrolment lookup (members.addresses.office_for_address), so a member's office is
   the one its address gives. Members 0..141 take the offices one each, the others go
   mostly to the big cities.
-- Ledgers are simulated in memory with the programme's pure rules (loyalty.engine,
-  loyalty.calendar): flights with their tier bonus and upgrades, partner credits,
-  redemptions (earliest-expiring first) and the daily jobs (the tier review of every
-  validUntil, the expiry of every credit past its last day) up to today. So the lots,
-  the running balances and the tier event log agree with the ledger (`loyalty ledger
-  reconcile` finds no difference), and `loyalty tiers review` / `loyalty miles
-  expire` for today find nothing due. Each member follows a scenario: dormant or
-  occasional flyers, steady SILVER/GOLD/PLATINUM flyers, elites upgraded 18 to 20
-  months ago who have flown little since (at risk of downgrade), and former elites
-  who were downgraded. Credits of 34 to 36 months ago expire within 90 days.
-- Entries carry what the services would have written: flight numbers, descriptions,
-  externalRefs and request fingerprints (so an API replay of a demo externalRef is a
-  replay, not a conflict), posted on their activity day.
+- Ledgers are the programme's own: each member's activities (flights, partner credits,
+  redemptions) are applied in date order to a loyalty.book.MemberBook, the code that
+  decides what the posting services, the tier review and the expiry job write (entries
+  with their descriptions, externalRefs and request fingerprints, lots, the running
+  balance, tier events with their notes), with the daily jobs run on every day one is
+  due up to today. So `loyalty ledger reconcile` finds no difference, `loyalty tiers
+  review` / `loyalty miles expire` for today find nothing due, and an API replay of a
+  demo externalRef is a replay, not a conflict (tests/loyalty/test_book.py posts demo
+  members' activities through the services and compares every row). Each member
+  follows a scenario: dormant or occasional flyers, steady SILVER/GOLD/PLATINUM flyers,
+  elites upgraded 18 to 20 months ago who have flown little since (at risk of
+  downgrade), and former elites who were downgraded. Credits of 34 to 36 months ago
+  expire within 90 days. Entries are posted on their activity day (noon, local time).
 - Speed: everything is written in ONE transaction (a failed run leaves nothing
-  behind), one INSERT statement per table and chunk of members executed for all its
-  rows (executemany), with the ids of members and entries given here (PostgreSQL's
-  sequences are moved past them). Tortoise's bulk_create builds and validates a model
-  object per row: about five times slower for the ~70 rows per member written here.
+  behind), with the posting services' bulk inserts (loyalty.ledger.write_book_rows,
+  members.bulk_insert: multi-row INSERT statements of plain tuples) per table and chunk
+  of members, with the ids of members and entries given here (PostgreSQL's sequences
+  are moved past them). Tortoise's bulk_create builds and validates a model object per
+  row: about five times slower for the ~70 rows per member written here.
 """
 
 from __future__ import annotations
@@ -49,19 +50,18 @@ from api.demo_care import build_demo_care
 from api.settings import Settings
 from loyalty import calendar as cal
 from loyalty import engine
+from loyalty.book import FlightDetails, MemberBook
 from loyalty.changes import at_risk, refresh_members
-from loyalty.jobs import SYSTEM_SOURCE
-# The posting services' own content and name keys, so fingerprints match theirs.
-from loyalty.ledger import AIRLINE_SOURCE, MEMBER_SOURCE, FlightDetails, family_name_key, flight_content
-from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
+from loyalty.ledger import MEMBER_SOURCE, BookOffice, book_rows, write_book_rows
+from loyalty.models import CreditLot, LedgerEntry
 from loyalty.rules import TIERS, Rules
 from members import partners
 from members.access import Role
 from members.addresses import Address, office_for_address
+from members.bulk_insert import BulkInsert
 from members.cards import card_number
 from members.enums import MemberStatus, Tier
 from members.errors import DomainError
-from members.idempotency import fingerprint
 from members.models import Member, Office, RegionAssignment
 from members.regions import rebuild_tier_counts, region_data, tier_counts
 from members import contacts
@@ -73,7 +73,6 @@ SEED = "loyalty-demo-1"
 TOKEN_TTL_SECONDS = 24 * 3600
 DEMO_ACTOR = "admin:demo"  # who "enrolled" the demo members
 FLIGHT_ACTOR = "airline:demo"  # the airline system that posted their flights
-REVIEW_ACTOR = "system:review"  # as loyalty.tiers.review_tiers writes it
 CHUNK = 500  # members simulated and written per step
 PARTNERS = (("HOTEL1", "Demo Hotels (invented)"), ("BANK1", "Demo Bank credit card (invented)"), ("CAR1", "Demo Car Rental (invented)"))
 PARTNER_WHAT = {"HOTEL1": "Hotel stay", "BANK1": "Credit card spend", "CAR1": "Car rental"}
@@ -125,6 +124,10 @@ class _Office:
     branch_code: str
     country: str
     addresses: tuple[Address, ...]  # each one maps to this office
+
+    @functools.cached_property
+    def book_office(self) -> BookOffice:
+        return BookOffice(self.id, self.code, self.branch_id, self.branch_code)
 
 
 @dataclass(frozen=True)
@@ -224,10 +227,7 @@ def _office_weights(offices: Sequence[_Office]) -> list[float]:
     return _cumulative(*(_HUB_WEIGHTS.get(o.code, 3.0 if o.country == "CN" else 1.5) for o in offices))
 
 
-# The rules' pure functions, cached: a posting's calendar maths depends on its day
-# only, a flight's earning on its distance and fare class only.
-_credit_expiry = functools.lru_cache(maxsize=None)(cal.credit_expiry)
-_window = functools.lru_cache(maxsize=None)(cal.window)
+# The rules' earning, cached: a flight's depends on its distance and fare class only.
 _accrual = functools.lru_cache(maxsize=None)(engine.flight_accrual)
 
 
@@ -416,157 +416,11 @@ _REDEMPTIONS = (("Award ticket PEK-SHA", 12_000), ("Award ticket PEK-CAN", 15_00
                 ("Award ticket PEK-NRT", 25_000), ("Lounge pass", 3_000), ("Award ticket PEK-LHR", 45_000))
 
 
-def _month_index(day: date) -> int:
-    return day.year * 12 + day.month - 1
-
-
-class _Ledger:
-    """One member's postings in date order, as the services and daily jobs would have
-    written them: entries, credit lots, the running balance and tier changes.
-
-    Entries refer to each other (bonus -> flight, event -> cause) by their index in
-    `entries`; ids are given when the rows are written."""
-
-    def __init__(self, rules: Rules, person: _Person, enrolled: date, start: date, posted_at: Callable[[date], datetime]) -> None:
-        self.rules, self.person, self.posted_at = rules, person, posted_at
-        self.tier, self.since, self.valid_until = "STANDARD", enrolled, None
-        self.balance = 0
-        # (kind, activity date, qualifying miles, segments, redeemable miles, source,
-        #  external ref, description, flight, fingerprint, index of the flight of a bonus)
-        self.entries: list[tuple] = []
-        self.lots: list[list] = []  # [entry index, expires_on, remaining], in expiry order
-        self.first_lot = 0  # lots before it have nothing left
-        # Qualifying miles and segments per month, from a window before the history
-        # starts to the last validUntil a review may look at.
-        self.first_month = _month_index(start) - rules.window_months
-        months = rules.window_months + _history_months(rules) + 1
-        self.miles, self.segments = [0] * months, [0] * months
-        # (effective_at, from tier, to tier, reason, since, valid_until, cause index, actor, note)
-        self.events: list[tuple] = []
-
-    # -- helpers
-
-    def _totals(self, start: date, end: date) -> tuple[int, int]:
-        """Qualifying totals of the months from start's to end's."""
-        low = max(0, _month_index(start) - self.first_month)
-        high = _month_index(end) - self.first_month + 1
-        return sum(self.miles[low:high]), sum(self.segments[low:high])
-
-    def _post(self, kind: LedgerEntryKind, day: date, redeemable: int, source: str, **values: Any) -> int:
-        self.entries.append((
-            kind, day, values.get("qualifying", 0), values.get("segments", 0), redeemable, source,
-            values.get("ref"), values.get("description"), values.get("flight"), values.get("print_"), values.get("bonus_for"),
-        ))
-        self.balance += redeemable
-        if redeemable > 0:  # a credit: its lot (the balance is never negative here)
-            self.lots.append([len(self.entries) - 1, _credit_expiry(day, self.rules.credit_validity_months), redeemable])
-        return len(self.entries) - 1
-
-    def _change(self, to_tier: str, reason: TierChangeReason, since: date, valid_until: date | None,
-                effective_at: datetime, actor: str, cause: int | None = None, note: str | None = None) -> None:
-        self.events.append((effective_at, self.tier, to_tier, reason, since, valid_until, cause, actor, note))
-        self.tier, self.since, self.valid_until = to_tier, since, valid_until
-
-    # -- the daily jobs
-
-    def run_jobs(self, as_of: date) -> None:
-        """What the daily jobs did on every day before `as_of`: the review of every
-        validUntil < as_of and the expiry of every credit whose last day is < as_of."""
-        while True:
-            while self.first_lot < len(self.lots) and self.lots[self.first_lot][2] == 0:
-                self.first_lot += 1
-            expiry = self.lots[self.first_lot][1] if self.first_lot < len(self.lots) else None
-            expiry = expiry if expiry is not None and expiry < as_of else None
-            review = self.valid_until if self.tier != "STANDARD" and self.valid_until < as_of else None
-            if review is not None and (expiry is None or review <= expiry):
-                self._review()
-            elif expiry is not None:
-                self._expire(expiry)
-            else:
-                return
-
-    def _review(self) -> None:
-        """loyalty.tiers._review_member for one validUntil."""
-        old = self.valid_until
-        start, end = cal.retention_window(old, self.rules.window_months)
-        miles, segments = self._totals(start, end)
-        decision = engine.review_decision(self.rules, self.tier, old, miles, segments)
-        retained = decision.reason == "RETENTION"
-        self._change(
-            decision.tier, TierChangeReason.RETENTION if retained else TierChangeReason.DOWNGRADE,
-            since=self.since if retained else decision.since, valid_until=decision.valid_until,
-            effective_at=datetime.combine(decision.since, time(0), tzinfo=timezone.utc), actor=REVIEW_ACTOR,
-            note=f"review of validUntil {old}: {miles} miles, {segments / 100:g} segments in {start}..{end}",
-        )
-
-    def _expire(self, last_day: date) -> None:
-        """loyalty.jobs._expire_member on the day after `last_day`."""
-        amount = count = 0
-        for lot in self.lots[self.first_lot:]:
-            if lot[1] > last_day:
-                break
-            if lot[2]:
-                amount, count = amount + lot[2], count + 1
-                lot[2] = 0
-        self._post(
-            LedgerEntryKind.EXPIRY, last_day, -amount, SYSTEM_SOURCE,
-            description=f"Expiry of {amount} miles of {count} credit(s) good through {last_day} or earlier",
-        )
-
-    # -- postings
-
-    def flight(self, flight: FlightDetails, earning: engine.FlightEarning, ref: str) -> None:
-        """loyalty.ledger._post_flight: the flight, its bonus at the tier held before it,
-        and the upgrade its window's totals give."""
-        day, tier_before = flight.date, self.tier
-        print_ = fingerprint("flightAccrue", {"cardNumber": self.person.card_number, "flight": flight_content(flight)})
-        index = self._post(
-            LedgerEntryKind.FLIGHT, day, earning.redeemable_miles, AIRLINE_SOURCE, qualifying=earning.qualifying_miles,
-            segments=earning.segments_hundredths, ref=ref, flight=flight, print_=print_,
-            description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
-        )
-        bonus = engine.tier_bonus(self.rules, tier_before, earning.redeemable_miles)
-        if bonus > 0:
-            self._post(
-                LedgerEntryKind.TIER_BONUS, day, bonus, AIRLINE_SOURCE, bonus_for=index,
-                description=f"{self.rules.tier(tier_before).bonus_percent} % {tier_before} bonus on "
-                f"{flight.carrier}{flight.flight_number}",
-            )
-        if not (earning.qualifying_miles or earning.segments_hundredths):
-            return
-        month = _month_index(day) - self.first_month
-        self.miles[month] += earning.qualifying_miles
-        self.segments[month] += earning.segments_hundredths
-        miles, segments = self._totals(*_window(day, self.rules.window_months))
-        decision = engine.upgrade_decision(self.rules, self.tier, self.valid_until, miles, segments, day)
-        if decision is not None:
-            self._change(decision.tier, TierChangeReason.UPGRADE, decision.since, decision.valid_until,
-                         self.posted_at(day), FLIGHT_ACTOR, cause=index)
-
-    def partner(self, day: date, code: str, miles: int, ref: str) -> None:
-        """loyalty.ledger.partner_accrue: redeemable miles only."""
-        text = f"{PARTNER_WHAT[code]} (demo)"
-        print_ = fingerprint("partnerAccrue", {
-            "cardNumber": self.person.card_number, "familyName": family_name_key(self.person.family_name), "miles": miles,
-            "activityDate": day.isoformat(), "description": text,
-        })
-        self._post(LedgerEntryKind.PARTNER, day, miles, code, ref=ref, description=text, print_=print_)
-
-    def redeem(self, day: date, miles: int, what: str) -> None:
-        """loyalty.ledger.redeem when the balance covers it: earliest-expiring credits first."""
-        if miles > self.balance:
-            return
-        open_lots = [(i, lot[1], lot[2]) for i, lot in enumerate(self.lots[self.first_lot:], self.first_lot) if lot[2]]
-        for i, taken in engine.consume_fifo(open_lots, miles):
-            self.lots[i][2] -= taken
-        self._post(LedgerEntryKind.REDEMPTION, day, -miles, MEMBER_SOURCE, description=what)
-
-
-def _simulate(person: _Person, rules: Rules, today: date, posted_at: Callable[[date], datetime]) -> tuple[_Plan, _Ledger]:
+def _activities(person: _Person, plan: _Plan, rules: Rules, today: date, start: date) -> list[tuple]:
+    """The member's activities in date order (flights, then partner credits, then
+    redemptions within a day): ("flight", flight, earning, externalRef), ("partner",
+    code, day, miles, description, externalRef), ("redeem", day, miles, description)."""
     rng = person.rng
-    plan = _plan(rng, rules, today)
-    start = max(plan.enrolled, _month(today, -_history_months(rules)))
-    ledger = _Ledger(rules, person, plan.enrolled, start, posted_at)
     # (day, order within the day, what)
     activities: list[tuple[date, int, Any]] = [(f[0], 0, f) for f in _flights(rng, rules, plan.periods)]
     for n in range(plan.partner_credits):
@@ -575,22 +429,52 @@ def _simulate(person: _Person, rules: Rules, today: date, posted_at: Callable[[d
     for _ in range(plan.redemptions):
         activities.append((_day_between(rng, start + timedelta(days=60), today), 2, rng.choice(_REDEMPTIONS)))
     activities.sort(key=lambda a: (a[0], a[1]))
+    out: list[tuple] = []
     refs: set[str] = set()
     for day, order, what in activities:
-        ledger.run_jobs(day)
         if order == 0:
             _, flight, earning = what
             ref = f"{flight.carrier}{flight.flight_number}-{day:%Y%m%d}-{person.card_number}"
             while ref in refs:  # the same flight twice on a day: a second booking
                 ref += "+"
             refs.add(ref)
-            ledger.flight(flight, earning, ref)
+            out.append(("flight", flight, earning, ref))
         elif order == 1:
-            ledger.partner(day, *what)
+            code, miles, ref = what
+            out.append(("partner", code, day, miles, f"{PARTNER_WHAT[code]} (demo)", ref))
         else:
-            ledger.redeem(day, what[1], what[0])
-    ledger.run_jobs(today)
-    return plan, ledger
+            out.append(("redeem", day, what[1], what[0]))
+    return out
+
+
+def _history(person: _Person, rules: Rules, today: date) -> tuple[_Plan, date, list[tuple]]:
+    """The member's plan, the first day of its ledger and its activities (_activities):
+    what happened to the member, before any rule applies to it."""
+    plan = _plan(person.rng, rules, today)
+    start = max(plan.enrolled, _month(today, -_history_months(rules)))
+    return plan, start, _activities(person, plan, rules, today, start)
+
+
+def _simulate(person: _Person, rules: Rules, today: date, posted_at: Callable[[date], datetime]) -> tuple[_Plan, MemberBook]:
+    """The member's plan and book: its activities applied as the services and the daily
+    jobs (run on every day up to today) apply them (loyalty.book)."""
+    plan, start, activities = _history(person, rules, today)
+    book = MemberBook(rules, person.card_number, person.family_name, since=plan.enrolled, start=start)
+    for activity in activities:
+        if activity[0] == "flight":
+            _, flight, earning, ref = activity
+            book.run_jobs(flight.date)
+            book.flight(flight, earning, ref, actor=FLIGHT_ACTOR, posted_at=posted_at)
+        elif activity[0] == "partner":
+            _, code, day, miles, text, ref = activity
+            book.run_jobs(day)
+            book.partner(code, day, miles, text, ref)
+        else:
+            _, day, miles, text = activity
+            book.run_jobs(day)
+            book.redeem(MEMBER_SOURCE, day, miles, text)
+    book.run_jobs(today)
+    return plan, book
 
 
 # ---- writing ---------------------------------------------------------------------------
@@ -601,52 +485,12 @@ _MEMBER_COLUMNS = (
     "office_id", "branch_id", "enrolled_at", "tier", "tier_since", "tier_valid_until", "redeemable_miles",
 )
 _ASSIGNMENT_COLUMNS = ("member_id", "office_id", "assigned_at", "reason", "actor")
-_ENTRY_COLUMNS = (
-    "id", "member_id", "kind", "activity_date", "posted_at", "qualifying_miles", "qualifying_segments",
-    "redeemable_miles", "source", "external_ref", "description", "carrier", "flight_number", "origin",
-    "destination", "distance_km", "fare_class", "fingerprint", "bonus_for_id", "reverses_id",
-)
-_LOT_COLUMNS = ("entry_id", "member_id", "expires_on", "remaining")
-_EVENT_COLUMNS = (
-    "member_id", "card_number", "from_tier", "to_tier", "reason", "effective_at", "since", "valid_until",
-    "office_id", "branch_id", "office_code", "branch_code", "cause_id", "actor", "note",
-)
 
 
-def _defaults(model: type, columns: Sequence[str]) -> tuple[list[str], tuple]:
-    """The columns `columns` leaves out that need a value, with their model default
-    (Tortoise keeps defaults in Python, not in the database schema)."""
-    names, values = [], []
-    meta = model._meta
-    for name, column in meta.fields_db_projection.items():
-        field_ = meta.fields_map[name]
-        if column in columns or field_.pk or field_.generated:
-            continue
-        if field_.default is not None:
-            value = field_.default() if callable(field_.default) else field_.default
-        elif getattr(field_, "auto_now", False) or getattr(field_, "auto_now_add", False):
-            value = datetime.now(timezone.utc)
-        else:
-            continue  # nullable: NULL
-        names.append(column)
-        values.append(field_.to_db_value(value, None))
-    return names, tuple(values)
-
-
-async def _insert(connection: BaseDBAsyncClient, model: type, columns: Sequence[str], rows: list[tuple]) -> None:
-    """One parameterised INSERT executed for every row (executemany), in the caller's
-    transaction. Columns the rows leave out get their model default."""
-    if not rows:
-        return
-    extra_columns, extra_values = _defaults(model, columns)
-    if extra_columns:
-        columns = [*columns, *extra_columns]
-        rows = [row + extra_values for row in rows]
-    executor = connection.executor_class(model=model, db=connection)
-    query = connection.query_class.into(model._meta.basetable).columns(*columns).insert(
-        *(executor.parameter(i) for i in range(len(columns)))
-    )
-    await connection.execute_many(str(query), rows)
+@functools.cache
+def _inserts() -> tuple[BulkInsert, BulkInsert]:
+    """Built on first use: the models' field maps exist once Tortoise is initialised."""
+    return BulkInsert(Member, _MEMBER_COLUMNS), BulkInsert(RegionAssignment, _ASSIGNMENT_COLUMNS)
 
 
 @dataclass
@@ -659,8 +503,9 @@ class _Batch:
     lots: list[tuple] = field(default_factory=list)
 
 
-def _rows(batch: _Batch, events: list[tuple], person: _Person, plan: _Plan, ledger: _Ledger, member_id: int,
-          first_entry_id: int, contacts_taken: set[str], posted_at: Callable[[date], datetime]) -> None:
+def _rows(batch: _Batch, events: list[tuple], person: _Person, plan: _Plan, book: MemberBook, member_id: int,
+          first_entry_id: int, contacts_taken: set[str], posted_at: Callable[[date], datetime]) -> int:
+    """Add the member's rows to the batch (its tier events to `events`); the next free entry id."""
     office = person.office
     # A phone or email some other member holds already is left out (DUPLICATE otherwise).
     # Both sealed and hashed (members.contacts) like an enrolment's.
@@ -674,37 +519,22 @@ def _rows(batch: _Batch, events: list[tuple], person: _Person, plan: _Plan, ledg
     enrolled_at = posted_at(plan.enrolled) - timedelta(hours=2)
     address = person.address
     batch.members.append((
-        member_id, person.card_number, person.family_name, person.given_name, MemberStatus.ACTIVE.value,
+        member_id, person.card_number, person.family_name, person.given_name, MemberStatus.ACTIVE,
         person.birth_date, phone, mail, phone_k, mail_k, address.country, address.province, address.city,
-        address.line, address.postal_code, office.id, office.branch_id, enrolled_at, Tier[ledger.tier].value,
-        ledger.since, ledger.valid_until, ledger.balance,
+        address.line, address.postal_code, office.id, office.branch_id, enrolled_at, Tier[book.tier],
+        book.since, book.valid_until, book.balance,
     ))
     batch.assignments.append((member_id, office.id, enrolled_at, "enrolment", DEMO_ACTOR))
-    for index, (kind, day, qualifying, segments, redeemable, source, ref, description, flight, print_, bonus_for) in enumerate(ledger.entries):
-        flight_columns = (
-            (flight.carrier, flight.flight_number, flight.origin, flight.destination, flight.distance_km, flight.fare_class)
-            if flight is not None else (None,) * 6
-        )
-        batch.entries.append((
-            first_entry_id + index, member_id, kind.value, day, posted_at(day), qualifying, segments, redeemable,
-            source, ref, description, *flight_columns, print_,
-            None if bonus_for is None else first_entry_id + bonus_for, None,
-        ))
-    batch.lots.extend((first_entry_id + index, member_id, expires_on, remaining) for index, expires_on, remaining in ledger.lots)
-    for effective_at, from_tier, to_tier, reason, since, valid_until, cause, actor, note in ledger.events:
-        events.append((
-            member_id, person.card_number, Tier[from_tier].value, Tier[to_tier].value, reason.value, effective_at,
-            since, valid_until, office.id, office.branch_id, office.code, office.branch_code,
-            None if cause is None else first_entry_id + cause, actor, note,
-        ))
+    return book_rows(member_id, person.card_number, office.book_office, book, first_entry_id, posted_at,
+                     batch.entries, batch.lots, events)
 
 
 async def _write(connection: BaseDBAsyncClient, batch: _Batch) -> int:
     """Write a chunk's rows; the number of members written."""
-    await _insert(connection, Member, _MEMBER_COLUMNS, batch.members)
-    await _insert(connection, RegionAssignment, _ASSIGNMENT_COLUMNS, batch.assignments)
-    await _insert(connection, LedgerEntry, _ENTRY_COLUMNS, batch.entries)
-    await _insert(connection, CreditLot, _LOT_COLUMNS, batch.lots)
+    members, assignments = _inserts()
+    await members.run(connection, batch.members)
+    await assignments.run(connection, batch.assignments)
+    await write_book_rows(connection, batch.entries, batch.lots)
     return len(batch.members)
 
 
@@ -775,10 +605,9 @@ async def build_demo(
         def simulate(chunk: list[_Person], member_id: int, entry_id: int) -> tuple[_Batch, int, int]:
             batch = _Batch()
             for person in chunk:
-                plan, ledger = _simulate(person, rules, today, posted_at)
-                _rows(batch, events, person, plan, ledger, member_id, entry_id, taken, posted_at)
+                plan, book = _simulate(person, rules, today, posted_at)
+                entry_id = _rows(batch, events, person, plan, book, member_id, entry_id, taken, posted_at)
                 member_id += 1
-                entry_id += len(ledger.entries)
             return batch, member_id, entry_id
 
         async with in_transaction() as connection:
@@ -794,7 +623,7 @@ async def build_demo(
             # The event log in time order: positions increase with effective_at.
             events.sort(key=lambda row: (row[5], row[0]))
             for start in range(0, len(events), 5 * CHUNK):
-                await _insert(connection, TierEvent, _EVENT_COLUMNS, events[start:start + 5 * CHUNK])
+                await write_book_rows(connection, events=events[start:start + 5 * CHUNK])
             await _advance_sequences(connection)
             # Members were written beside the services: count them into the office x tier rollup.
             await rebuild_tier_counts(connection)

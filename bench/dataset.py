@@ -52,7 +52,7 @@ NAME_STEP = 7_919
 DATASET_VERSION = 1
 # (The copying below is versioned by DATASET_VERSION, not by this file's text.)
 DATA_FILES = (
-    "api/demo.py", "api/demo_care.py", "loyalty/engine.py", "loyalty/calendar.py", "loyalty/rules.py",
+    "api/demo.py", "api/demo_care.py", "loyalty/book.py", "loyalty/engine.py", "loyalty/calendar.py", "loyalty/rules.py",
     "loyalty/default_rules.toml", "members/data/regions.json",
 )
 SCHEMA_FILES = ("members/models.py", "loyalty/models.py", "care/models.py", "care/segments.py", "members/regions.py",

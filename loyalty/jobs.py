@@ -24,8 +24,10 @@ from tortoise.expressions import F
 from tortoise.functions import Coalesce, Count, Sum
 from tortoise.transactions import in_transaction
 
-from loyalty import lots
-from loyalty.models import CreditLot, LedgerEntry, LedgerEntryKind
+from loyalty import book, lots
+from loyalty.ledger import entry_values
+from loyalty.book import SYSTEM_SOURCE
+from loyalty.models import CreditLot, LedgerEntry
 from loyalty.rules import Rules
 from members.models import Member
 from members.paging import after_key
@@ -39,7 +41,6 @@ __all__ = [
     "reconcile",
 ]
 
-SYSTEM_SOURCE = "SYSTEM"  # source of entries the programme posts by itself (expiry)
 
 
 # ---- expiry ------------------------------------------------------------------------
@@ -107,23 +108,15 @@ async def _expire_member(member_id: int, as_of: date, *, dry_run: bool = False) 
             _expired_lots(as_of).filter(member_id=member_id).using_db(connection)
             .values_list("id", "expires_on", "remaining")
         )
-        amount = sum(remaining for _, _, remaining in expired)
-        if amount <= 0 or dry_run:
-            return max(amount, 0)
-        latest = max(expires_on for _, expires_on, _ in expired)
+        entry = book.expiry_entry([(expires_on, remaining) for _, expires_on, remaining in expired])
+        if entry is None or dry_run:
+            return max(sum(remaining for _, _, remaining in expired), 0)
+        amount = -entry.redeemable_miles
         await lots.change_balance(connection, member_id, -amount)
         # What is left moves to `expired`: the lot's breakage (loyalty.liability).
         await CreditLot.filter(id__in=[lot_id for lot_id, _, _ in expired]).using_db(connection).update(
             expired=F("expired") + F("remaining"), remaining=0)
-        await LedgerEntry.create(
-            member_id=member_id,
-            kind=LedgerEntryKind.EXPIRY,
-            activity_date=latest,
-            redeemable_miles=-amount,
-            source=SYSTEM_SOURCE,
-            description=f"Expiry of {amount} miles of {len(expired)} credit(s) good through {latest} or earlier",
-            using_db=connection,
-        )
+        await LedgerEntry.create(**entry_values(member_id, entry), using_db=connection)
     return amount
 
 

@@ -39,7 +39,6 @@ Concurrency, without SELECT ... FOR UPDATE (a no-op on SQLite):
 from __future__ import annotations
 
 import re
-import unicodedata
 from copy import copy
 from functools import cache
 from dataclasses import dataclass
@@ -52,9 +51,11 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Coalesce, Sum
 from tortoise.transactions import in_transaction
 
+from loyalty import book
 from loyalty import calendar as cal
 from loyalty import engine
 from loyalty import lots
+from loyalty.book import AIRLINE_SOURCE, Entry, FlightDetails, family_name_key
 from loyalty.changes import activity_added, members_changed, retention_windows_containing
 from loyalty.events import default_connection, record_tier_change
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
@@ -67,7 +68,7 @@ from members.enums import MemberStatus, Tier
 from members import driver, group_commit
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.ids import BIGINT_IDS, database_id
-from members.idempotency import fingerprint, run_once
+from members.idempotency import run_once
 from members.models import Member
 from members.services import visible_member
 
@@ -76,7 +77,6 @@ __all__ = [
     "redeem", "reverse",
 ]
 
-AIRLINE_SOURCE = "AIRLINE"
 ADMIN_SOURCE = "ADMIN"
 MEMBER_SOURCE = "MEMBER"
 MAX_DISTANCE_KM = 20_000  # longer than any non-stop flight flown today
@@ -89,17 +89,6 @@ MAX_REASON = 200  # kept on the reversal's description (300) after a short prefi
 _CARRIER = re.compile(r"^[A-Z0-9]{2}$")
 _FLIGHT_NUMBER = re.compile(r"^[0-9]{1,4}[A-Z]?$")
 _AIRPORT = re.compile(r"^[A-Z]{3}$")
-
-
-@dataclass(frozen=True)
-class FlightDetails:
-    carrier: str
-    flight_number: str
-    date: date
-    origin: str
-    destination: str
-    distance_km: int
-    fare_class: str
 
 
 @dataclass(frozen=True)
@@ -176,19 +165,6 @@ def _flight_format(flight: FlightDetails, rules: Rules) -> tuple[FlightDetails, 
         raise _rule_field(error, "input") from None
     clean = FlightDetails(carrier, number, flight.date, origin, destination, flight.distance_km, fare_class)
     return clean, earning
-
-
-def flight_content(flight: FlightDetails) -> dict[str, Any]:
-    return {
-        "carrier": flight.carrier, "flightNumber": flight.flight_number, "date": flight.date.isoformat(),
-        "origin": flight.origin, "destination": flight.destination, "distanceKm": flight.distance_km,
-        "fareClass": flight.fare_class,
-    }
-
-
-def family_name_key(value: str | None) -> str:
-    """Family names compare case-, width- (NFKC: ＷＡＮＧ is WANG) and space-insensitively."""
-    return "".join(unicodedata.normalize("NFKC", value or "").casefold().split())
 
 
 def _not_active(member: Member, *field: str) -> DomainError:
@@ -284,7 +260,7 @@ def _flight_posting(
     card = _card_number(card_number)
     ref = _external_ref(external_ref)
     clean, earning = _flight_format(flight, rules)
-    return card, ref, clean, earning, fingerprint("flightAccrue", {"cardNumber": card, "flight": flight_content(clean)})
+    return card, ref, clean, earning, book.flight_fingerprint(card, clean)
 
 
 # The member's UPDATE of a flight, by dialect: the flight's miles plus the bonus of the
@@ -339,13 +315,23 @@ def _entry_insert(with_id: bool = False) -> BulkInsert:
     return BulkInsert(LedgerEntry, ("id", *_ENTRY_COLUMNS) if with_id else _ENTRY_COLUMNS)
 
 
-def _entry_values(**values: Any) -> dict[str, Any]:
-    """The _ENTRY_COLUMNS of a new FLIGHT or TIER_BONUS entry, posted now."""
-    values = {column: values.get(column) for column in _ENTRY_COLUMNS}
-    values["posted_at"] = datetime.now(timezone.utc)
-    for column in ("qualifying_miles", "qualifying_segments"):
-        values[column] = values[column] or 0
-    return values
+def entry_row(entry_id: int | None, member_id: int, entry: Entry, posted_at: datetime, bonus_for_id: int | None) -> tuple:
+    """The ("id", *_ENTRY_COLUMNS) values of a book's entry (loyalty.book): what every
+    writer of FLIGHT, TIER_BONUS, PARTNER, REDEMPTION and EXPIRY entries writes."""
+    flight = entry.flight
+    return (
+        entry_id, member_id, entry.kind, entry.activity_date, posted_at, entry.qualifying_miles,
+        entry.qualifying_segments, entry.redeemable_miles, entry.source, entry.external_ref, entry.fingerprint,
+        entry.description,
+        *((flight.carrier, flight.flight_number, flight.origin, flight.destination, flight.distance_km,
+           flight.fare_class) if flight is not None else (None,) * 6),
+        bonus_for_id,
+    )
+
+
+def entry_values(member_id: int, entry: Entry, bonus_for_id: int | None = None) -> dict[str, Any]:
+    """The _ENTRY_COLUMNS of a book's entry, posted now."""
+    return dict(zip(_ENTRY_COLUMNS, entry_row(None, member_id, entry, datetime.now(timezone.utc), bonus_for_id)[1:]))
 
 
 async def _write_flight_postgres(
@@ -379,7 +365,7 @@ async def _write_flight_postgres(
     for name, (amount, balance_after) in zip(("f", "b"), credits):
         if amount > 0:
             lot_rows.append(f"((SELECT id FROM {name}), ?, ?, ?)")
-            params += [flight["member_id"], expires_on, lots.lot_remaining(amount, balance_after)]
+            params += [flight["member_id"], expires_on, book.lot_remaining(amount, balance_after)]
     if lot_rows:
         sql += f', l AS (INSERT INTO "credit_lot" ("entry_id", "member_id", "expires_on", "remaining") VALUES {", ".join(lot_rows)})'
     sql += (
@@ -479,31 +465,14 @@ async def _write_flight(
 
     def entries(member_id: int, tier: int, balance: int) -> tuple[dict[str, Any], dict[str, Any] | None, int]:
         """The FLIGHT entry's values, the TIER_BONUS entry's (None without a bonus) and the
-        bonus, for the member's row after its UPDATE (id, tier held before, balance)."""
+        bonus, for the member's row after its UPDATE (id, tier held before, balance):
+        loyalty.book's entries, as every other writer of a flight writes them."""
         tier_before = Tier(tier)
-        bonus = bonuses[tier_before]
-        both = {"member_id": member_id, "activity_date": flight.date, "source": AIRLINE_SOURCE}
-        flight_values = _entry_values(
-            **both,
-            kind=LedgerEntryKind.FLIGHT,
-            qualifying_miles=qualifying,
-            qualifying_segments=segments,
-            redeemable_miles=redeemable,
-            external_ref=ref,
-            fingerprint=print_,
-            description=f"{flight.carrier}{flight.flight_number} {flight.origin}-{flight.destination} {flight.fare_class}",
-            carrier=flight.carrier,
-            flight_number=flight.flight_number,
-            origin=flight.origin,
-            destination=flight.destination,
-            distance_km=flight.distance_km,
-            fare_class=flight.fare_class,
-        )
+        flight_values = entry_values(member_id, book.flight_entry(flight, earning, ref, print_))
         # The bonus is earned at the tier held BEFORE this posting.
-        bonus_values = _entry_values(**both, kind=LedgerEntryKind.TIER_BONUS, redeemable_miles=bonus, description=(
-            f"{rules.tier(tier_before.name).bonus_percent} % {tier_before.name} bonus on {flight.carrier}{flight.flight_number}"
-        )) if bonus > 0 else None
-        return flight_values, bonus_values, bonus
+        bonus_row = book.bonus_entry(rules, tier_before.name, flight, redeemable)
+        bonus_values = entry_values(member_id, bonus_row) if bonus_row is not None else None
+        return flight_values, bonus_values, bonuses[tier_before]
 
     if postgres:
         rows = await connection.execute_query_dict(_flight_update_sql(connection), parameters)
@@ -534,14 +503,12 @@ async def _write_flight(
         return entry, member, None
     if rules.rank(tier_before.name) < len(TIERS) - 1:  # an upgrade is possible
         miles, window_segments = totals
-        decision = engine.upgrade_decision(
-            rules, tier_before.name, member.tier_valid_until, miles, window_segments, flight.date
-        )
-        if decision is not None:
+        change = book.upgrade(rules, tier_before.name, member.tier_valid_until, miles, window_segments, flight.date)
+        if change is not None:
             event = await record_tier_change(
-                connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.UPGRADE,
-                since=decision.since, valid_until=decision.valid_until, actor=actor, cause=entry,
-                recorded_on=today,
+                connection, member, to_tier=Tier[change.to_tier], reason=change.reason,
+                since=change.since, valid_until=change.valid_until, actor=actor, cause=entry,
+                recorded_on=today, effective_at=change.effective_at,
             )
             await members_changed(connection, [member.id], rules, today)
             member = await Member.get(id=member.id).using_db(connection)
@@ -623,11 +590,7 @@ def _partner_credit(
         raise invalid("activityDate must be a calendar date", "input", "activityDate")
     text = _text(description, MAX_DESCRIPTION, "input", "description", required=False)
     ref = _external_ref(external_ref)
-    print_ = fingerprint(
-        "partnerAccrue",
-        {"cardNumber": card, "familyName": name_key, "miles": miles,
-         "activityDate": activity_date.isoformat(), "description": text},
-    )
+    print_ = book.partner_fingerprint(card, name_key, miles, activity_date, text)
     return _PartnerCredit(card, name_key, miles, activity_date, text, ref, print_)
 
 
@@ -647,11 +610,8 @@ async def _write_partner(
     balance = await lots.change_balance(connection, member_id, credit.miles, require_active=True)
     if balance is None:
         raise _not_active(await Member.get(id=member_id).using_db(connection), "input", "cardNumber")
-    entry = await LedgerEntry.create(
-        member_id=member_id, kind=LedgerEntryKind.PARTNER, activity_date=credit.activity_date,
-        redeemable_miles=credit.miles, source=source, external_ref=credit.ref, fingerprint=credit.print_,
-        description=credit.text, using_db=connection,
-    )
+    entry = await LedgerEntry.create(**entry_values(member_id, book.partner_entry(
+        source, credit.miles, credit.activity_date, credit.text, credit.ref, credit.print_)), using_db=connection)
     await lots.add_lot(connection, entry, credit.miles, balance, expires_on)
     return entry
 
@@ -716,9 +676,7 @@ async def redeem(
                 ("input", "miles"),
             )
         entry = await LedgerEntry.create(
-            member_id=member.id, kind=LedgerEntryKind.REDEMPTION, activity_date=today,
-            redeemable_miles=-miles, source=source, description=text, using_db=connection,
-        )
+            **entry_values(member.id, book.redemption_entry(source, miles, today, text)), using_db=connection)
         await lots.take_from_lots(connection, member.id, miles)
         return await _result(entry, replayed=False, connection=connection), entry.id
 
@@ -1092,3 +1050,67 @@ def checked_flight(flight: FlightDetails, rules: Rules) -> FlightDetails:
     """The flight normalised, or INVALID on ("input", "flight", ...) as flightAccrue
     checks it (the claims window apart): for claims made before a posting."""
     return _flight_format(flight, rules)[0]
+
+
+# ---- bulk writing of members' books (`loyalty demo`) -----------------------------------
+
+_EVENT_COLUMNS = (
+    "member_id", "card_number", "from_tier", "to_tier", "reason", "effective_at", "since", "valid_until",
+    "office_id", "branch_id", "office_code", "branch_code", "cause_id", "actor", "note",
+)
+
+
+@cache
+def _event_insert() -> BulkInsert:
+    return BulkInsert(TierEvent, _EVENT_COLUMNS)
+
+
+@dataclass(frozen=True)
+class BookOffice:
+    """The office a member's tier events are recorded under (as record_tier_change does)."""
+
+    id: int
+    code: str
+    branch_id: int
+    branch_code: str
+
+
+def book_rows(
+    member_id: int, card_number: str, office: BookOffice, member_book: book.MemberBook, first_entry_id: int,
+    posted_at: Callable[[date], datetime], entries: list[tuple], lot_rows: list[tuple], events: list[tuple],
+) -> int:
+    """Append the rows of a member's book (loyalty.book.MemberBook) to entries, lot_rows
+    and events, the entries numbered from first_entry_id and posted at posted_at(their
+    activity day); the next free entry id. The same row builders as the services'
+    (entry_row, lots' LOT_COLUMNS, record_tier_change's columns)."""
+    for index, entry in enumerate(member_book.entries):
+        bonus_for = None if entry.bonus_for is None else first_entry_id + entry.bonus_for
+        entries.append(entry_row(first_entry_id + index, member_id, entry, posted_at(entry.activity_date), bonus_for))
+    lot_rows.extend(
+        (first_entry_id + index, member_id, expires_on, remaining, expired)
+        for index, expires_on, remaining, expired in member_book.lots
+    )
+    for event in member_book.events:
+        change = event.change
+        events.append((
+            member_id, card_number, Tier[event.from_tier], Tier[change.to_tier], change.reason,
+            change.effective_at or datetime.now(timezone.utc), change.since, change.valid_until,
+            office.id, office.branch_id, office.code, office.branch_code,
+            None if event.cause is None else first_entry_id + event.cause, event.actor, change.note,
+        ))
+    return first_entry_id + len(member_book.entries)
+
+
+async def write_book_rows(
+    connection: BaseDBAsyncClient, entries: Sequence[tuple] = (), lot_rows: Sequence[tuple] = (),
+    events: Sequence[tuple] = (),
+) -> None:
+    """Write rows of book_rows in the caller's transaction, with the services' bulk
+    inserts (multi-row INSERT statements). The caller keeps what the posting services
+    keep beside them: the member's row (tier, balance) and PostgreSQL's id sequence."""
+    if entries:
+        await _entry_insert(with_id=True).run(connection, entries)
+    if lot_rows:
+        await lots.lot_insert().run(connection, lot_rows)
+    if events:
+        await _event_insert().run(connection, events)

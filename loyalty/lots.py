@@ -21,6 +21,7 @@ from functools import cache
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
+from loyalty.book import lot_remaining
 from loyalty.engine import consume_fifo
 from loyalty.models import CreditLot, LedgerEntry
 from members.bulk_insert import BulkInsert
@@ -49,10 +50,13 @@ async def _add_to_balance(
     return int(rows[0]["redeemable_miles"]) if rows else None
 
 
+LOT_COLUMNS = ("entry_id", "member_id", "expires_on", "remaining", "expired")
+
+
 @cache
 def lot_insert() -> BulkInsert:
     """Built on first use: the models' field maps exist once Tortoise is initialised."""
-    return BulkInsert(CreditLot, ["entry_id", "member_id", "expires_on", "remaining"])
+    return BulkInsert(CreditLot, LOT_COLUMNS)
 
 
 async def change_balance(
@@ -85,16 +89,11 @@ async def add_lot(
     )
 
 
-def lot_remaining(amount: int, balance_after: int) -> int:
-    """What a credit of `amount` leaves in its lot once the balance is `balance_after`."""
-    return min(amount, max(balance_after, 0))
-
-
 def lot_rows(member_id: int, credits: Sequence[tuple[int, int, int]], expires_on: date) -> list[tuple]:
     """lot_insert()'s rows for several (entry id, amount, balance after it) credits of one
     member expiring together (a credit of 0 has no lot): one INSERT for all of them."""
     return [
-        (entry_id, member_id, expires_on, lot_remaining(amount, balance_after))
+        (entry_id, member_id, expires_on, lot_remaining(amount, balance_after), 0)
         for entry_id, amount, balance_after in credits if amount > 0
     ]
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import date
 
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Coalesce, Sum
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from loyalty import book
 from loyalty import calendar as cal
 from loyalty import engine, lots
 from loyalty.changes import members_changed
@@ -173,10 +174,6 @@ class ReviewSummary:
     sample: tuple[tuple[str, Tier, Tier], ...] = field(default=(), compare=False)
 
 
-def _effective_at(day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=timezone.utc)
-
-
 async def _review_member(
     member_id: int, as_of: date, rules: Rules, actor: str, *, dry_run: bool = False
 ) -> tuple[Tier, Tier, int, str] | None:
@@ -197,27 +194,16 @@ async def _review_member(
             and member.tier_valid_until < as_of
         ):
             old_until = member.tier_valid_until
-            start, end = cal.retention_window(old_until, rules.window_months)
+            start, end = book.review_window(rules, old_until)
             miles, segments = await window_totals(member.id, start, end, connection=connection)
-            decision = engine.review_decision(rules, member.tier.name, old_until, miles, segments)
-            retained = decision.reason == "RETENTION"
-            since = member.tier_since if retained else decision.since
+            change = book.review(rules, member.tier.name, member.tier_since, old_until, miles, segments)
             written += 1
             if dry_run:
-                member.tier, member.tier_since, member.tier_valid_until = Tier[decision.tier], since, decision.valid_until
+                member.tier, member.tier_since, member.tier_valid_until = Tier[change.to_tier], change.since, change.valid_until
                 continue
             await record_tier_change(
-                connection, member,
-                to_tier=Tier[decision.tier],
-                reason=TierChangeReason.RETENTION if retained else TierChangeReason.DOWNGRADE,
-                since=since,
-                valid_until=decision.valid_until,
-                actor=actor,
-                note=(
-                    f"review of validUntil {old_until}: {miles} miles, {segments / 100:g} segments "
-                    f"in {start}..{end}"
-                ),
-                effective_at=_effective_at(decision.since),
+                connection, member, to_tier=Tier[change.to_tier], reason=change.reason, since=change.since,
+                valid_until=change.valid_until, actor=actor, note=change.note, effective_at=change.effective_at,
             )
         if not written:
             return None
@@ -231,7 +217,7 @@ async def review_tiers(
     as_of: date,
     *,
     rules: Rules,
-    actor: str = "system:review",
+    actor: str = book.REVIEW_ACTOR,
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = 500,
     dry_run: bool = False,

@@ -230,7 +230,18 @@ class BulkInsert:
 
     @staticmethod
     def _converter(field: fields.Field) -> Callable[[Any], Any]:
-        return lambda value: field.to_db_value(value, None)
+        """A field's to_db_value, with a shortcut for the values bulk writers hand most
+        (an enum member, an aware datetime), which it would return unchanged after a few
+        microseconds of checks: a tenth of a demo's build (api.demo) went there."""
+        convert = field.to_db_value
+        if isinstance(field, fields.DatetimeField):
+            return lambda value: (
+                value if type(value) is datetime.datetime and value.tzinfo is not None else convert(value, None))
+        enum_type = getattr(field, "enum_type", None)
+        if enum_type is not None:
+            cast = int if issubclass(enum_type, int) else str
+            return lambda value: cast(value.value) if type(value) is enum_type else convert(value, None)
+        return lambda value: convert(value, None)
 
     def _default_values(self) -> tuple:
         """The defaulted columns' values for rows inserted now."""
@@ -252,13 +263,16 @@ class BulkInsert:
     def values(self, rows: Iterable[Sequence[Any]]) -> list[tuple]:
         """The parameter tuples of the rows: given columns converted, defaults appended."""
         defaults = self._default_values()
-        converters = self._converters
-        if any(converters):
-            rows = (
-                tuple(value if convert is None else convert(value) for convert, value in zip(converters, row))
-                for row in rows
-            )
-        return [(*row, *defaults) for row in rows]
+        converting = [(position, convert) for position, convert in enumerate(self._converters) if convert is not None]
+        if not converting:
+            return [(*row, *defaults) for row in rows]
+        out = []
+        for row in rows:
+            values = [*row, *defaults]
+            for position, convert in converting:
+                values[position] = convert(values[position])
+            out.append(tuple(values))
+        return out
 
     def _multi_row_sql(self, connection: BaseDBAsyncClient, count: int, returning: Sequence[str]) -> str:
         width = len(self._columns)
