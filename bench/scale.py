@@ -32,6 +32,7 @@ import asyncio
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -310,23 +311,9 @@ def _copy_to_scratch(url: str, scratch: str) -> float:
     else:
         asyncio.run(dataset.drop_and_create(scratch))
         dataset._checkpoint_sqlite(sqlite_path(url))
-        _copy_file(sqlite_path(url), sqlite_path(scratch))
+        shutil.copyfile(sqlite_path(url), sqlite_path(scratch))
         settle(scratch)
     return time.perf_counter() - began
-
-
-def _copy_file(source, target, chunk: int = 64 * 1024 * 1024) -> None:
-    """Copy `source` to `target`, dropping the source's pages from the OS cache behind
-    the copy: the jobs read the copy, and a 16 GB copy through the cache otherwise
-    evicted half of the copy itself (the jobs at 1M then read their pages from disk,
-    where the 10k's 170 MB stayed cached)."""
-    with open(source, "rb") as reader, open(target, "wb") as writer:
-        offset = 0
-        while block := reader.read(chunk):
-            writer.write(block)
-            if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(reader.fileno(), offset, len(block), os.POSIX_FADV_DONTNEED)
-            offset += len(block)
 
 
 def _evenly(values: list[int], count: int) -> list[int]:
