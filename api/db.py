@@ -11,6 +11,8 @@ from tortoise.migrations.api import migrate as run_migrations
 from api.settings import Settings, load_settings
 
 MODEL_MODULES = ["members.models", "loyalty.models", "care.models"]
+# SQLite's page cache per connection, in KiB (PRAGMA cache_size = -N).
+SQLITE_CACHE_KIB = 64 * 1024
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
@@ -22,8 +24,14 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         # Tortoise's default (16 KiB) cut it back each time, so that most commits grew
         # the file and their sync also had to write the file system's metadata: 3-6 ms
         # a commit against 1 ms once the file is reused (bench/RESULTS.md, group commit).
-        sep = "&" if "?" in url else "?"
-        url = f"{url}{sep}busy_timeout=10000&journal_size_limit={64 * 1024 * 1024}"
+        # cache_size: SQLITE_CACHE_KIB of SQLite's own page cache per connection (its
+        # default is 2 MB, less than the interior pages of a 1,000,000-member file's
+        # indexes, so at that size nearly every index lookup read a page from the OS
+        # again: bench/RESULTS.md, Scale). The URL's own query comes after these
+        # defaults, so a setting given in DATABASE_URL wins.
+        path, _, query = url.partition("?")
+        defaults = f"busy_timeout=10000&journal_size_limit={64 * 1024 * 1024}&cache_size=-{SQLITE_CACHE_KIB}"
+        url = f"{path}?{defaults}" + (f"&{query}" if query else "")
     elif url.startswith("postgresql://"):
         url = "postgres://" + url.removeprefix("postgresql://")
     return {

@@ -511,6 +511,26 @@ def settings_for(url: str):
     return load_settings(environ={"DATABASE_URL": url, "LOYALTY_DEMO": "1"}, dotenv=None).with_demo()
 
 
+async def _migrate(settings, url: str) -> None:
+    """Pending migrations on the data set at `url`. A failure ends the bench with one
+    line (exit status 1), the connections closed first: the SQLite driver's worker
+    thread, left open by the failed migration runner, would keep the process from
+    exiting (the bench hung after the traceback)."""
+    from tortoise import Tortoise
+
+    from api.db import migrate
+
+    try:
+        await migrate(settings)
+    except Exception as error:  # noqa: BLE001 - one line for the operator, whatever the migration raised
+        await Tortoise.close_connections()
+        detail = (str(error).splitlines() or [""])[0]
+        raise SystemExit(
+            f"bench.dataset: {url}: a migration failed ({type(error).__name__}: {detail}); "
+            "fix the migration, or build the data set again with --rebuild"
+        ) from None
+
+
 async def ensure(url: str, members: int, pool: int, *, rebuild: bool, progress: Callable[[str], None],
                  pool_url: str | None = None, upgrade: bool = False, upgrade_skip: tuple[str, ...] = ()) -> DatasetInfo:
     """The data set of `members` members at `url`: reused when its record matches,
@@ -543,7 +563,6 @@ async def _build(url: str, members: int, pool: int, code: str, today: date, sour
                  progress: Callable[[str], None]) -> DatasetInfo:
     from tortoise import Tortoise, connections
 
-    from api.db import migrate
     from api.demo import build_demo
     from loyalty.rules import load_rules
 
@@ -554,7 +573,7 @@ async def _build(url: str, members: int, pool: int, code: str, today: date, sour
     await drop_and_create(url, template_url=source)
     if source is None:
         progress(f"{url}: migrating and running the demo for the pool of {pool:,} members")
-        await migrate(settings)
+        await _migrate(settings, url)
         await build_demo(settings, pool, rules=rules, today=today, progress=lambda done, total: None)
         steps["demo pool"] = time.perf_counter() - began
         await Tortoise.close_connections()
@@ -562,7 +581,7 @@ async def _build(url: str, members: int, pool: int, code: str, today: date, sour
         steps["copy pool"] = time.perf_counter() - began
         progress(f"{url}: pool copied from {source} in {steps['copy pool']:.1f} s")
     # Migrations the pool's database lacks (none when built by this code) run here too.
-    await migrate(settings)
+    await _migrate(settings, url)
     try:
         if members > pool:
             steps.update(await replicate(members // pool - 1, progress))
@@ -586,7 +605,6 @@ async def _upgrade(url: str, info: DatasetInfo, code: str, progress: Callable[[s
     the operator knows the new schema leaves as they were, ANALYZE)."""
     from tortoise import Tortoise, connections
 
-    from api.db import migrate
     from loyalty.rules import load_rules
 
     settings = settings_for(url)
@@ -594,7 +612,7 @@ async def _upgrade(url: str, info: DatasetInfo, code: str, progress: Callable[[s
     today = date.fromisoformat(info.today)
     steps: dict[str, float] = {}
     started = began = time.perf_counter()
-    await migrate(settings)
+    await _migrate(settings, url)
     steps["upgrade: migrations"] = time.perf_counter() - began
     try:
         await _derive(settings, rules, today, steps, progress, upgrade=True, skip=skip)

@@ -68,7 +68,15 @@ class LedgerEntry(Model):
         unique_together = (("source", "external_ref"),)
         # (source, posted_at, id): a partner's credits of the last 24 hours (the velocity
         # cap), and its statement newest first by key (loyalty.statements).
-        indexes = (("member_id", "activity_date"), ("member_id", "id"), ("source", "posted_at", "id"))
+        # (member_id, activity_date) carries the qualifying miles and segments: a member's
+        # window totals (tier status, each qualifying posting, the tier review) are then
+        # summed from the index alone, a leaf page or two, instead of one table page per
+        # entry, which at 1,000,000 members (33 million entries) are rarely in the cache.
+        indexes = (
+            ("member_id", "activity_date", "qualifying_miles", "qualifying_segments"),
+            ("member_id", "id"),
+            ("source", "posted_at", "id"),
+        )
 
 
 class CreditLot(Model):

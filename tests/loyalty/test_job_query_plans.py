@@ -11,8 +11,8 @@ from loyalty.jobs import expire_miles
 from loyalty.tiers import review_tiers
 from members.enums import Tier
 from tests.loyalty.test_expiry_job import RULES, credit, new_member
-from tests.loyalty.test_tier_review import member_with
-from tests.statements import captured, plan, plan_problems
+from tests.loyalty.test_tier_review import flight, member_with
+from tests.statements import captured, is_postgres, plan, plan_problems
 
 D = date.fromisoformat
 
@@ -52,3 +52,25 @@ async def test_review_reads_members_due_by_valid_until_in_batches(db):
         lines = await plan(statement)
         assert plan_problems(lines, "member") == [], (statement.sql, lines)
         assert any("tier_valid_until" in line or "idx_member_tier_v" in line for line in lines), (statement.sql, lines)
+
+
+async def test_review_sums_each_window_from_the_ledger_index_alone(db):
+    """The review's window totals (the decision's, and the stored retention totals when
+    the member keeps a tier) read the (member_id, activity_date, qualifying miles,
+    qualifying segments) index and not one table page per entry: at 1M members those
+    pages are rarely cached (SQLite shows a COVERING INDEX; PostgreSQL an index scan of
+    ledger_entry)."""
+    member = await member_with(Tier.GOLD, D("2027-12-31"))
+    await flight(member, D("2027-06-15"), 5_000, 200)
+    with captured() as statements:
+        summary = await review_tiers(D("2028-03-01"), rules=RULES)
+    assert summary.examined == 1
+    sums = [s for s in statements.selects("ledger_entry") if "SUM(" in s.sql.replace('"', "")]
+    assert sums
+    for statement in sums:
+        lines = await plan(statement)
+        assert plan_problems(lines, "ledger_entry") == [], (statement.sql, lines)
+        if is_postgres():
+            assert any("Index" in line and "ledger_entry" in line for line in lines), (statement.sql, lines)
+        else:
+            assert any("COVERING INDEX idx_ledger_entr_member" in line for line in lines), (statement.sql, lines)
