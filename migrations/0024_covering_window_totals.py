@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0022_books')]
+    dependencies = [('models', '0023_access_prune')]
 
     initial = False
 
