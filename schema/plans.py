@@ -36,6 +36,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass
+from functools import partial
 from typing import Any
 
 from graphql import (
@@ -344,7 +345,10 @@ def direct_binder(
                 if non_null:
                     raise Fallback
             else:
-                value = coerce(value)
+                try:
+                    value = coerce(value)
+                except Exception:  # noqa: BLE001 - a leaf's refusal, as coerce_input_value's: no value
+                    raise Fallback from None
                 if value is Undefined:
                     raise Fallback  # does not coerce: the ordinary path words it
             if convert is not None:
@@ -359,19 +363,13 @@ def direct_binder(
 
 
 def _coercion(type_: GraphQLInputType) -> Callable[[Any], Any]:
-    """A non-null value of a nullable input type coerced as graphql-core's
-    coerce_input_value coerces it; Undefined when it does not coerce."""
+    """How a non-null value of a nullable input type is coerced, as graphql-core's
+    coerce_input_value coerces it (Undefined when it does not coerce, or, for a scalar or
+    an enum, its own refusal, which coerce_input_value turns into Undefined): a leaf's
+    own coerce_input_value (ID's and String's parse_value) called directly."""
     if isinstance(type_, (GraphQLScalarType, GraphQLEnumType)):
-        coerce_leaf = type_.coerce_input_value
-
-        def leaf(value: Any) -> Any:
-            try:
-                return coerce_leaf(value)
-            except Exception:  # noqa: BLE001 - as coerce_input_value: no value
-                return Undefined
-
-        return leaf
-    return lambda value: coerce_input_value(value, type_)
+        return type_.coerce_input_value
+    return partial(coerce_input_value, type_=type_)
 
 
 def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
