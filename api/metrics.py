@@ -179,29 +179,25 @@ def _timed(method):
 
 def instrument_database() -> None:
     """Time every database call of Tortoise's SQLite and asyncpg clients (their
-    transaction wrappers included) and the reads sent straight to the driver
-    (members.bulk_insert.DirectRead), once per process."""
+    transaction wrappers included) and every call sent straight to the driver
+    (members.driver.send: the member read's statement, a posting's SQLite statements),
+    once per process."""
     from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionWrapper
+
+    from members import driver
 
     classes: list[type] = [SqliteClient, SqliteTransactionWrapper]
     with contextlib.suppress(ImportError):  # asyncpg is a dependency, but be tolerant
         from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
 
         classes += [AsyncpgDBClient, TransactionWrapper]
-    from members.bulk_insert import DirectRead
-
     for cls in classes:
         for name in _DB_METHODS:
             method = cls.__dict__.get(name)
             if method is not None and not getattr(method, "__loyalty_timed__", False):
                 setattr(cls, name, _timed(method))
-    # Several statements in one call on SQLite's driver thread (members.driver): one call.
-    from members import driver
-
-    if not getattr(driver.run_sqlite, "__loyalty_timed__", False):
-        driver.run_sqlite = _timed(driver.run_sqlite)
-    if not getattr(DirectRead.fetch, "__loyalty_timed__", False):  # the member read's statement, on the driver
-        DirectRead.fetch = _timed(DirectRead.fetch)
+    if not getattr(driver.send, "__loyalty_timed__", False):
+        driver.send = _timed(driver.send)
 
 
 # ---- jobs -------------------------------------------------------------------------

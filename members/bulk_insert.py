@@ -9,17 +9,17 @@ from the model's fields map, so a column added to the model later fills itself."
 from __future__ import annotations
 
 import datetime
-import logging
-import sqlite3
 from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import cache
 from typing import Any
 
 from tortoise import fields, timezone
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.backends.sqlite.client import SqliteClient
-from tortoise.exceptions import IntegrityError, OperationalError
 from tortoise.models import Model
+
+# The member read's statement sent straight to the driver lives with the other statements
+# sent so (members.driver); imported from here too (tests.members.test_direct_read).
+from members.driver import DIRECT  # noqa: F401
 
 # Values of these field types go to the driver as they are; others through to_db_value.
 _NATIVE_FIELDS = (fields.CharField, fields.IntField, fields.BigIntField, fields.TextField, fields.DateField)
@@ -66,67 +66,6 @@ async def select_in(
            f'WHERE "{key_column}" IN ({_marks(connection, len(values))})')
     _, rows = await connection.execute_query(sql, list(values))
     return [tuple(row) for row in rows]
-
-
-# Tortoise's statement log: every statement sent is written here at DEBUG (the
-# statement-count tests read it, tests.statements), the direct reads below too.
-_STATEMENTS = logging.getLogger("tortoise.db_client")
-_DEBUG = logging.DEBUG
-
-
-class DirectRead:
-    """A read-only statement sent straight to the driver's connection, without Tortoise's
-    client around it (issue 12: on the member read its per-call lock, connection wrapper
-    and exception translation cost more than the driver). api.metrics times `fetch` as
-    it times Tortoise's clients; the statement goes to Tortoise's statement log.
-
-    SQLite: Tortoise runs the one connection's transactions under the client's lock,
-    from before BEGIN to after COMMIT, and aiosqlite runs the calls it is given one at a
-    time, in order, on its thread. A statement handed to aiosqlite while the lock is
-    free is therefore run before any BEGIN that comes later, outside every transaction:
-    it reads committed rows only, as Tortoise's own call would, without taking the lock
-    (uncontended, and so with no queue of waiters to walk: 10 % of a read under 16
-    concurrent requests). While a transaction holds the lock the read waits for it, as
-    Tortoise's does. PostgreSQL: a connection of the pool, as Tortoise takes one.
-    Anything else (a transaction's client, no connection opened yet) goes through
-    Tortoise's client."""
-
-    async def fetch(self, connection: BaseDBAsyncClient, sql: str, values: list) -> list[tuple]:
-        if _STATEMENTS.isEnabledFor(_DEBUG):
-            _STATEMENTS.debug("%s: %s", sql, values)
-        kind = type(connection)
-        if kind is SqliteClient and connection._connection is not None:
-            lock = connection._lock
-            try:
-                if not lock.locked():
-                    return await connection._connection.execute_fetchall(sql, values)
-                async with lock:
-                    return await connection._connection.execute_fetchall(sql, values)
-            except sqlite3.OperationalError as error:  # as Tortoise's client translates them
-                raise OperationalError(error) from error
-            except sqlite3.IntegrityError as error:
-                raise IntegrityError(error) from error
-        if kind is _ASYNCPG_CLIENT and connection._pool is not None:
-            return await connection._translate_exceptions(_pool_fetch, sql, values)
-        _, rows = await connection.execute_query(sql, values)
-        return rows
-
-
-async def _pool_fetch(connection: Any, sql: str, values: list) -> list:
-    async with connection._pool.acquire() as driver:
-        return await driver.fetch(sql, *values)
-
-
-def _asyncpg_client() -> type | None:
-    try:
-        from tortoise.backends.asyncpg.client import AsyncpgDBClient
-    except ImportError:  # asyncpg is a dependency, but be tolerant
-        return None
-    return AsyncpgDBClient
-
-
-_ASYNCPG_CLIENT = _asyncpg_client()
-DIRECT = DirectRead()
 
 
 @cache

@@ -12,8 +12,9 @@ from tortoise.expressions import Q
 from members.access import (
     STAFF_ROLES, Caller, can_see_member, in_region, member_scope, region_filter, restrict_members, restrict_offices,
 )
-from members.bulk_insert import DIRECT, model_from_row
+from members.bulk_insert import model_from_row
 from members.cards import CARD_PATTERN, is_valid_card_number
+from members.driver import DIRECT
 from members.enums import LifecycleStage, Tier, ValueSegment
 from members.errors import invalid
 from members.ids import INT_IDS, database_id
@@ -65,7 +66,7 @@ MEMBER_BASE_COLUMNS = ("id", "card_number", "tier", "office_id", "branch_id")
 
 async def _member_by(column: str, value: object, columns: tuple[str, ...] | None = None) -> Member | None:
     """The member whose unique `column` holds `value`, read as SQL text (cached per key
-    and columns) straight on the driver (bulk_insert.DIRECT) and judged by scope in
+    and columns) straight on the driver (members.driver.DIRECT) and judged by scope in
     Python (can_see_member): the hottest read of the API, for which the query builder
     and then Tortoise's client cost more than the database (issue 12). With `columns`
     only those and MEMBER_BASE_COLUMNS are read, into a partial model (Tortoise's, as

@@ -23,10 +23,12 @@ refused), so a plan may give up even after its service ran. A mutation's refusal
 a code the contract lists is no error: the plan answers it as RefusalInPayload does
 (userErrors, the other fields null).
 
-A member read's plan also knows the member columns its selection reads
-(member_columns, from each field's `row_columns` metadata) and binds its ID/String
-variables to the resolver's arguments itself (scalar_binder); the resolver passes the
-columns to find_member, which reads only those (members.queries).
+A plan whose root field's arguments are each one variable binds them itself
+(direct_binder: the member read's ID/String variables, flightAccrue's input) instead of
+graphql-core's get_variable_values and get_argument_values. A member read's plan also
+knows the member columns its selection reads (member_columns, from each field's
+`row_columns` metadata); the resolver passes them to find_member, which reads only
+those (members.queries).
 """
 
 from __future__ import annotations
@@ -34,20 +36,17 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass
+from functools import partial
 from typing import Any
 
 from graphql import (
     FieldNode,
     GraphQLEnumType,
-    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
-    GraphQLString,
-    NamedTypeNode,
-    NonNullTypeNode,
     OperationDefinitionNode,
     OperationType,
     GraphQLInputType,
@@ -234,35 +233,28 @@ class Plan:
     key: str
     complete: Callable[[Any, Any], Any]
     arguments: list[tuple[str, str, Callable[[Any], Any] | None]]  # (GraphQL name, Python name, conversion)
-    # flightAccrue's arguments straight from its variables (_direct_arguments), or None.
-    direct: list[tuple[str, str, GraphQLInputType]] | None = None
     row_columns: tuple[str, ...] | None = None  # PlanInfo.row_columns
-    bind: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # scalar_binder's, or graphql-core's coercion
+    # The resolver's arguments straight from the request's variables (direct_binder), or
+    # None: graphql-core's coercion (_coerced_arguments).
+    direct: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     @property
     def operation_name(self) -> str | None:
         return self.operation.name.value if self.operation.name else None
 
+    @property
+    def bind(self) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        """The member read's direct binding: `direct` of a query's plan, None for a
+        mutation's (the name the member read's binder had before it and flightAccrue's
+        direct arguments became one mechanism; tests/api/test_compiled_plans.py reads it)."""
+        return self.direct if self.payload is None else None
+
     async def answer(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
         """The response's data; Fallback when the ordinary path must answer."""
-        if self.bind is not None:
-            kwargs = self.bind(variables or {})
+        if self.direct is not None:
+            kwargs = self.direct(variables or {})
         else:
-            values = self._direct_values(variables) if self.direct is not None else None
-            if values is None:
-                coerced = get_variable_values(
-                    self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
-                if not isinstance(coerced, VariableValues):
-                    raise Fallback  # the variables' errors, as the ordinary path words them
-            try:
-                if values is None:
-                    values = get_argument_values(self.definition, self.node, coerced)
-                kwargs = {
-                    python_name: values[name] if convert is None else convert(values[name])
-                    for name, python_name, convert in self.arguments if name in values
-                }
-            except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
-                raise Fallback from None
+            kwargs = self._coerced_arguments(variables)
         info = PlanInfo(context, self.node.name.value, self.row_columns)
         for permission in self.field.permission_classes:
             try:
@@ -286,43 +278,98 @@ class Plan:
         except Exception:  # noqa: BLE001 - e.g. a value its scalar cannot serialise: the ordinary path's field error
             raise Fallback from None
 
+    def _coerced_arguments(self, variables: dict[str, Any] | None) -> dict[str, Any]:
+        """The resolver's arguments by graphql-core's coercion of the variables and then
+        of the arguments (literals, defaults), each converted as strawberry converts it."""
+        coerced = get_variable_values(
+            self.schema, self.operation.variable_definitions or (), variables or {}, max_errors=1)
+        if not isinstance(coerced, VariableValues):
+            raise Fallback  # the variables' errors, as the ordinary path words them
+        try:
+            values = get_argument_values(self.definition, self.node, coerced)
+            return {
+                python_name: values[name] if convert is None else convert(values[name])
+                for name, python_name, convert in self.arguments if name in values
+            }
+        except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
+            raise Fallback from None
 
-    def _direct_values(self, variables: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The arguments' values, each its variable's value coerced by graphql-core's
-        coerce_input_value as get_variable_values coerces it, or None (a variable missing
-        or not coercible) when get_variable_values must run, with its error reporting."""
-        if not variables:
-            return None
-        values = {}
-        for argument, variable, type_ in self.direct or ():
-            value = coerce_input_value(variables.get(variable), type_)
-            if value is Undefined:
-                return None
-            values[argument] = value
-        return values
 
-
-def _direct_arguments(schema: GraphQLSchema, operation: OperationDefinitionNode, node: FieldNode
-                      ) -> list[tuple[str, str, GraphQLInputType]] | None:
-    """A mutation's (argument, variable, variable's type) when each argument is one
-    variable of a non-null type without a default, used once and nothing else, and the
-    operation's variables are exactly those: then the argument's value is its variable's
-    coerced value (as get_argument_values takes it), and the per-request work of
-    get_variable_values (each variable's type looked up from its AST, value sources) and
-    of get_argument_values is not needed. Only flightAccrue has it (issue 12)."""
-    definitions = {d.variable.name.value: d for d in operation.variable_definitions or ()}
-    direct = []
+def direct_binder(
+    schema: GraphQLSchema, operation: OperationDefinitionNode, node: FieldNode, definition: Any,
+    arguments: list[tuple[str, str, Callable[[Any], Any] | None]],
+) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """The resolver's arguments straight from the request's variables, when each
+    argument given is one variable without a default or directives, used once, of a type
+    the argument takes, and the operation declares no other variable (`member(id: $id)`,
+    `flightAccrue(input: $input)`): each variable's value coerced as get_variable_values
+    coerces it (a scalar or enum by its own coerce_input_value, the parse_value of ID
+    and String; anything else by graphql-core's coerce_input_value), then converted as
+    the argument is (_argument: an input object by _input_converter). graphql-core's
+    coercion of the variables and then of the arguments (their types looked up from the
+    AST, value sources: a fifth of a member read's plan time, a sixth of an accrual's)
+    is not needed. A variable absent is no argument (the resolver's default, which is the
+    argument's GraphQL default), a null is None. None when the document does not qualify
+    (literals, defaults: graphql-core's, as before). A value graphql-core would refuse (a
+    required variable absent, a null for a non-null type, one that does not coerce) is a
+    Fallback: the ordinary path words the error."""
+    declared = {d.variable.name.value: d for d in operation.variable_definitions or ()}
+    conversions = {name: (python_name, convert) for name, python_name, convert in arguments}
+    steps = []
     for argument in node.arguments:
-        if not isinstance(argument.value, VariableNode):
+        name = argument.name.value
+        if not isinstance(argument.value, VariableNode) or name not in conversions:
             return None
-        definition = definitions.pop(argument.value.name.value, None)
-        if definition is None or definition.default_value is not None or definition.directives:
+        variable = declared.pop(argument.value.name.value, None)
+        if variable is None or variable.default_value is not None or variable.directives:
             return None
-        type_ = type_from_ast(schema, definition.type)
-        if not isinstance(type_, GraphQLNonNull):
+        type_ = type_from_ast(schema, variable.type)
+        if type_ is None or not is_type_sub_type_of(schema, type_, definition.args[name].type):
             return None
-        direct.append((argument.name.value, argument.value.name.value, type_))
-    return direct if not definitions else None
+        non_null = isinstance(type_, GraphQLNonNull)
+        python_name, convert = conversions[name]
+        steps.append((variable.variable.name.value, python_name, _coercion(type_.of_type if non_null else type_),
+                      convert, non_null))
+    if declared:
+        return None  # a variable bound to no argument: graphql-core's coercion checks it
+
+    def bind(variables: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {}
+        for variable, python_name, coerce, convert, non_null in steps:
+            if variable not in variables:
+                if non_null:
+                    raise Fallback  # a required variable not given
+                continue  # absent: the resolver's default
+            value = variables[variable]
+            if value is None:
+                if non_null:
+                    raise Fallback
+            else:
+                try:
+                    value = coerce(value)
+                except Exception:  # noqa: BLE001 - a leaf's refusal, as coerce_input_value's: no value
+                    raise Fallback from None
+                if value is Undefined:
+                    raise Fallback  # does not coerce: the ordinary path words it
+            if convert is not None:
+                try:
+                    value = convert(value)
+                except Exception:  # noqa: BLE001 - an argument the ordinary path refuses
+                    raise Fallback from None
+            kwargs[python_name] = value
+        return kwargs
+
+    return bind
+
+
+def _coercion(type_: GraphQLInputType) -> Callable[[Any], Any]:
+    """How a non-null value of a nullable input type is coerced, as graphql-core's
+    coerce_input_value coerces it (Undefined when it does not coerce, or, for a scalar or
+    an enum, its own refusal, which coerce_input_value turns into Undefined): a leaf's
+    own coerce_input_value (ID's and String's parse_value) called directly."""
+    if isinstance(type_, (GraphQLScalarType, GraphQLEnumType)):
+        return type_.coerce_input_value
+    return partial(coerce_input_value, type_=type_)
 
 
 def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
@@ -354,70 +401,12 @@ def compile_plan(strawberry_schema: Any, document: Any) -> Plan | None:
     return Plan(
         schema=schema, operation=operation, node=node, definition=definition, field=field, payload=payload,
         key=node.alias.value if node.alias else node.name.value, complete=complete, arguments=arguments,
-        direct=_direct_arguments(schema, operation, node) if node.name.value == "flightAccrue" else None,
         row_columns=member_columns(definition.type, node) if member_read else None,
-        bind=scalar_binder(schema, operation, node, definition, arguments) if member_read else None,
+        direct=direct_binder(schema, operation, node, definition, arguments),
     )
 
 
 MEMBER_READ = ("Query", "member")
-
-
-def scalar_binder(
-    schema: GraphQLSchema, operation: OperationDefinitionNode, node: FieldNode, definition: Any,
-    arguments: list[tuple[str, str, Callable[[Any], Any] | None]],
-) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
-    """The member read's resolver arguments straight from the request's variables, when
-    every argument given is a variable of a built-in scalar type without a default
-    (`member(id: $id)`, `member(cardNumber: $card)`), each passed to the resolver as it
-    is: graphql-core's coercion of the variables and then of the arguments, a fifth of
-    the plan's time, comes to one parse_value per variable here. None otherwise (literals,
-    defaults, input objects: graphql-core's, as before). A value graphql-core would
-    refuse (a null for a non-null type, one its scalar's parse_value refuses) is a
-    Fallback: the ordinary path words the error."""
-    declared = {d.variable.name.value: d for d in operation.variable_definitions or ()}
-    conversions = {name: convert for name, _, convert in arguments}
-    python_names = {name: python_name for name, python_name, _ in arguments}
-    steps = []
-    for argument in node.arguments:
-        name = argument.name.value
-        if not isinstance(argument.value, VariableNode) or name not in python_names or conversions[name] is not None:
-            return None
-        variable = declared.get(argument.value.name.value)
-        if variable is None or variable.default_value is not None or variable.directives:
-            return None
-        type_node, non_null = variable.type, isinstance(variable.type, NonNullTypeNode)
-        if non_null:
-            type_node = type_node.type
-        scalar = schema.get_type(type_node.name.value) if isinstance(type_node, NamedTypeNode) else None
-        if scalar not in (GraphQLID, GraphQLString) or not is_type_sub_type_of(
-            schema, GraphQLNonNull(scalar) if non_null else scalar, definition.args[name].type
-        ):
-            return None
-        steps.append((variable.variable.name.value, python_names[name], scalar.parse_value, non_null))
-    if len(steps) != len(declared):
-        return None  # a variable bound to no argument: graphql-core's coercion checks it
-
-    def bind(variables: dict[str, Any]) -> dict[str, Any]:
-        kwargs = {}
-        for variable, python_name, parse, non_null in steps:
-            if variable not in variables:
-                if non_null:
-                    raise Fallback  # a required variable not given
-                continue  # absent: the resolver's default
-            value = variables[variable]
-            if value is None:
-                if non_null:
-                    raise Fallback
-                kwargs[python_name] = None
-                continue
-            try:
-                kwargs[python_name] = parse(value)
-            except Exception:  # noqa: BLE001 - GraphQLError: the ordinary path words it
-                raise Fallback from None
-        return kwargs
-
-    return bind
 
 
 def member_columns(type_: Any, node: FieldNode) -> tuple[str, ...] | None:
