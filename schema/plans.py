@@ -242,13 +242,6 @@ class Plan:
     def operation_name(self) -> str | None:
         return self.operation.name.value if self.operation.name else None
 
-    @property
-    def bind(self) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
-        """The member read's direct binding: `direct` of a query's plan, None for a
-        mutation's (the name the member read's binder had before it and flightAccrue's
-        direct arguments became one mechanism; tests/api/test_compiled_plans.py reads it)."""
-        return self.direct if self.payload is None else None
-
     async def answer(self, context: Any, variables: dict[str, Any] | None) -> dict[str, Any]:
         """The response's data; Fallback when the ordinary path must answer."""
         if self.direct is not None:

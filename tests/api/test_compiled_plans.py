@@ -232,7 +232,7 @@ def test_an_input_object_is_converted_as_strawberry_converts_it():
 ])
 async def test_an_accrual_whose_input_does_not_coerce_is_the_ordinary_paths_error(both, executions, change):
     # The plan takes flightAccrue's input from its variable by graphql-core's
-    # coerce_input_value (schema.plans._direct_arguments); whatever does not coerce goes
+    # coerce_input_value (schema.plans.direct_binder); whatever does not coerce goes
     # through get_variable_values and then the ordinary path, with its own error.
     on, off = both
     member = await enroll(on)
@@ -360,8 +360,10 @@ async def test_the_member_reads_variables_bind_as_graphql_core_coerces_them(both
         assert data(answer)["member"]["id"] == member["id"]
 
 
-def test_only_a_member_read_by_variables_of_builtin_scalars_binds_them_directly():
+def test_a_plan_whose_arguments_are_variables_binds_them_directly():
+    # One mechanism (schema.plans.direct_binder) for the member read's scalars and
+    # flightAccrue's input object; a literal argument is left to graphql-core.
     documents = build_schema().documents
-    assert documents.plan(READ).bind is not None and documents.plan(OPTIONAL).bind is not None
-    assert documents.plan('{ member(id: "5") { id } }').bind is None  # a literal: graphql-core's
-    assert documents.plan(ACCRUE).bind is None  # an input object, and not a member read
+    assert documents.plan(READ).direct is not None and documents.plan(OPTIONAL).direct is not None
+    assert documents.plan(ACCRUE).direct is not None
+    assert documents.plan('{ member(id: "5") { id } }').direct is None  # a literal: graphql-core's
