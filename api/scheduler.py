@@ -35,15 +35,24 @@ from tortoise.exceptions import IntegrityError
 from api.settings import Settings
 from loyalty.models import JobRun, JobRunStatus
 from loyalty.rules import Rules
+from members.background import stop_task, wait_stop
 
-# A job: (settings, rules, day) -> (summary line, counts).
-Job = Callable[[Settings, Rules, date], Awaitable[tuple[str, dict[str, int]]]]
+# A job: (settings, rules, day, checkpoint) -> (summary line, counts). The job calls
+# checkpoint(done, total) between its batches, outside any transaction (the jobs' progress
+# callback): there it raises JobStopped once the scheduler is asked to stop.
+Checkpoint = Callable[[int, int], None]
+Job = Callable[[Settings, Rules, date, Checkpoint], Awaitable[tuple[str, dict[str, int]]]]
 
 
-async def _tiers_review(settings: Settings, rules: Rules, day: date) -> tuple[str, dict[str, int]]:
+class JobStopped(Exception):
+    """Raised by a job's checkpoint when the scheduler stops (shutdown): the job ends
+    between two batches, its transactions ended, and its run is left to be resumed."""
+
+
+async def _tiers_review(settings: Settings, rules: Rules, day: date, checkpoint: Checkpoint) -> tuple[str, dict[str, int]]:
     from loyalty.tiers import review_tiers
 
-    summary = await review_tiers(day, rules=rules)
+    summary = await review_tiers(day, rules=rules, progress=checkpoint)
     if summary.events and settings.redis_url:
         from loyalty.feed import announce_to_servers
 
@@ -53,20 +62,20 @@ async def _tiers_review(settings: Settings, rules: Rules, day: date) -> tuple[st
             f"{summary.events} tier changes"), counts
 
 
-async def _miles_expire(settings: Settings, rules: Rules, day: date) -> tuple[str, dict[str, int]]:
+async def _miles_expire(settings: Settings, rules: Rules, day: date, checkpoint: Checkpoint) -> tuple[str, dict[str, int]]:
     from loyalty.jobs import expire_miles
 
-    summary = await expire_miles(day)
+    summary = await expire_miles(day, progress=checkpoint)
     counts = {k: v for k, v in asdict(summary).items() if k != "sample"}
     return f"{summary.miles} miles expired in {summary.entries} entries for {summary.members} members", counts
 
 
-async def _care_refresh(settings: Settings, rules: Rules, day: date) -> tuple[str, dict[str, int]]:
+async def _care_refresh(settings: Settings, rules: Rules, day: date, checkpoint: Checkpoint) -> tuple[str, dict[str, int]]:
     from care.calls import refresh_care_due
     from care.segments import refresh_segments
 
-    due = await refresh_care_due(rules, day)
-    summary = await refresh_segments(rules, day, timezone=settings.tz)
+    due = await refresh_care_due(rules, day, checkpoint)
+    summary = await refresh_segments(rules, day, timezone=settings.tz, progress=checkpoint)
     counts = {"rechecked": due.members, "due": due.due, "members": summary.members, "offices": summary.offices}
     return f"{due.members} rechecked ({due.due} due a call), {summary.members} members in {summary.offices} offices", counts
 
@@ -173,23 +182,39 @@ class Scheduler:
                  finished_at=None, attempts=row["attempts"] + 1)
         return taken == 1
 
-    async def _renew(self, job: str, day: date) -> None:
-        while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
+    async def _renew(self, job: str, day: date, stop: asyncio.Event) -> None:
+        while not await wait_stop(stop, self.lease.total_seconds() / 3):
             await JobRun.filter(job=job, day=day, owner=self.owner, status=JobRunStatus.RUNNING).update(
                 lease_until=self.now() + self.lease)
 
-    async def run_one(self, job: str, day: date) -> RunRecord:
-        """Run an owned job for its day and record how it ended."""
+    async def run_one(self, job: str, day: date, stop: asyncio.Event | None = None) -> RunRecord | None:
+        """Run an owned job for its day and record how it ended; None when ``stop`` was
+        set and the job stopped at a checkpoint: its run stays RUNNING with its lease
+        given back, for the next scheduler (or this one after a restart) to take over."""
         started = self.now()
-        renewal = asyncio.create_task(self._renew(job, day))
+        stop = stop or asyncio.Event()
+
+        def checkpoint(done: int, total: int) -> None:
+            if stop.is_set():
+                raise JobStopped(f"stopped after {done} of {total}")
+
+        renewing = asyncio.Event()
+        renewal = asyncio.create_task(self._renew(job, day, renewing))
         try:
-            outcome, counts = await self.jobs[job](self.settings, self.rules, day)
+            outcome, counts = await self.jobs[job](self.settings, self.rules, day, checkpoint)
             status = JobRunStatus.DONE
+        except JobStopped as stopped:
+            status = None
+            outcome = str(stopped)
         except Exception as error:  # noqa: BLE001 - recorded and retried, the scheduler goes on
             outcome, counts, status = f"{type(error).__name__}: {error}".splitlines()[0], None, JobRunStatus.FAILED
         finally:
-            renewal.cancel()
+            # Stopped, not cancelled: the renewal writes to the database (members.background).
+            await stop_task(renewal, renewing)
+        if status is None:
+            await JobRun.filter(job=job, day=day, owner=self.owner, status=JobRunStatus.RUNNING).update(
+                lease_until=self.now() - self.lease, outcome=f"{outcome} (shutdown)")  # lapsed: taken over at once
+            return None
         finished = self.now()
         await JobRun.filter(job=job, day=day, owner=self.owner).update(
             status=status, finished_at=finished, outcome=outcome, counts=counts,
@@ -200,19 +225,24 @@ class Scheduler:
             self.on_run(record)
         return record
 
-    async def tick(self) -> list[RunRecord]:
+    async def tick(self, stop: asyncio.Event | None = None) -> list[RunRecord]:
         """Run what is due, in order: every job for every day from first_day to today.
-        Stops at a run another scheduler holds (it will do the rest) or one that failed."""
+        Stops at a run another scheduler holds (it will do the rest) or one that failed,
+        and when ``stop`` is set (its job at its next checkpoint)."""
         done: list[RunRecord] = []
         day, today = await self.first_day(), self.today()
         while day <= today:
             for job in self.jobs:
+                if stop is not None and stop.is_set():
+                    return done
                 status = await JobRun.filter(job=job, day=day).first().values_list("status", flat=True)
                 if status == JobRunStatus.DONE:
                     continue
                 if not await self.acquire(job, day):
                     return done
-                record = await self.run_one(job, day)
+                record = await self.run_one(job, day, stop)
+                if record is None:
+                    return done
                 done.append(record)
                 if record.status is JobRunStatus.FAILED:
                     return done
@@ -225,7 +255,7 @@ class Scheduler:
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:
-                records = await self.tick()
+                records = await self.tick(stop)
             except Exception as error:  # noqa: BLE001 - a database blip must not end the scheduler
                 records = []
                 if report:
@@ -233,11 +263,7 @@ class Scheduler:
             for record in records:
                 if report:
                     report(record.line())
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=every)
-            except TimeoutError:
-                pass
-
+            await wait_stop(stop, every)
 
 
 async def latest_runs(jobs: list[str] | None = None) -> list[RunRecord]:
@@ -253,16 +279,16 @@ async def latest_runs(jobs: list[str] | None = None) -> list[RunRecord]:
     return records
 
 
-def with_scheduler(app, scheduler: Scheduler, every: float = 60.0):
+def with_scheduler(app, scheduler: Scheduler, every: float = 60.0, grace: float = 30.0):
     """The ASGI ``app`` with ``scheduler`` running beside it in the same process, from
-    lifespan startup (after the app's own: the ORM is ready) to shutdown (the task is
-    cancelled: a job cut short leaves its run RUNNING, and another scheduler, or this one
-    after a restart, takes it over once its lease lapses; the jobs are idempotent).
-    `loyalty serve --scheduler` (LOYALTY_SCHEDULER=1) runs one in every worker: the
-    lease still runs each job once a day."""
+    lifespan startup (after the app's own: the ORM is ready) to shutdown (a job under way
+    stops at its next checkpoint, between two batches: its run stays RUNNING with the
+    lease given back, and another scheduler, or this one after a restart, takes it over;
+    the jobs are idempotent). `loyalty serve --scheduler` (LOYALTY_SCHEDULER=1) runs one
+    in every worker: the lease still runs each job once a day."""
     log = logging.getLogger("loyalty.scheduler")
-    # No grace: a job may run for minutes, and shutdown does not wait for it.
-    return with_background(app, lambda stop: scheduler.run_forever(every, stop=stop, report=log.info), grace=0)
+    # A batch takes seconds; ``grace`` bounds a shutdown stuck in one (then it is cancelled).
+    return with_background(app, lambda stop: scheduler.run_forever(every, stop=stop, report=log.info), grace=grace)
 
 
 def with_background(app, run: Callable[[asyncio.Event], Awaitable[None]], *, grace: float):
@@ -271,11 +297,7 @@ def with_background(app, run: Callable[[asyncio.Event], Awaitable[None]], *, gra
     jobs' scheduler, the webhook dispatcher). At shutdown ``stop`` is set and the task
     has ``grace`` seconds to end on its own; only then is it cancelled.
 
-    Why not cancel at once: a task cancelled while it enters a transaction (tortoise's
-    ``in_transaction().__aenter__`` between taking the connection and its BEGIN) never
-    gives the connection back: SQLite's one connection stays locked and every later
-    query in the process waits forever (a PostgreSQL pool loses a connection). A task
-    that ends on its own ends its transactions."""
+    Why not cancel at once: see members.background."""
 
     async def wrapped(scope, receive, send):
         if scope["type"] != "lifespan":
@@ -292,11 +314,7 @@ def with_background(app, run: Callable[[asyncio.Event], Awaitable[None]], *, gra
         async def on_receive():
             message = await receive()
             if message["type"] == "lifespan.shutdown" and task is not None:
-                stop.set()
-                done, _ = await asyncio.wait({task}, timeout=grace)
-                if not done:
-                    task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await stop_task(task, stop, grace=grace)
             return message
 
         await app(scope, on_receive, on_send)

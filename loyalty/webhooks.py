@@ -50,6 +50,7 @@ from loyalty import reads
 from loyalty.feed import head_position
 from loyalty.models import PartnerWebhook, TierEvent, WebhookDelivery, WebhookStatus
 from members.access import Caller, Role, resolve_caller
+from members.background import wait_stop
 from members.chunked import delete_in_chunks
 from members.errors import DomainError, ForbiddenError, invalid, not_found
 from members.models import Partner
@@ -490,7 +491,4 @@ class Dispatcher:
                     report(f"webhooks: turn failed, trying again in {every:g}s: {type(error).__name__}: {error}".splitlines()[0])
             if busy:
                 continue
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=every)
-            except TimeoutError:
-                pass
+            await wait_stop(stop, every)

@@ -32,6 +32,7 @@ from enum import IntFlag
 from tortoise.transactions import in_transaction
 
 from members.access import Caller, Role
+from members.background import stop_task, wait_stop
 from members.bulk_insert import BulkInsert
 from members.chunked import delete_in_chunks
 from members.models import MemberAccess
@@ -140,20 +141,21 @@ class AccessLog:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[AccessLog]:
-        """Flush every `interval` seconds while open, and everything at exit."""
+        """Flush every `interval` seconds while open, and everything at exit. The
+        flusher is stopped, not cancelled (members.background): cancelled as it enters
+        its transaction, it would keep the connection and the last flush would wait
+        for it forever."""
+        stop = asyncio.Event()
 
         async def every_interval() -> None:
-            while True:
-                await asyncio.sleep(self.interval)
+            while not await wait_stop(stop, self.interval):
                 await self.flush()
 
         task = asyncio.get_running_loop().create_task(every_interval())
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task, stop)
             if self._flushing is not None:
                 with contextlib.suppress(Exception):
                     await self._flushing

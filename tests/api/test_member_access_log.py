@@ -185,3 +185,36 @@ async def test_the_lifespan_writes_what_is_left_at_shutdown(db):
             data(await api.gql(CONTACTS, {"id": member["id"]}, as_=("admin",)))
     # No interval has passed (an hour): the row is the shutdown's flush.
     assert await MemberAccess.filter(member_id=int(member["id"])).count() == 1
+
+
+async def test_shutdown_waits_for_a_flush_entering_its_transaction(db, monkeypatch):
+    """The flusher is stopped, not cancelled: shut down while its flush holds the
+    connection before its BEGIN (the moment a cancel would keep the connection forever,
+    and the last flush would wait for it), shutdown ends and every row is written."""
+    import asyncio
+
+    from tortoise.transactions import in_transaction
+
+    context = in_transaction()
+    wrapper = type(getattr(context, "connection", None) or context.client)  # SQLite's or the pool's
+    real_begin = wrapper.begin
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held_begin(self):
+        if not entered.is_set():  # the first transaction only: the periodic flush's
+            entered.set()
+            await release.wait()
+        await real_begin(self)
+
+    monkeypatch.setattr(wrapper, "begin", held_begin)
+    caller = Caller(Role.ADMIN, "auditor")
+    log = AccessLog(interval=0)
+    log.note(caller, 1, 7, PersonalField.PHONE)
+    async with asyncio.timeout(30):  # a hang fails the test instead of the suite
+        async with log.running():
+            await entered.wait()  # the periodic flush holds the connection, before BEGIN
+            log.note(caller, 2, 8, PersonalField.EMAIL)  # for the shutdown's flush
+            # Let the flush go on once the shutdown below has begun.
+            asyncio.get_running_loop().call_soon(release.set)
+        assert (log.pending, log.written) == (0, 2)
+        assert sorted(await MemberAccess.all().values_list("member_id", flat=True)) == [7, 8]

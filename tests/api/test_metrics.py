@@ -154,11 +154,16 @@ async def test_websockets_subscriptions_and_the_feed_are_measured(live_server):
     client = await WsClient.open(live_server.ws_url, api.token("admin"))
     try:
         await client.subscribe("1", "subscription { tierChanged { cursor toTier } }")
-        # The change is read from the log and handed out: once it arrives, the
-        # subscriber is following and the feed has counted it.
         await set_tier(api, member, "GOLD")
         assert (await client.event("1"))["data"]["tierChanged"]["toTier"] == "GOLD"
-        scraped = await scrape(api.client)
+        # The change may reach the subscriber before the shared reader counts it: a
+        # subscriber still catching up (its subscribe handled after the change committed)
+        # replays it from the log itself, and the reader, woken by the same commit, reads
+        # and counts it a moment later. So wait for the count (10 s at most).
+        deadline = time.monotonic() + 10
+        while value(scraped := await scrape(api.client), "loyalty_feed_events_total") < 1:
+            assert time.monotonic() < deadline, "the feed's reader did not count the change"
+            await asyncio.sleep(0.02)
         assert value(scraped, "loyalty_websocket_connections_open") == 1
         assert value(scraped, "loyalty_subscriptions_open") == 1
         assert value(scraped, "loyalty_feed_events_total") >= 1

@@ -47,11 +47,12 @@ class Recorder:
         self.jobs = {name: self._job(name) for name in names}
 
     def _job(self, name: str):
-        async def job(settings, rules, day):
+        async def job(settings, rules, day, checkpoint):
             self.calls.append((name, day))
             self.entered.set()
             if self.hold is not None:
                 await self.hold.wait()
+            checkpoint(1, 2)  # between its two batches
             if (name, day) in self.fail:
                 raise RuntimeError(f"{name} broke")
             return f"{name} done", {"n": len(self.calls)}
@@ -145,6 +146,26 @@ async def test_a_failed_run_stops_later_days_and_is_retried_after_a_while(db):
     assert (await JobRun.get(job="expire", day=D)).attempts == 3
 
 
+async def test_a_stopped_scheduler_ends_its_job_at_a_checkpoint_and_gives_the_lease_back(db):
+    """Shutdown stops a job between batches (no cancel, which could land as a batch
+    enters its transaction): the run stays RUNNING, its lease lapsed, and another
+    scheduler takes it over at once."""
+    clock, fake = Clock(START), Recorder()
+    fake.hold, stop = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(scheduler(db, clock, fake.jobs, "a").run_forever(3600, stop=stop))
+    async with asyncio.timeout(30):
+        await fake.entered.wait()  # "first" for D is under way
+        stop.set()
+        fake.hold.set()  # its next checkpoint sees the stop
+        await running
+    assert await rows() == [("first", D, JobRunStatus.RUNNING, "a", 1)]
+    assert (await JobRun.get(job="first", day=D)).outcome == "stopped after 1 of 2 (shutdown)"
+    fake.hold = None
+    records = await scheduler(db, clock, fake.jobs, "b").tick()
+    assert [(r.job, r.status, r.owner) for r in records] == [
+        ("first", JobRunStatus.DONE, "b"), ("second", JobRunStatus.DONE, "b"), ("third", JobRunStatus.DONE, "b")]
+
+
 async def test_a_crashed_holders_run_is_taken_over_once_its_lease_lapses(db):
     clock, fake = Clock(START), Recorder(("review",))
     crashed = scheduler(db, clock, fake.jobs, "crashed", lease=timedelta(minutes=10))
@@ -213,7 +234,7 @@ async def test_latest_runs_give_a_metrics_collector_the_last_run_of_each_job(db)
 
 async def test_the_scheduler_runs_inside_a_server_from_startup_to_shutdown(db):
     """with_scheduler (LOYALTY_SCHEDULER=1): the app's lifespan starts it after the app's
-    own startup, and shutdown cancels it."""
+    own startup, and shutdown stops its job at the job's next checkpoint."""
     from api.scheduler import with_scheduler
 
     clock, fake = Clock(START), Recorder(("review",))
@@ -229,17 +250,25 @@ async def test_the_scheduler_runs_inside_a_server_from_startup_to_shutdown(db):
 
     server = with_scheduler(app, scheduler(db, clock, fake.jobs, "in-server"), every=3600)
     inbox, outbox = asyncio.Queue(), asyncio.Queue()
-    lifespan = asyncio.create_task(server({"type": "lifespan"}, inbox.get, outbox.put))
+    async def receive():
+        message = await inbox.get()
+        if message["type"] == "lifespan.shutdown":
+            # Let the held job go on once the shutdown has asked it to stop.
+            asyncio.get_running_loop().call_soon(fake.hold.set)
+        return message
+
+    lifespan = asyncio.create_task(server({"type": "lifespan"}, receive, outbox.put))
     await inbox.put({"type": "lifespan.startup"})
     async with asyncio.timeout(30):  # a lifespan that never answers fails the test, not the session
         assert (await outbox.get())["type"] == "lifespan.startup.complete"
         await fake.entered.wait()  # the day's first job started after the app's startup
     assert started == [True] and fake.calls == [("review", D)]
-    await inbox.put({"type": "lifespan.shutdown"})  # the job is still held: shutdown cuts it short
+    await inbox.put({"type": "lifespan.shutdown"})  # the job is still held: it stops at its checkpoint
     async with asyncio.timeout(30):
         assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
         await lifespan
-    assert await rows() == [("review", D, JobRunStatus.RUNNING, "in-server", 1)]  # taken over once its lease lapses
+    assert await rows() == [("review", D, JobRunStatus.RUNNING, "in-server", 1)]  # lease given back: taken over
+    assert (await JobRun.get(job="review", day=D)).outcome == "stopped after 1 of 2 (shutdown)"
 
 
 def test_loyalty_scheduler_setting_is_read(tmp_path):
