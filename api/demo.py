@@ -33,10 +33,11 @@ every office and tier, with ledgers the programme's own jobs agree with.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import random
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -564,6 +565,35 @@ async def _existing(column: str, values: list[str]) -> set[str]:
 
 # ---- the demo ------------------------------------------------------------------------------
 
+# SQLite's page cache (KiB) the build wants: the ledger's indexes it writes outgrow less.
+DEMO_CACHE_KIB = 128 * 1024
+
+
+@contextlib.asynccontextmanager
+async def _page_cache_at_least(connection: BaseDBAsyncClient, kib: int) -> AsyncIterator[None]:
+    """SQLite: a page cache of at least ``kib`` KiB during the block, and the
+    connection's own setting (api.db's default, or DATABASE_URL's, which wins) back
+    after it: PRAGMA cache_size holds for the connection, which outlives the build (a
+    server's, the tests' session), and a larger setting is never lowered."""
+    if connection.capabilities.dialect != "sqlite":
+        yield
+        return
+    _, rows = await connection.execute_query("PRAGMA cache_size")
+    before = int(list(rows[0])[0])
+    if before > 0:  # in pages, not KiB
+        _, rows = await connection.execute_query("PRAGMA page_size")
+        current_kib = before * int(list(rows[0])[0]) // 1024
+    else:
+        current_kib = -before
+    if current_kib >= kib:
+        yield
+        return
+    await connection.execute_query(f"PRAGMA cache_size = -{int(kib)}")
+    try:
+        yield
+    finally:
+        await connection.execute_query(f"PRAGMA cache_size = {before}")
+
 
 async def build_demo(
     settings: Settings, members: int, *, rules: Rules, today: date, progress: Callable[[int, int], None],
@@ -610,10 +640,7 @@ async def build_demo(
                 member_id += 1
             return batch, member_id, entry_id
 
-        async with in_transaction() as connection:
-            if connection.capabilities.dialect == "sqlite":
-                # The ledger's indexes outgrow SQLite's default 2 MB page cache.
-                await connection.execute_query("PRAGMA cache_size = -131072")
+        async with in_transaction() as connection, _page_cache_at_least(connection, DEMO_CACHE_KIB):
             member_id, entry_id = await _next_id(Member, connection), await _next_id(LedgerEntry, connection)
             first_member_id = member_id
             for start in range(0, len(people), CHUNK):

@@ -10,9 +10,11 @@ from datetime import date
 
 import jwt
 import pytest
+from tortoise import connections
 
 from api.auth import decode_token
-from api.demo import build_demo, demo_card_number
+from api.db import SQLITE_CACHE_KIB
+from api.demo import DEMO_CACHE_KIB, build_demo, demo_card_number
 from care.models import CareCall, Feedback, FeedbackChange
 from loyalty.jobs import expire_miles, miles_expiring_soon, reconcile
 from loyalty.ledger import FlightDetails, flight_accrue
@@ -250,3 +252,27 @@ async def test_small_runs_work(db, members):
     assert calls[-1] == (members, members)
     assert ("member" in result["tokens"]) is (members > 0)
     assert await reconcile() == (members, [])
+
+
+async def test_the_build_gives_the_connection_its_page_cache_back(db):
+    # The build raises SQLite's page cache for itself; PRAGMA cache_size holds for the
+    # connection, which outlives it (a server's, this session's): the connection's own
+    # setting (api.db's default, or DATABASE_URL's) comes back, and a larger one is kept.
+    connection = connections.get("default")
+    if connection.capabilities.dialect != "sqlite":
+        return  # PostgreSQL: the server's settings
+
+    async def cache_size() -> int:
+        _, rows = await connection.execute_query("PRAGMA cache_size")
+        return list(rows[0])[0]
+
+    assert await cache_size() == -SQLITE_CACHE_KIB
+    await build(db, 5)
+    assert await cache_size() == -SQLITE_CACHE_KIB
+    larger = -2 * DEMO_CACHE_KIB
+    await connection.execute_query(f"PRAGMA cache_size = {larger}")
+    try:
+        await build(db, 10)
+        assert await cache_size() == larger
+    finally:
+        await connection.execute_query(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
