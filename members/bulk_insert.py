@@ -17,10 +17,6 @@ from tortoise import fields, timezone
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.models import Model
 
-# The member read's statement sent straight to the driver lives with the other statements
-# sent so (members.driver); imported from here too (tests.members.test_direct_read).
-from members.driver import DIRECT  # noqa: F401
-
 # Values of these field types go to the driver as they are; others through to_db_value.
 _NATIVE_FIELDS = (fields.CharField, fields.IntField, fields.BigIntField, fields.TextField, fields.DateField)
 

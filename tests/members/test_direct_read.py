@@ -1,4 +1,4 @@
-"""The member read sent straight to the driver (members.bulk_insert.DirectRead,
+"""The member read sent straight to the driver (members.driver.DirectRead,
 members.queries._member_by, issue 12): it reads committed rows only, also while another
 request's transaction is open on SQLite's one connection, and a partial row (the
 columns a compiled read asks for) cannot be saved."""
@@ -15,7 +15,8 @@ from tortoise.transactions import in_transaction
 
 from members.access import Role, resolve_caller
 from members.addresses import Address
-from members.bulk_insert import DIRECT, model_from_row
+from members.bulk_insert import model_from_row
+from members.driver import DIRECT
 from members.models import Member
 from members.queries import _member_by, find_member
 from members.services import Enrolment, enroll
