@@ -10,8 +10,9 @@ all through one call (`send`):
   plain Python) runs them all in ONE call on that thread instead (the accrual's three
   statements). A group commit's posting (members.group_commit) whose first statement
   is such a call has its savepoint opened by it (``open_first``), in the same hand-off.
-- ``DIRECT.fetch`` (DirectRead): the member read's one SELECT, on SQLite without the
-  client's lock while no transaction holds it, on PostgreSQL on a connection of the
+- ``DIRECT.fetch`` (DirectRead): the member read's one SELECT, on SQLite on a reader
+  connection of its own on the event loop's thread (``_reader``), else without the
+  client's lock while no transaction holds it; on PostgreSQL on a connection of the
   pool (its per-call lock, connection wrapper and exception translation cost more
   than the driver).
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from functools import partial
@@ -73,6 +75,13 @@ async def send(connection: BaseDBAsyncClient, work: Callable[[Any], Any], *, rea
     as Tortoise's. api.metrics times this call: every call sent straight to a driver."""
     if type(connection) is _ASYNCPG_CLIENT:
         return await connection._translate_exceptions(_on_pool, work)
+    if read_only:
+        reader = _reader(connection)
+        if reader is not None:
+            try:
+                return work(reader)
+            except sqlite3.Error:  # busy (rare in WAL), or an error the driver's path words
+                pass
     try:
         if read_only and not connection._lock.locked():
             driver = connection._connection
@@ -83,6 +92,56 @@ async def send(connection: BaseDBAsyncClient, work: Callable[[Any], Any], *, rea
         raise IntegrityError(error) from error
     except sqlite3.OperationalError as error:
         raise OperationalError(error) from error
+
+
+# aiosqlite connection -> its reader (None: this database cannot have one).
+_READERS: weakref.WeakKeyDictionary[Any, sqlite3.Connection | None] = weakref.WeakKeyDictionary()
+_READER_BUSY_MS = 50  # it runs on the event loop's thread: never wait long, fall back
+
+
+def _reader(client: BaseDBAsyncClient) -> sqlite3.Connection | None:
+    """A read-only sqlite3 connection to the client's file, used on the event loop's
+    thread: a primary-key SELECT costs tens of microseconds there, less than the trip to
+    aiosqlite's thread and back (a queue put, a thread switch under the GIL, a future
+    settled through the loop: a third of a member read's CPU, bench/RESULTS.md). In WAL
+    mode each SELECT is its own read transaction over the last COMMIT, so it sees
+    committed rows only (never a transaction's or a group commit batch's rows before
+    their COMMIT), and it runs beside the writer instead of waiting for its transaction.
+    Not for an in-memory database (a second connection would open another one) nor a
+    file not in WAL mode (a reader would wait on the writer). It lives as long as the
+    client's aiosqlite connection; SQLite keeps the file's locks right when two
+    connections of one process share a file and one closes."""
+    driver = getattr(client, "_connection", None)
+    if type(client) is not SqliteClient or driver is None:
+        return None
+    try:
+        return _READERS[driver]
+    except KeyError:
+        reader = _READERS[driver] = _open_reader(client)
+        return reader
+
+
+def _open_reader(client: SqliteClient) -> sqlite3.Connection | None:
+    name = client.filename
+    if not name or name == ":memory:" or "mode=memory" in name:
+        return None
+    try:
+        reader = sqlite3.connect(name, isolation_level=None, check_same_thread=False, uri=name.startswith("file:"))
+    except sqlite3.Error:
+        return None
+    try:
+        if str(reader.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            reader.close()
+            return None
+        for pragma in ("cache_size", "mmap_size"):  # the deployment's read settings (DATABASE_URL)
+            if pragma in client.pragmas:
+                reader.execute(f"PRAGMA {pragma}={int(client.pragmas[pragma])}")
+        reader.execute(f"PRAGMA busy_timeout={_READER_BUSY_MS}")
+        reader.execute("PRAGMA query_only=1")
+    except (sqlite3.Error, ValueError):
+        reader.close()
+        return None
+    return reader
 
 
 async def _on_pool(client: Any, work: Callable[[Any], Any]) -> Any:
@@ -130,7 +189,8 @@ class DirectRead:
     """A read-only statement sent straight to the driver's connection, without Tortoise's
     client around it (the member read, members.queries).
 
-    SQLite: Tortoise runs the one connection's transactions under the client's lock,
+    SQLite on a WAL file: on the client's reader (``_reader``), on the event loop's
+    thread, beside any open transaction. Otherwise (no reader, or it was busy): Tortoise runs the one connection's transactions under the client's lock,
     from before BEGIN to after COMMIT, and aiosqlite runs the calls it is given one at a
     time, in order, on its thread. A statement handed to aiosqlite while the lock is
     free is therefore run before any BEGIN that comes later, outside every transaction:

@@ -97,3 +97,41 @@ async def test_a_partial_row_is_the_model_tortoise_makes_of_the_same_columns(db)
         ours = model_from_row(Member, columns, values)
         tortoises = Member._init_from_db(**dict(zip(columns, values)))
         assert ours._partial and vars(ours) == vars(tortoises), columns
+
+
+async def test_sqlite_reads_on_its_own_reader_beside_an_open_write_transaction(db):
+    # members.driver._reader: on a WAL file the member read runs on a read-only sqlite3
+    # connection on the event loop's thread, so it neither waits for the writer's
+    # transaction (the client's lock is held below until the read has answered) nor sees
+    # its uncommitted row; the statement is still logged for the statement counts.
+    from members import driver
+
+    client = connections.get("default")
+    if client.capabilities.dialect != "sqlite":
+        pytest.skip("a reader of its own: SQLite only (PostgreSQL reads on the pool)")
+    member = await _member()
+    before = member.redeemable_miles
+    assert driver._reader(client) is not None
+    go = asyncio.Event()
+
+    async def other_request() -> Member:  # its own context: not inside the transaction below
+        await go.wait()
+        return await asyncio.wait_for(_member_by("id", member.id, ("redeemable_miles",)), 10)
+
+    read = asyncio.create_task(other_request())
+    async with in_transaction() as connection:
+        await connection.execute_query('UPDATE "member" SET "redeemable_miles" = 999999 WHERE "id" = ?', [member.id])
+        assert client._lock.locked()
+        with counted_statements() as statements:
+            go.set()
+            found = await read  # answered while the transaction holds the lock
+        assert found.redeemable_miles == before and len(statements) == 1
+    assert (await _member_by("id", member.id, ("redeemable_miles",))).redeemable_miles == 999999
+
+
+def test_an_in_memory_database_has_no_reader():
+    from tortoise.backends.sqlite.client import SqliteClient
+
+    from members import driver
+
+    assert driver._open_reader(SqliteClient(":memory:", connection_name="x")) is None
