@@ -26,7 +26,7 @@ options of `loyalty serve` (UVICORN_OPTIONS, log level info, one worker each):
   --compare-rev that commit's too; with --floor-group-commit (SQLite) also the floor with
   group commit, its batch in one call of the driver's thread.
 
-With --fresh (SQLite) every round of every target runs on its own copy of the data set,
+With --fresh every round of every target runs on its own copy of the data set,
 in a server started for it: otherwise the accruals of earlier rounds and targets pile up
 on the same members (tens of thousands over 9,000 members) and most later accruals cross
 a tier threshold, each upgrade 18 statements.
@@ -398,9 +398,16 @@ def _scratch(url: str) -> str:
 
 
 def _fresh_copy(scratch: str, label: str) -> str:
-    """A copy of the SQLite scratch data set for one server (--fresh)."""
+    """A copy of the scratch data set for one server (--fresh): a file on SQLite, a
+    database made from the scratch one as its template on PostgreSQL."""
     import shutil
 
+    slug = re.sub(r'[^a-z0-9]+', '_', label.lower())
+    if is_postgres(scratch):
+        base, name = scratch.rsplit("/", 1)
+        copy_url = f"{base}/{name.removesuffix('_test')}_{slug}_test"
+        asyncio.run(dataset.drop_and_create(copy_url, template_url=scratch))
+        return copy_url
     path = sqlite_path(scratch)
     copy = path.with_name(f"{path.stem}-{re.sub(r'[^a-z0-9]+', '-', label.lower())}.db")
     for suffix in ("", "-wal", "-shm"):
@@ -437,7 +444,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.compare_rev:
             targets.append(Target(args.compare_rev, _source_of(args.compare_rev, Path(tmp) / "rev"), "api.asgi:app"))
         profile = ROOT / "bench" / "data" / "hotpath-project.prof" if args.profile else None
-        fresh = args.fresh and not is_postgres(args.database_url)
+        fresh = args.fresh
 
         def start(target: Target) -> None:
             url = _fresh_copy(scratch, target.label) if fresh else scratch
@@ -574,7 +581,7 @@ def main() -> int:
     parser.add_argument("--floor-group-commit", action="store_true",
                         help=f"SQLite: also the floor with group commit (\"{FLOOR_GROUPED}\")")
     parser.add_argument("--fresh", action="store_true",
-                        help="SQLite: every round of every target on its own fresh copy of the data set (a server "
+                        help="every round of every target on its own fresh copy of the data set (a server "
                              "started for it): accruals of earlier rounds do not pile up into upgrades")
     parser.add_argument("--profile", action="store_true", help="profile the project's server (cProfile)")
     parser.add_argument("--json", help="also write the result to this file")
