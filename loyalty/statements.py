@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from tortoise.functions import Coalesce, Count, Sum
 from tortoise.queryset import QuerySet
@@ -79,11 +79,14 @@ async def partner_statement(
         raise invalid("to must not be before from", "to")
     if (end - start).days + 1 > MAX_DAYS:
         raise invalid(f"the range may span at most {MAX_DAYS} days", "to")
-    since = datetime.combine(start, time(0), tzinfo=timezone)
-    until = datetime.combine(end + timedelta(days=1), time(0), tzinfo=timezone)
+    # In UTC, as posted_at is stored: SQLite compares the stored text, and a bound in
+    # the programme's zone (+08:00) would sort before an entry posted later that day in
+    # UTC text (from 16:00 UTC on, Shanghai's date is the next day's).
+    since = datetime.combine(start, time(0), tzinfo=timezone).astimezone(UTC)
+    until = datetime.combine(end + timedelta(days=1), time(0), tzinfo=timezone).astimezone(UTC)
     query = LedgerEntry.filter(source=code, posted_at__gte=since, posted_at__lt=until)
     if as_of is not None:
-        query = query.filter(posted_at__lte=as_of)
+        query = query.filter(posted_at__lte=as_of.astimezone(UTC))
     return Statement(code, start, end, query)
 
 

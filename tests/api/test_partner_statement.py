@@ -78,6 +78,22 @@ async def test_the_range_is_of_posting_days(api):
     assert (both["totalEntries"], both["totalMiles"]) == (3, 3_900)
 
 
+async def test_a_day_starts_at_midnight_in_the_programmes_zone_whatever_the_utc_date(api):
+    # 00:30 in Shanghai is 16:30 UTC of the day before: the entry belongs to Shanghai's
+    # day. On SQLite posted_at is compared as stored text (UTC), so bounds given in +08:00
+    # missed it (the statement tests failed every day from 16:00 to 24:00 UTC).
+    _, ids = await seeded(api)
+    day = loyalty_today(api) - timedelta(days=3)
+    just_after_midnight = datetime.combine(day, datetime.min.time(), tzinfo=api.settings.tz) + timedelta(minutes=30)
+    late_the_day_before = just_after_midnight - timedelta(hours=1)
+    await LedgerEntry.filter(id=int(ids[0])).update(posted_at=just_after_midnight.astimezone(timezone.utc))
+    await LedgerEntry.filter(id=int(ids[2])).update(posted_at=late_the_day_before.astimezone(timezone.utc))
+    on_the_day = await statement(api, HOTEL, f=day.isoformat(), t=day.isoformat())
+    assert (on_the_day["totalEntries"], on_the_day["totalMiles"]) == (1, 1_000)
+    before = (day - timedelta(days=1)).isoformat()
+    assert (await statement(api, HOTEL, f=before, t=before))["totalMiles"] == 400
+
+
 async def test_scope_and_bad_ranges_are_refused(api):
     await seeded(api)
     today = loyalty_today(api)
