@@ -361,13 +361,15 @@ async def _write_flight_postgres(
     sql = f'WITH f AS (INSERT INTO "ledger_entry" ({columns}) VALUES {row(flight)} RETURNING "id")'
     if bonus is not None:
         sql += f', b AS (INSERT INTO "ledger_entry" ({columns}) VALUES {row(bonus, "(SELECT id FROM f)")} RETURNING "id")'
-    lot_rows = []
-    for name, (amount, balance_after) in zip(("f", "b"), credits):
-        if amount > 0:
-            lot_rows.append(f"((SELECT id FROM {name}), ?, ?, ?)")
-            params += [flight["member_id"], expires_on, book.lot_remaining(amount, balance_after)]
+    # lots.lot_rows' rows, their entry ids taken from the CTEs above.
+    lot_rows = lots.lot_rows(
+        flight["member_id"], [(name, amount, after) for name, (amount, after) in zip(("f", "b"), credits)], expires_on)
     if lot_rows:
-        sql += f', l AS (INSERT INTO "credit_lot" ("entry_id", "member_id", "expires_on", "remaining") VALUES {", ".join(lot_rows)})'
+        lot_columns = ", ".join(f'"{column}"' for column in lots.LOT_COLUMNS)
+        marks = ", ".join("?" for _ in lots.LOT_COLUMNS[1:])
+        sql += (f', l AS (INSERT INTO "credit_lot" ({lot_columns}) VALUES '
+                + ", ".join(f"((SELECT id FROM {name}), {marks})" for name, *_ in lot_rows) + ")")
+        params += [value for _, *values in lot_rows for value in values]
     sql += (
         ' SELECT (SELECT id FROM f) AS flight, ' + ("(SELECT id FROM b)" if bonus is not None else "NULL") + ' AS bonus, '
         'COALESCE(SUM("qualifying_miles"), 0) AS miles, COALESCE(SUM("qualifying_segments"), 0) AS segments '

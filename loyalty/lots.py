@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from functools import cache
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
@@ -89,9 +90,10 @@ async def add_lot(
     )
 
 
-def lot_rows(member_id: int, credits: Sequence[tuple[int, int, int]], expires_on: date) -> list[tuple]:
+def lot_rows(member_id: int, credits: Sequence[tuple[Any, int, int]], expires_on: date) -> list[tuple]:
     """lot_insert()'s rows for several (entry id, amount, balance after it) credits of one
-    member expiring together (a credit of 0 has no lot): one INSERT for all of them."""
+    member expiring together (a credit of 0 has no lot): one INSERT for all of them. The
+    entry id may be what stands for it in a statement (the PostgreSQL flight's CTE name)."""
     return [
         (entry_id, member_id, expires_on, lot_remaining(amount, balance_after), 0)
         for entry_id, amount, balance_after in credits if amount > 0
