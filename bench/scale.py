@@ -138,9 +138,52 @@ class SizeResult:
     jobs: dict[str, float]
     job_counts: dict[str, str]
     load: dict[str, str]
+    served_on: str = ""  # how the reads' day relates to the data set's (catch_up)
 
 
 # ---- reads ------------------------------------------------------------------------------
+
+
+async def catch_up(url: str, info: DatasetInfo, progress: Callable[[str], None], *, run: bool = True,
+                   served: date | None = None) -> str:
+    """Bring the stored care worklist state to the server's day before the reads.
+
+    The server serves the programme's today (the clock, in the programme's time zone);
+    a data set is built as of the day it was built. Once midnight in the programme's
+    zone has passed, the members whose recheck day has come hold a stale worklist state
+    until the day's `care refresh` runs (the scheduler runs it at the start of each day),
+    and careCallsDue recomputes those rows in every request meanwhile: a number that
+    grows with the office (about 2 members an office a day at 10k, 200 at 1M). Runs of
+    session 6 that crossed 16:00 UTC measured that window (careCallsDue 2.3 times its
+    10k p99) and took it for a regression. Here the day's worklist refresh
+    (care.calls.refresh_care_due, the scheduler's care-refresh step that the reads
+    depend on) runs first, unless ``run`` is false, which measures the window instead.
+    ``served``: the server's day (default: the programme's today). Returns the line the
+    report prints."""
+    from tortoise import Tortoise
+
+    from api.db import init_orm
+    from care.calls import refresh_care_due
+    from loyalty.rules import load_rules
+
+    settings = dataset.settings_for(url)
+    served, built = served or settings.today(), date.fromisoformat(info.today)
+    if served <= built:
+        return f"served on the data set's day ({info.today})"
+    if not run:
+        return (f"served on {served}, {(served - built).days} day(s) after the data set's day ({info.today}), "
+                f"before that day's care refresh (--no-catch-up): the stale worklist rows are recomputed per request")
+    await init_orm(settings)
+    try:
+        began = time.perf_counter()
+        summary = await refresh_care_due(load_rules(settings.rules_path), served)
+        seconds = time.perf_counter() - began
+    finally:
+        await Tortoise.close_connections()
+    progress(f"  served on {served}, after the data set's {info.today}: the day's worklist refresh first, "
+             f"{summary.members:,} members rechecked in {seconds:.1f} s")
+    return (f"served on {served}, {(served - built).days} day(s) after the data set's day ({info.today}); that day's "
+            f"worklist refresh ran first, as the scheduler runs it ({summary.members:,} members rechecked, {seconds:.1f} s)")
 
 
 def _settings():
@@ -420,6 +463,8 @@ def report(kind: str, label: str | None, command: str, results: dict[int, SizeRe
             f"| {query.name} | {_ms(a.pct(50))} | {_ms(a.pct(99))} | {_ms(b.pct(50))} | {_ms(b.pct(99))} | "
             f"{b.pct(99) / a.pct(99):.1f} | {len(a.seconds)} / {len(b.seconds)} |"
         )
+    if s.reads:
+        lines += ["", "Reads: " + "; ".join(f"{size} {r.served_on}" for size, r in ((ls, s), (ll, l))) + "."]
     if full_pages:
         lines += ["", "Offices whose first page is full at " + ls + " (the VIP list's and careCallsDue's offices at both sizes): "
                   + "; ".join(f"{name} {', '.join(offices)}" for name, offices in full_pages.items()) + "."]
@@ -474,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reads", action="store_true", help="skip the reads")
     parser.add_argument("--no-jobs", action="store_true", help="skip the daily jobs")
     parser.add_argument("--no-care-refresh", action="store_true", help="daily jobs: skip `care refresh` (it reads every member)")
+    parser.add_argument("--no-catch-up", action="store_true",
+                        help="reads: when the programme's day is past the data set's, do not run that day's worklist "
+                             "refresh first (measures careCallsDue between midnight and the scheduler's care refresh)")
     parser.add_argument("--seed", default="1")
     parser.add_argument("--label", help="a name for the run in the report's heading, e.g. 'before'")
     parser.add_argument("--write", action="store_true", help=f"append the tables to {RESULTS.relative_to(ROOT)}")
@@ -510,12 +558,13 @@ def main(argv: list[str] | None = None) -> int:
         if not offices:
             raise SystemExit(f"no office of the small data set has a full first page of the {name}")
     for n in sizes:
+        served_on = "" if args.no_reads else asyncio.run(catch_up(urls[n], infos[n], progress, run=not args.no_catch_up))
         if not args.no_reads:
             progress(f"{size_label(n)} settled (WAL checkpointed, file synced) in {settle(urls[n]):.1f} s")
         progress(f"reads on {size_label(n)} ({urls[n]}), {dataset.environment_note()}")
         loads[n][f"reads {size_label(n)}"] = _load()
         reads, counts = ({}, asyncio.run(_counts(urls[n]))) if args.no_reads else measure_reads(urls[n], args, progress, full_pages)
-        results[n] = SizeResult(infos[n], counts, reads, {}, {}, loads[n])
+        results[n] = SizeResult(infos[n], counts, reads, {}, {}, loads[n], served_on)
     if not args.no_jobs:
         for n in sizes:
             progress(f"daily jobs on a copy of {size_label(n)}")
