@@ -317,7 +317,8 @@ def _entry_insert(with_id: bool = False) -> BulkInsert:
 
 def entry_row(entry_id: int | None, member_id: int, entry: Entry, posted_at: datetime, bonus_for_id: int | None) -> tuple:
     """The ("id", *_ENTRY_COLUMNS) values of a book's entry (loyalty.book): what every
-    writer of FLIGHT, TIER_BONUS, PARTNER, REDEMPTION and EXPIRY entries writes."""
+    writer of FLIGHT, TIER_BONUS, PARTNER, REDEMPTION, EXPIRY, REVERSAL and ADJUSTMENT
+    entries writes (a reversal adds reverses_id: entry_values)."""
     flight = entry.flight
     return (
         entry_id, member_id, entry.kind, entry.activity_date, posted_at, entry.qualifying_miles,
