@@ -11,7 +11,9 @@ group commit, savepoints: loyalty.ledger's docstring); the demo replays years of
 member's history on a `MemberBook`, the same decisions applied to the member's state
 held in memory, and writes the rows in bulk (loyalty.ledger.write_books).
 tests/loyalty/test_book.py posts demo members' activities through the services and
-compares every row with the book's, so the two cannot drift apart.
+compares every row with the book's, so the two cannot drift apart;
+tests/loyalty/test_book_entries.py does the same for reversals, rule change adjustments
+and goodwill credits.
 
 Pure: no database, no clock (the caller gives every day and time).
 """
