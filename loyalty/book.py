@@ -5,11 +5,12 @@ The posting services (loyalty.ledger), the tier review (loyalty.tiers), the expi
 (care.goodwill) and the demo (api.demo) all take from this module the ledger entries
 they write (kind, miles, source, externalRef, description, fingerprint), the tier
 changes (reason, since, validUntil, note, effective time) and what an expiry takes from
-the lots. Every entry is written through loyalty.ledger.entry_values. The services
-keep their own SQL around these decisions (the member's row lock first, RETURNING,
-group commit, savepoints: loyalty.ledger's docstring); the demo replays years of a
-member's history on a `MemberBook`, the same decisions applied to the member's state
-held in memory, and writes the rows in bulk (loyalty.ledger.write_books).
+the lots. Every entry's columns come from loyalty.ledger.entry_row (entry_values: posted
+now). The services keep their own SQL around these decisions (the member's row lock
+first, RETURNING, group commit, savepoints: loyalty.ledger's docstring); the demo
+replays years of a member's history on a `MemberBook`, the same decisions applied to
+the member's state held in memory, and writes the rows in bulk
+(loyalty.ledger.write_books).
 tests/loyalty/test_book.py posts demo members' activities through the services and
 compares every row with the book's, so the two cannot drift apart;
 tests/loyalty/test_book_entries.py does the same for reversals, rule change adjustments
