@@ -19,9 +19,12 @@ from datetime import date, datetime, timezone
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from care.models import Feedback, GoodwillCredit
+from loyalty import book
 from loyalty import calendar as cal
 from loyalty import lots
-from loyalty.models import LedgerEntry, LedgerEntryKind
+from loyalty.book import GOODWILL_SOURCE
+from loyalty.ledger import entry_values
+from loyalty.models import LedgerEntry
 from loyalty.rules import Rules
 from members.access import STAFF_ROLES, Caller, can_see_member, require_role
 from members.errors import DomainError, invalid, not_found
@@ -32,7 +35,6 @@ from members.services import visible_member
 
 __all__ = ["GOODWILL_SOURCE", "GoodwillResult", "MAX_REASON", "credit_goodwill"]
 
-GOODWILL_SOURCE = "GOODWILL"
 MAX_REASON = 300
 
 
@@ -89,9 +91,7 @@ async def credit_goodwill(
             current = await Member.get(id=member.id).using_db(connection)
             raise DomainError("MEMBER_NOT_ACTIVE", f"the member is {current.status.value}", ("input", "memberId"))
         entry = await LedgerEntry.create(
-            member_id=member.id, kind=LedgerEntryKind.ADJUSTMENT, activity_date=today, redeemable_miles=miles,
-            source=GOODWILL_SOURCE, description=f"goodwill: {text}"[:300], using_db=connection,
-        )
+            **entry_values(member.id, book.goodwill_entry(miles, today, text)), using_db=connection)
         await lots.add_lot(connection, entry, miles, balance, cal.credit_expiry(today, rules.credit_validity_months))
         credit = await GoodwillCredit.create(
             entry_id=entry.id, member_id=member.id, feedback_id=feedback.id if feedback else None,

@@ -1,15 +1,20 @@
 """What a posting, a tier review and an expiry write: decided here, once.
 
 The posting services (loyalty.ledger), the tier review (loyalty.tiers), the expiry job
-(loyalty.jobs) and the demo (api.demo) all take from this module the ledger entries
-they write (kind, miles, description, fingerprint), the tier changes (reason, since,
-validUntil, note, effective time) and what an expiry takes from the lots. The services
-keep their own SQL around these decisions (the member's row lock first, RETURNING,
-group commit, savepoints: loyalty.ledger's docstring); the demo replays years of a
-member's history on a `MemberBook`, the same decisions applied to the member's state
-held in memory, and writes the rows in bulk (loyalty.ledger.write_books).
+(loyalty.jobs), the rule change (loyalty.rulechange), the goodwill credit
+(care.goodwill) and the demo (api.demo) all take from this module the ledger entries
+they write (kind, miles, source, externalRef, description, fingerprint), the tier
+changes (reason, since, validUntil, note, effective time) and what an expiry takes from
+the lots. Every entry's columns come from loyalty.ledger.entry_row (entry_values: posted
+now). The services keep their own SQL around these decisions (the member's row lock
+first, RETURNING, group commit, savepoints: loyalty.ledger's docstring); the demo
+replays years of a member's history on a `MemberBook`, the same decisions applied to
+the member's state held in memory, and writes the rows in bulk
+(loyalty.ledger.write_books).
 tests/loyalty/test_book.py posts demo members' activities through the services and
-compares every row with the book's, so the two cannot drift apart.
+compares every row with the book's, so the two cannot drift apart;
+tests/loyalty/test_book_entries.py does the same for reversals, rule change adjustments
+and goodwill credits.
 
 Pure: no database, no clock (the caller gives every day and time).
 """
@@ -18,10 +23,10 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from loyalty import calendar as cal
 from loyalty import engine
@@ -30,14 +35,28 @@ from loyalty.rules import Rules
 from members.idempotency import fingerprint
 
 __all__ = [
-    "AIRLINE_SOURCE", "REVIEW_ACTOR", "SYSTEM_SOURCE", "Entry", "FlightDetails", "MemberBook", "TierChange", "bonus_entry",
-    "expiry_entry", "family_name_key", "flight_content", "flight_entry", "flight_fingerprint", "lot_remaining",
-    "partner_entry", "partner_fingerprint", "redemption_entry", "review", "upgrade",
+    "AIRLINE_SOURCE", "GOODWILL_SOURCE", "MAX_ENTRY_DESCRIPTION", "MAX_TIER_NOTE", "REVIEW_ACTOR",
+    "RULE_CHANGE_REF_PREFIX", "RULES_HASH_IN_REF", "RULES_HASH_IN_TEXT", "SYSTEM_SOURCE", "Entry", "FlightDetails",
+    "MemberBook", "Posted", "TierChange", "bonus_entry", "entry_description", "expiry_entry", "family_name_key",
+    "flight_content", "flight_entry", "flight_fingerprint", "goodwill_entry", "is_rule_adjustment", "lot_remaining",
+    "partner_entry", "partner_fingerprint", "redemption_entry", "reversal_entry", "reversal_note", "review",
+    "rule_adjustment_entry", "rule_adjustment_ref", "rule_change_note", "upgrade",
 ]
 
 AIRLINE_SOURCE = "AIRLINE"
-SYSTEM_SOURCE = "SYSTEM"  # source of entries the programme posts by itself (expiry)
+SYSTEM_SOURCE = "SYSTEM"  # source of entries the programme posts by itself (expiry, rule change adjustments)
+GOODWILL_SOURCE = "GOODWILL"  # source of the goodwill credits staff give (care.goodwill)
 REVIEW_ACTOR = "system:review"  # who the tier review's changes are recorded as
+
+MAX_ENTRY_DESCRIPTION = 300  # characters of an entry's description (the ledger_entry column)
+MAX_TIER_NOTE = 300  # characters of a tier change's note (the tier_event column)
+
+# A rule change's ADJUSTMENT entries: source SYSTEM, externalRef
+# RULE_CHANGE-<16 hex of the rules file's SHA-256>-<member id>-<day>[-2, -3, ...]; their
+# descriptions and tier change notes name the file by 12 hex of the same hash.
+RULE_CHANGE_REF_PREFIX = "RULE_CHANGE-"
+RULES_HASH_IN_REF = 16  # hex digits of the rules file's SHA-256 in an adjustment's externalRef
+RULES_HASH_IN_TEXT = 12  # hex digits of it in an adjustment's description and its tier change's note
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,17 @@ class Entry(NamedTuple):
     flight: FlightDetails | None = None
     fingerprint: str | None = None
     bonus_for: int | None = None  # in a MemberBook: the index of the flight a bonus is for
+
+
+class Posted(Protocol):
+    """An entry already in the ledger as its reversal reads it (a loyalty.models.LedgerEntry)."""
+
+    id: int
+    kind: LedgerEntryKind
+    activity_date: date
+    qualifying_miles: int
+    qualifying_segments: int
+    redeemable_miles: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +179,68 @@ def expiry_entry(expired: Sequence[tuple[date, int]]) -> Entry | None:
         LedgerEntryKind.EXPIRY, latest, -amount, SYSTEM_SOURCE,
         description=f"Expiry of {amount} miles of {len(expired)} credit(s) good through {latest} or earlier",
     )
+
+
+def entry_description(text: str) -> str:
+    """A description as stored: its first MAX_ENTRY_DESCRIPTION characters."""
+    return text[:MAX_ENTRY_DESCRIPTION]
+
+
+def reversal_entry(original: Posted, source: str, reason: str) -> Entry:
+    """The REVERSAL of an entry (of a flight's bonus too, reversed with it): its miles and
+    segments negated, on its activity date. Its writer gives reverses_id = original.id."""
+    label = "bonus " if original.kind is LedgerEntryKind.TIER_BONUS else ""
+    return Entry(
+        LedgerEntryKind.REVERSAL, original.activity_date, -original.redeemable_miles, source,
+        qualifying_miles=-original.qualifying_miles, qualifying_segments=-original.qualifying_segments,
+        description=entry_description(f"Reversal of {label}entry {original.id} ({original.kind.value}): {reason}"),
+    )
+
+
+def reversal_note(entry_id: int, reason: str) -> str:
+    """The note of the tier change a reversal of entry `entry_id` causes."""
+    return f"reversal of entry {entry_id}: {reason}"[:MAX_TIER_NOTE]
+
+
+def rule_adjustment_ref(rules_hash: str, member_id: int, day: date, taken: Collection[str] = ()) -> str:
+    """The externalRef of the adjustment of a member's `day` by the rules file of SHA-256
+    `rules_hash`: the first of RULE_CHANGE-<hash>-<member id>-<day>, then -2, -3, ...
+    (a later difference of the same day, after a reversal) that is not `taken`."""
+    ref = base = f"{RULE_CHANGE_REF_PREFIX}{rules_hash[:RULES_HASH_IN_REF]}-{member_id}-{day.isoformat()}"
+    number = 1
+    while ref in taken:
+        number += 1
+        ref = f"{base}-{number}"
+    return ref
+
+
+def is_rule_adjustment(kind: LedgerEntryKind, source: str, ref: str | None) -> bool:
+    """Whether an entry of this kind, source and externalRef is a rule change's
+    adjustment (a goodwill ADJUSTMENT is not, nor a partner's credit of such a ref)."""
+    return (kind is LedgerEntryKind.ADJUSTMENT and source == SYSTEM_SOURCE
+            and (ref or "").startswith(RULE_CHANGE_REF_PREFIX))
+
+
+def rule_adjustment_entry(rules_hash: str, ref: str, day: date, qualifying_miles: int, qualifying_segments: int,
+                          redeemable_miles: int) -> Entry:
+    """The ADJUSTMENT a rule change posts for one activity day: what the new rules earn
+    for the day's flights minus what the ledger holds for them (signed)."""
+    return Entry(
+        LedgerEntryKind.ADJUSTMENT, day, redeemable_miles, SYSTEM_SOURCE, qualifying_miles=qualifying_miles,
+        qualifying_segments=qualifying_segments, external_ref=ref,
+        description=f"rules change {rules_hash[:RULES_HASH_IN_TEXT]}: the flights of {day} earned again",
+    )
+
+
+def rule_change_note(rules_hash: str, miles: int, segments: int, start: date, end: date) -> str:
+    """The note of a rule change's move up: the new window's totals it was judged on."""
+    return f"rules {rules_hash[:RULES_HASH_IN_TEXT]}: {miles} miles, {segments / 100:g} segments in {start}..{end}"
+
+
+def goodwill_entry(miles: int, day: date, reason: str) -> Entry:
+    """A goodwill credit: redeemable miles only (goodwill never moves a tier)."""
+    return Entry(LedgerEntryKind.ADJUSTMENT, day, miles, GOODWILL_SOURCE,
+                 description=entry_description(f"goodwill: {reason}"))
 
 
 def lot_remaining(amount: int, balance_after: int) -> int:

@@ -55,7 +55,7 @@ from loyalty import book
 from loyalty import calendar as cal
 from loyalty import engine
 from loyalty import lots
-from loyalty.book import AIRLINE_SOURCE, Entry, FlightDetails, family_name_key
+from loyalty.book import AIRLINE_SOURCE, MAX_ENTRY_DESCRIPTION, Entry, FlightDetails, family_name_key
 from loyalty.changes import activity_added, members_changed, retention_windows_containing
 from loyalty.events import default_connection, record_tier_change
 from loyalty.models import LedgerEntry, LedgerEntryKind, TierChangeReason, TierEvent
@@ -83,8 +83,8 @@ MAX_DISTANCE_KM = 20_000  # longer than any non-stop flight flown today
 MAX_PARTNER_MILES = 1_000_000
 MAX_REDEEM_MILES = 1_000_000_000  # within the 32-bit integer columns
 MAX_EXTERNAL_REF = 100
-MAX_DESCRIPTION = 300
-MAX_REASON = 200  # kept on the reversal's description (300) after a short prefix
+MAX_DESCRIPTION = MAX_ENTRY_DESCRIPTION  # a partner credit's or redemption's description is stored whole
+MAX_REASON = 200  # kept whole on the reversal's description (MAX_ENTRY_DESCRIPTION) after a short prefix
 
 _CARRIER = re.compile(r"^[A-Z0-9]{2}$")
 _FLIGHT_NUMBER = re.compile(r"^[0-9]{1,4}[A-Z]?$")
@@ -317,7 +317,8 @@ def _entry_insert(with_id: bool = False) -> BulkInsert:
 
 def entry_row(entry_id: int | None, member_id: int, entry: Entry, posted_at: datetime, bonus_for_id: int | None) -> tuple:
     """The ("id", *_ENTRY_COLUMNS) values of a book's entry (loyalty.book): what every
-    writer of FLIGHT, TIER_BONUS, PARTNER, REDEMPTION and EXPIRY entries writes."""
+    writer of FLIGHT, TIER_BONUS, PARTNER, REDEMPTION, EXPIRY, REVERSAL and ADJUSTMENT
+    entries writes (a reversal adds reverses_id: entry_values)."""
     flight = entry.flight
     return (
         entry_id, member_id, entry.kind, entry.activity_date, posted_at, entry.qualifying_miles,
@@ -329,9 +330,15 @@ def entry_row(entry_id: int | None, member_id: int, entry: Entry, posted_at: dat
     )
 
 
-def entry_values(member_id: int, entry: Entry, bonus_for_id: int | None = None) -> dict[str, Any]:
-    """The _ENTRY_COLUMNS of a book's entry, posted now."""
-    return dict(zip(_ENTRY_COLUMNS, entry_row(None, member_id, entry, datetime.now(timezone.utc), bonus_for_id)[1:]))
+def entry_values(
+    member_id: int, entry: Entry, bonus_for_id: int | None = None, reverses_id: int | None = None
+) -> dict[str, Any]:
+    """The _ENTRY_COLUMNS of a book's entry, posted now; with `reverses_id` (a REVERSAL:
+    the entry it reverses) that column too."""
+    values = dict(zip(_ENTRY_COLUMNS, entry_row(None, member_id, entry, datetime.now(timezone.utc), bonus_for_id)[1:]))
+    if reverses_id is not None:
+        values["reverses_id"] = reverses_id
+    return values
 
 
 async def _write_flight_postgres(
@@ -737,16 +744,13 @@ async def reverse(
         balance = await lots.change_balance(connection, member_id, delta)
         if await LedgerEntry.filter(reverses_id__in=[p.id for p in parts]).using_db(connection).exists():
             raise _already_reversed()
-        reversals = []
-        for part in parts:
-            label = "bonus " if part.kind is LedgerEntryKind.TIER_BONUS else ""
-            reversals.append(await LedgerEntry.create(
-                member_id=member_id, kind=LedgerEntryKind.REVERSAL, activity_date=part.activity_date,
-                qualifying_miles=-part.qualifying_miles, qualifying_segments=-part.qualifying_segments,
-                redeemable_miles=-part.redeemable_miles, source=source,
-                description=f"Reversal of {label}entry {part.id} ({part.kind.value}): {text}",
-                reverses_id=part.id, using_db=connection,
-            ))
+        reversals = [
+            await LedgerEntry.create(
+                **entry_values(member_id, book.reversal_entry(part, source, text), reverses_id=part.id),
+                using_db=connection,
+            )
+            for part in parts
+        ]
         if delta < 0:
             # Reversing credits: each takes from its own lot first, then FIFO from the
             # others; what no lot covers is the (negative) balance.
@@ -766,7 +770,7 @@ async def reverse(
                 event = await record_tier_change(
                     connection, member, to_tier=Tier[decision.tier], reason=TierChangeReason.REVERSAL,
                     since=decision.since, valid_until=decision.valid_until, actor=caller.actor,
-                    cause=reversals[0], note=f"reversal of entry {original.id}: {text}"[:300], recorded_on=today,
+                    cause=reversals[0], note=book.reversal_note(original.id, text), recorded_on=today,
                 )
             await members_changed(connection, [member_id], rules, today)
         member = await Member.get(id=member_id).using_db(connection)

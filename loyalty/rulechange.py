@@ -54,23 +54,22 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from loyalty import book
 from loyalty import calendar as cal
 from loyalty import engine, lots
 from loyalty.changes import members_changed
 from loyalty.events import record_tier_change
-from loyalty.jobs import SYSTEM_SOURCE
+from loyalty.ledger import entry_values
 from loyalty.models import JobRunStatus, LedgerEntry, LedgerEntryKind, RulesChangeRun, TierChangeReason
 from loyalty.rules import Rules
 from members.enums import MemberStatus, Tier
 from members.models import Member
 
 __all__ = [
-    "REF_PREFIX", "DayChange", "LedgerLine", "MemberChange", "MemberDifference", "RulesChangeReport",
+    "DayChange", "LedgerLine", "MemberChange", "MemberDifference", "RulesChangeReport",
     "change_rules", "member_change", "rules_file_hash", "reearning_start",
 ]
 
-REF_PREFIX = "RULE_CHANGE-"
-HASH_IN_REF = 16  # hex digits of the file's SHA-256 in an adjustment's externalRef
 BATCH = 200
 _LINE_FIELDS = (
     "id", "kind", "source", "external_ref", "activity_date", "qualifying_miles", "qualifying_segments",
@@ -137,17 +136,15 @@ def reearning_start(current: Rules, new: Rules, today: date) -> date:
     return min(credits, cal.window(today, new.window_months)[0])
 
 
-def _is_rule_adjustment(line: LedgerLine) -> bool:
-    return (line.kind is LedgerEntryKind.ADJUSTMENT and line.source == SYSTEM_SOURCE
-            and (line.external_ref or "").startswith(REF_PREFIX))
-
-
 def member_change(new: Rules, lines: Sequence[LedgerLine], *, tier: str, today: date, since: date) -> MemberChange:
     """What ``new`` rules change for a member holding ``tier`` whose ledger entries from
     ``since`` on are ``lines``: per day, the new earning of the day's flights not reversed
     minus the flights, their reversals and earlier rule adjustments; and the move up the
     new window's totals (with those differences) give. Pure."""
-    earning = {line.id for line in lines if line.kind is LedgerEntryKind.FLIGHT or _is_rule_adjustment(line)}
+    earning = {
+        line.id for line in lines
+        if line.kind is LedgerEntryKind.FLIGHT or book.is_rule_adjustment(line.kind, line.source, line.external_ref)
+    }
     reversed_ids = {line.reverses_id for line in lines if line.reverses_id is not None}
     held: dict[date, list[int]] = {}
     target: dict[date, list[int]] = {}
@@ -280,24 +277,17 @@ async def _apply_member(run: _Run, member_id: int) -> tuple[MemberChange, str, b
         for line in lines:
             if line.kind is LedgerEntryKind.FLIGHT:
                 flights_of.setdefault(line.activity_date, []).append(line.id)
-        refs = {line.external_ref for line in lines if _is_rule_adjustment(line)}
+        refs = {
+            line.external_ref for line in lines if book.is_rule_adjustment(line.kind, line.source, line.external_ref)
+        }
         for day in change.days:
             # The first adjustment of this file, member and day; a later one (a flight of
             # the day reversed since) is numbered -2, -3, ...
-            ref = base = f"{REF_PREFIX}{run.rules_hash[:HASH_IN_REF]}-{member_id}-{day.day.isoformat()}"
-            number = 1
-            while ref in refs:
-                number += 1
-                ref = f"{base}-{number}"
+            ref = book.rule_adjustment_ref(run.rules_hash, member_id, day.day, refs)
             balance = await lots.change_balance(connection, member_id, day.redeemable_miles)
-            entry = await LedgerEntry.create(
-                member_id=member_id, kind=LedgerEntryKind.ADJUSTMENT, activity_date=day.day,
-                qualifying_miles=day.qualifying_miles, qualifying_segments=day.qualifying_segments,
-                redeemable_miles=day.redeemable_miles, source=SYSTEM_SOURCE,
-                external_ref=ref,
-                description=f"rules change {run.rules_hash[:12]}: the flights of {day.day} earned again",
-                using_db=connection,
-            )
+            entry = await LedgerEntry.create(**entry_values(member_id, book.rule_adjustment_entry(
+                run.rules_hash, ref, day.day, day.qualifying_miles, day.qualifying_segments, day.redeemable_miles,
+            )), using_db=connection)
             if day.redeemable_miles > 0:
                 expires_on = cal.credit_expiry(day.day, run.current.credit_validity_months)
                 await lots.add_lot(connection, entry, day.redeemable_miles, balance, expires_on)
@@ -309,8 +299,7 @@ async def _apply_member(run: _Run, member_id: int) -> tuple[MemberChange, str, b
             await record_tier_change(
                 connection, member, to_tier=Tier[change.decision.tier], reason=TierChangeReason.RULE_CHANGE,
                 since=change.decision.since, valid_until=change.decision.valid_until, actor=run.actor,
-                note=(f"rules {run.rules_hash[:12]}: {change.window_miles} miles, "
-                      f"{change.window_segments / 100:g} segments in {start}..{end}"),
+                note=book.rule_change_note(run.rules_hash, change.window_miles, change.window_segments, start, end),
                 recorded_on=run.today,
             )
         await members_changed(connection, [member_id], run.new, run.today)
