@@ -276,3 +276,86 @@ def test_loyalty_scheduler_setting_is_read(tmp_path):
 
     assert load_settings(environ={"LOYALTY_SCHEDULER": "1"}, dotenv=None).scheduler
     assert not load_settings(environ={}, dotenv=None).scheduler
+
+
+HELD = Path(__file__).with_name("held_scheduler.py")
+
+
+async def line_of(stream: asyncio.StreamReader) -> str:
+    """The next line of a child's pipe (30 s at most: a child that never writes fails the test)."""
+    async with asyncio.timeout(30):
+        return (await stream.readline()).decode()
+
+
+async def stop_a_held_scheduler(db, tmp_path, args: list[str], release: str | None):
+    """`loyalty scheduler ARGS` with held jobs (tests/cli/held_scheduler.py): SIGTERM
+    while "first" runs, "first" then released with ``release`` (None: a second SIGTERM
+    instead); the exit code, stdout and stderr."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DATABASE_URL", "REDIS_URL"))}
+    env["DATABASE_URL"] = db.database_url
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(HELD), "scheduler", *args, cwd=tmp_path, env=env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert await line_of(child.stdout) == "first entered\n"
+        child.send_signal(signal.SIGTERM)
+        stderr = []
+        while not stderr or "stopping" not in stderr[-1]:  # the signal was handled
+            stderr.append(await line_of(child.stderr))
+            assert stderr[-1], stderr
+        if release is None:
+            child.send_signal(signal.SIGTERM)
+        else:
+            child.stdin.write(f"{release}\n".encode())
+            await child.stdin.drain()
+            child.stdin.close()
+        async with asyncio.timeout(60):
+            out, err = await child.communicate()
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    return child.returncode, "first entered\n" + out.decode(), "".join(stderr) + err.decode()
+
+
+STOPPING = "scheduler: stopping after the current batch (SIGTERM; again to stop at once)"
+
+
+@pytest.mark.parametrize("once", [False, True], ids=["forever", "once"])
+async def test_sigterm_lets_the_job_under_way_finish_its_batch_and_exits_0(db, tmp_path, once):
+    """An orchestrator's stop: a job in its last batch completes and is recorded; the
+    next job never starts; exit 0 with one line on stderr."""
+    code, out, err = await stop_a_held_scheduler(db, tmp_path, ["--once"] if once else [], "last")
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "stopping" in line] == [STOPPING]
+    today = db.today()
+    assert [(job, day, status) for job, day, status, _, _ in await rows()] == [("first", today, JobRunStatus.DONE)]
+    assert out.splitlines()[0] == "first entered" and out.splitlines()[1].startswith(f"first {today}: DONE in ")
+    assert len(out.splitlines()) == 2  # "second" never entered
+    if once:
+        assert err.splitlines()[-1] == f"scheduler: 1 run(s) up to {today}"
+
+
+async def test_sigterm_ends_a_job_with_batches_to_go_at_its_checkpoint_for_another_scheduler(db, tmp_path):
+    code, out, err = await stop_a_held_scheduler(db, tmp_path, [], "more")
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "stopping" in line] == [STOPPING]
+    assert out == "first entered\n"
+    run = await JobRun.get(job="first", day=db.today())
+    assert (run.status, run.outcome) == (JobRunStatus.RUNNING, "stopped after 1 of 2 (shutdown)")
+    assert run.lease_until < datetime.now(timezone.utc)  # given back: the next scheduler takes it over at once
+
+
+async def test_a_second_sigterm_stops_at_once(db, tmp_path):
+    """The job is still held: the second signal does not wait for it. Its run stays
+    RUNNING under its lease, taken over when the lease lapses (as after a crash)."""
+    import signal
+
+    code, out, err = await stop_a_held_scheduler(db, tmp_path, [], None)
+    assert code == -signal.SIGTERM
+    assert [line for line in err.splitlines() if "stopping" in line] == [STOPPING, "scheduler: stopping now (SIGTERM again)"]
+    assert out == "first entered\n"
+    run = await JobRun.get(job="first", day=db.today())
+    assert run.status == JobRunStatus.RUNNING and run.lease_until > datetime.now(timezone.utc)

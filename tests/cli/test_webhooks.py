@@ -5,7 +5,13 @@ line."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
 from datetime import datetime, timedelta
 
 from members import partners
@@ -90,3 +96,46 @@ async def test_webhook_mistakes_are_one_line(api, tmp_path):
         "loyalty: --limit 0 must be between 1 and 100"
     )
     assert "invalid choice" in one_line_error(run(api.settings, tmp_path, "webhooks", "frobnicate"), 2)
+
+
+async def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(api, tmp_path):
+    """`loyalty webhooks run` stopped by an orchestrator while a partner's endpoint is
+    answering: that delivery completes and is logged, the next event waits for the
+    next dispatcher; exit 0 with one line on stderr."""
+    await partners.add_partner("HOTELCO", "Hotel Co")
+    receiver = Receiver(hold=threading.Event()).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(DATABASE_URL=api.settings.database_url, **HTTP_OK)
+    child = None
+    try:
+        made = hooks(api.settings, tmp_path, "set", "HOTELCO", "--url", receiver.url, **HTTP_OK)
+        receiver.secret = made.stdout.splitlines()[1].rsplit(" ", 1)[1]
+        member = await enroll(api, "PEK01")
+        for tier in ("SILVER", "GOLD"):
+            await set_tier(api, member, tier)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "api.cli", "webhooks", "run", "--every", "3600", cwd=tmp_path, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert await asyncio.to_thread(receiver.arrived.wait, 30)  # the first event's POST is in flight
+        child.send_signal(signal.SIGTERM)
+        stderr = []
+        async with asyncio.timeout(30):
+            while not stderr or "stopping" not in stderr[-1]:  # the signal was handled
+                stderr.append((await child.stderr.readline()).decode())
+                assert stderr[-1], stderr
+        receiver.hold.set()
+        async with asyncio.timeout(60):
+            out, err = await child.communicate()
+        assert child.returncode == 0, err
+        assert [line for line in ("".join(stderr) + err.decode()).splitlines() if "stopping" in line] == [
+            "webhooks: stopping after the deliveries in flight (SIGTERM; again to stop at once)"]
+        assert re.fullmatch(r"webhook HOTELCO: 1 delivered, at event \d+\n", out.decode())
+        assert len(receiver.delivered()) == 1 and receiver.received[0].body["data"]["tierChanged"]["toTier"] == "SILVER"
+        log = hooks(api.settings, tmp_path, "log", "HOTELCO")
+        assert len(log.stdout.splitlines()) == 1 and log.stdout.endswith("delivered\n")
+    finally:
+        receiver.hold.set()
+        receiver.stop()
+        if child is not None and child.returncode is None:
+            child.kill()
+            await child.wait()
