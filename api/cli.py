@@ -209,6 +209,14 @@ def _check_port(host: str, port: int) -> None:
             raise OperatorError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
+class _Terminated(Exception):
+    """SIGTERM reached `serve` itself (see _serve)."""
+
+
+def _terminated(signum, frame) -> None:
+    raise _Terminated
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
@@ -224,9 +232,17 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
     metrics_dir = prepare_multiprocess_dir(workers) if settings.metrics else None
     print(f"serving GraphQL on http://{host}:{port}/graphql", file=sys.stderr)
+    # uvicorn (one worker) shuts down gracefully on SIGTERM, then raises the signal again
+    # with the handler it found in place: the default one would end the process right
+    # there, past the `finally`. This one makes it an exception: the cleanup runs and the
+    # stop exits 0, as `--workers N` (whose supervisor returns) and the other commands do.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", **UVICORN_OPTIONS)
+    except _Terminated:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         remove_multiprocess_dir(metrics_dir)
     return 0
 

@@ -7,7 +7,6 @@ on time."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,7 +18,7 @@ import pytest
 from api.scheduler import JOBS, Scheduler
 from loyalty.models import JobRun, JobRunStatus
 from loyalty.rules import load_rules
-from tests.api.loyalty_factories import loyalty_cli
+from tests.api.loyalty_factories import cli_environment, loyalty_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rules()
@@ -190,9 +189,7 @@ async def test_two_scheduler_processes_run_each_job_once(db, tmp_path):
     """`loyalty scheduler --once` in two processes at the same time, on the session's
     database (the real clock)."""
     command = [sys.executable, "-m", "api.cli", "scheduler", "--once"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DATABASE_URL", "REDIS_URL"))}
-    env["DATABASE_URL"] = db.database_url
-    env["PYTHONPATH"] = str(ROOT)
+    env = cli_environment(db.database_url, PYTHONPATH=str(ROOT))
     processes = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]
     outputs = [process.communicate(timeout=120) for process in processes]
@@ -293,10 +290,8 @@ async def stop_a_held_scheduler(db, tmp_path, args: list[str], release: str | No
     instead); the exit code, stdout and stderr."""
     import signal
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DATABASE_URL", "REDIS_URL"))}
-    env["DATABASE_URL"] = db.database_url
     child = await asyncio.create_subprocess_exec(
-        sys.executable, str(HELD), "scheduler", *args, cwd=tmp_path, env=env,
+        sys.executable, str(HELD), "scheduler", *args, cwd=tmp_path, env=cli_environment(db.database_url),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert await line_of(child.stdout) == "first entered\n"

@@ -6,7 +6,6 @@ line."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import subprocess
@@ -17,6 +16,7 @@ from datetime import datetime, timedelta
 from members import partners
 from tests.api.conftest import api, enroll, set_tier  # noqa: F401 - the api fixture, for posting data
 from tests.api.webhook_receiver import Receiver
+from tests.api.loyalty_factories import cli_environment
 from tests.cli.conftest import one_line_error, run
 
 HTTP_OK = {"LOYALTY_WEBHOOK_ALLOW_HTTP": "1"}
@@ -104,8 +104,6 @@ async def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(api, tmp_p
     next dispatcher; exit 0 with one line on stderr."""
     await partners.add_partner("HOTELCO", "Hotel Co")
     receiver = Receiver(hold=threading.Event()).start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DATABASE_URL", "REDIS_URL"))}
-    env.update(DATABASE_URL=api.settings.database_url, **HTTP_OK)
     child = None
     try:
         made = hooks(api.settings, tmp_path, "set", "HOTELCO", "--url", receiver.url, **HTTP_OK)
@@ -114,8 +112,8 @@ async def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(api, tmp_p
         for tier in ("SILVER", "GOLD"):
             await set_tier(api, member, tier)
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "api.cli", "webhooks", "run", "--every", "3600", cwd=tmp_path, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            sys.executable, "-m", "api.cli", "webhooks", "run", "--every", "3600", cwd=tmp_path,
+            env=cli_environment(api.settings.database_url, **HTTP_OK), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert await asyncio.to_thread(receiver.arrived.wait, 30)  # the first event's POST is in flight
         child.send_signal(signal.SIGTERM)
         stderr = []
