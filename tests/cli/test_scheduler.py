@@ -19,6 +19,7 @@ from api.scheduler import JOBS, Scheduler
 from loyalty.models import JobRun, JobRunStatus
 from loyalty.rules import load_rules
 from tests.api.loyalty_factories import cli_environment, loyalty_cli
+from tests.cli.conftest import finished, lines_until, running_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rules()
@@ -278,41 +279,23 @@ def test_loyalty_scheduler_setting_is_read(tmp_path):
 HELD = Path(__file__).with_name("held_scheduler.py")
 
 
-async def line_of(stream: asyncio.StreamReader) -> str:
-    """The next line of a child's pipe (30 s at most: a child that never writes fails the test)."""
-    async with asyncio.timeout(30):
-        return (await stream.readline()).decode()
-
-
 async def stop_a_held_scheduler(db, tmp_path, args: list[str], release: str | None):
     """`loyalty scheduler ARGS` with held jobs (tests/cli/held_scheduler.py): SIGTERM
     while "first" runs, "first" then released with ``release`` (None: a second SIGTERM
     instead); the exit code, stdout and stderr."""
     import signal
 
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, str(HELD), "scheduler", *args, cwd=tmp_path, env=cli_environment(db.database_url),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert await line_of(child.stdout) == "first entered\n"
+    async with running_cli([HELD, "scheduler", *args], tmp_path, db.database_url) as child:
+        out = await lines_until(child.stdout, "first entered", seconds=30)
         child.send_signal(signal.SIGTERM)
-        stderr = []
-        while not stderr or "stopping" not in stderr[-1]:  # the signal was handled
-            stderr.append(await line_of(child.stderr))
-            assert stderr[-1], stderr
+        err = await lines_until(child.stderr, "stopping", seconds=30)  # the signal was handled
         if release is None:
             child.send_signal(signal.SIGTERM)
         else:
             child.stdin.write(f"{release}\n".encode())
             await child.stdin.drain()
-            child.stdin.close()
-        async with asyncio.timeout(60):
-            out, err = await child.communicate()
-    finally:
-        if child.returncode is None:
-            child.kill()
-            await child.wait()
-    return child.returncode, "first entered\n" + out.decode(), "".join(stderr) + err.decode()
+        rest = await finished(child)
+    return child.returncode, out + rest[0], err + rest[1]
 
 
 STOPPING = "scheduler: stopping after the current batch (SIGTERM; again to stop at once)"
