@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -208,6 +209,14 @@ def _check_port(host: str, port: int) -> None:
             raise OperatorError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
+class _Terminated(Exception):
+    """SIGTERM reached `serve` itself (see _serve)."""
+
+
+def _terminated(signum, frame) -> None:
+    raise _Terminated
+
+
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
@@ -223,9 +232,17 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
     metrics_dir = prepare_multiprocess_dir(workers) if settings.metrics else None
     print(f"serving GraphQL on http://{host}:{port}/graphql", file=sys.stderr)
+    # uvicorn (one worker) shuts down gracefully on SIGTERM, then raises the signal again
+    # with the handler it found in place: the default one would end the process right
+    # there, past the `finally`. This one makes it an exception: the cleanup runs and the
+    # stop exits 0, as `--workers N` (whose supervisor returns) and the other commands do.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", **UVICORN_OPTIONS)
+    except _Terminated:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         remove_multiprocess_dir(metrics_dir)
     return 0
 
@@ -416,6 +433,37 @@ def cmd_care_refresh(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# What stops a long-running command (`scheduler`, `webhooks run`) cleanly: an operator's
+# Ctrl-C, an orchestrator's stop (systemd, Docker, Kubernetes send SIGTERM).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _stop_on_signals(stop: asyncio.Event, name: str, what: str) -> None:
+    """On the first SIGTERM or SIGINT: one line on stderr and ``stop`` set, so the command
+    ends at its next safe point (``what``, e.g. "the current batch") and exits 0. On a
+    second one: at once, killed by that signal, as if no handler were installed (the
+    database rolls back the transaction in flight; runs and leases are taken over when
+    their lease lapses). Call inside the command's event loop, as early as possible."""
+    loop = asyncio.get_running_loop()
+
+    def at_once(signum: int) -> None:
+        for each in STOP_SIGNALS:
+            loop.remove_signal_handler(each)
+            signal.signal(each, signal.SIG_DFL)
+        print(f"{name}: stopping now ({signal.Signals(signum).name} again)", file=sys.stderr, flush=True)
+        signal.raise_signal(signum)
+
+    def first(signum: int) -> None:
+        print(f"{name}: stopping after {what} ({signal.Signals(signum).name}; again to stop at once)",
+              file=sys.stderr, flush=True)
+        stop.set()
+        for each in STOP_SIGNALS:
+            loop.add_signal_handler(each, at_once, each)  # replaces `first`
+
+    for each in STOP_SIGNALS:
+        loop.add_signal_handler(each, first, each)
+
+
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
@@ -430,6 +478,10 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     async def run() -> int:
+        # A signal ends the job under way at its next checkpoint (between two batches:
+        # its run is given back and resumed by the next scheduler) and skips the rest.
+        stop = asyncio.Event()
+        _stop_on_signals(stop, "scheduler", "the current batch")
         await ping()
         from api.metrics import scheduler_run
 
@@ -437,14 +489,14 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
                               lease=timedelta(seconds=args.lease), retry_after=timedelta(seconds=args.retry_after),
                               on_run=scheduler_run if settings.metrics else None)
         if args.once:
-            records = await scheduler.tick()
+            records = await scheduler.tick(stop)
             for record in records:
                 report(record.line())
             print(f"scheduler: {len(records)} run(s) up to {settings.today()}", file=sys.stderr)
             return 1 if any(record.status.value == "FAILED" for record in records) else 0
         print(f"scheduler {scheduler.owner}: the daily jobs every programme day ({settings.timezone}), "
               f"checking every {args.every:g}s", file=sys.stderr)
-        await scheduler.run_forever(args.every, report=report)
+        await scheduler.run_forever(args.every, stop=stop, report=report)
         return 0
 
     return asyncio.run(_with_orm(settings, run))
@@ -517,16 +569,20 @@ def _run_webhooks(settings: Settings, args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     async def run() -> int:
+        # A signal lets the requests in flight finish (each within the webhook timeout)
+        # and be logged, and starts no other.
+        stop = asyncio.Event()
+        _stop_on_signals(stop, "webhooks", "the deliveries in flight")
         await ping()
         async with dispatcher(settings, rules) as running:
             if not args.once:
                 print(f"webhooks {running.owner}: delivering tier changes to partners' webhooks, "
                       f"looking every {every:g}s", file=sys.stderr)
-                await running.run_forever(every, report=report)
+                await running.run_forever(every, stop=stop, report=report)
                 return 0
             delivered, failed, partners = 0, 0, set()
-            while True:  # everything due now, a batch per partner per turn
-                outcomes = await running.tick()
+            while not stop.is_set():  # everything due now, a batch per partner per turn
+                outcomes = await running.tick(stop)
                 for outcome in outcomes:
                     report(outcome.line())
                     delivered += outcome.delivered

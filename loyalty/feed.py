@@ -20,6 +20,11 @@ bounded per-subscriber queue; a subscriber that lets it fill is dropped
 (SubscriberTooSlow, and `on_slow` is called so the transport can close the
 connection): it resumes with `after:` and its last cursor, and loses nothing. So a slow
 subscriber costs the others nothing.
+
+Stopping (`running()` exits, at server shutdown): the reader is stopped, not cancelled
+(members.background): it finishes the batch it is handing out and ends before the next
+read; only one stuck longer than STOP_GRACE_SECONDS (a hung database) is cancelled. The
+Redis listener and the background publishes touch no database and are cancelled.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from tortoise.functions import Max
 from loyalty import reads
 from loyalty.models import TierEvent
 from members.access import Caller
+from members.background import stop_task
 from members.paging import MAX_PAGE
 
 log = logging.getLogger(__name__)
@@ -43,6 +49,8 @@ log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "loyalty:tier-events"
 READ_BATCH = 200  # events per read of the shared reader
 REDIS_RETRY_SECONDS = 1.0
+# How long a stopping reader gets to finish its current batch before it is cancelled.
+STOP_GRACE_SECONDS = 10.0
 
 
 def _ignore(*args: object) -> None:
@@ -158,13 +166,14 @@ class EventFeed:
 
     # ---- the reader ----------------------------------------------------------------
 
-    async def read_log(self) -> None:
+    async def read_log(self, stop: asyncio.Event | None = None) -> None:
         """Hand every event committed after the head to the subscribers, batch by batch:
-        what the reader does on every wake (tests call it to choose the moment)."""
+        what the reader does on every wake (tests call it to choose the moment). Once
+        ``stop`` is set it returns after the batch under way."""
         if self._head is None:
             self._head = await head_position()
             self._started.set()
-        while True:
+        while stop is None or not stop.is_set():
             events = await TierEvent.filter(id__gt=self._head).order_by("id").limit(READ_BATCH)
             if not events:
                 return
@@ -189,13 +198,17 @@ class EventFeed:
         if subscriber.on_slow is not None:
             self._spawn(subscriber.on_slow())
 
-    async def _read_forever(self) -> None:
-        while True:
+    async def _read_forever(self, stop: asyncio.Event) -> None:
+        """Read on every wake until ``stop`` is set (whoever sets it also wakes the
+        reader: see running())."""
+        while not stop.is_set():
             self._wake.clear()
             try:
-                await self.read_log()
+                await self.read_log(stop)
             except Exception:  # noqa: BLE001 - keep reading through a database hiccup
                 log.warning("event feed: could not read the event log", exc_info=True)
+            if stop.is_set():
+                return
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
                     await self._wake.wait()
@@ -223,16 +236,19 @@ class EventFeed:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[EventFeed]:
-        """Run the reader (and the Redis listener) for the life of the server."""
-        tasks = [asyncio.create_task(self._read_forever())]
-        if self.redis_url:
-            tasks.append(asyncio.create_task(self._watch_redis()))
+        """Run the reader (and the Redis listener) for the life of the server; at exit
+        stop the reader after its current batch (see the module's docstring)."""
+        stop = asyncio.Event()
+        reader = asyncio.create_task(self._read_forever(stop))
+        others = [asyncio.create_task(self._watch_redis())] if self.redis_url else []
         try:
             yield self
         finally:
-            for task in [*tasks, *self._background]:
+            self._wake.set()  # a reader pausing until its next poll sees the stop at once
+            await stop_task(reader, stop, grace=STOP_GRACE_SECONDS)
+            for task in [*others, *self._background]:
                 task.cancel()
-            for task in [*tasks, *self._background]:
+            for task in [*others, *self._background]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await self.aclose()

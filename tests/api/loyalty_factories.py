@@ -203,14 +203,22 @@ async def loyalty_miles(api, member: dict) -> dict:
 def loyalty_cli(args: list[str], cwd, database_url: str | None = None, **env: str):
     """Run `loyalty ARGS` as an operator would (`python -m api.cli`, in `cwd` so no .env
     file of the project is read); the CompletedProcess with text stdout and stderr."""
-    import os
     import subprocess
     import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args], cwd=cwd, env=cli_environment(database_url, **env), capture_output=True,
+        text=True, timeout=120,
+    )
+
+
+def cli_environment(database_url: str | None = None, **env: str) -> dict[str, str]:
+    """The environment `loyalty` runs in for a test: this one without the LOYALTY_,
+    DATABASE_URL and REDIS_URL settings, then ``database_url`` and ``env``."""
+    import os
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DATABASE_URL", "REDIS_URL"))}
     if database_url is not None:
         environment["DATABASE_URL"] = database_url
     environment.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120,
-    )
+    return environment

@@ -7,7 +7,6 @@ on time."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,7 +18,8 @@ import pytest
 from api.scheduler import JOBS, Scheduler
 from loyalty.models import JobRun, JobRunStatus
 from loyalty.rules import load_rules
-from tests.api.loyalty_factories import loyalty_cli
+from tests.api.loyalty_factories import cli_environment, loyalty_cli
+from tests.cli.conftest import finished, lines_until, running_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = load_rules()
@@ -190,9 +190,7 @@ async def test_two_scheduler_processes_run_each_job_once(db, tmp_path):
     """`loyalty scheduler --once` in two processes at the same time, on the session's
     database (the real clock)."""
     command = [sys.executable, "-m", "api.cli", "scheduler", "--once"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOYALTY_", "DATABASE_URL", "REDIS_URL"))}
-    env["DATABASE_URL"] = db.database_url
-    env["PYTHONPATH"] = str(ROOT)
+    env = cli_environment(db.database_url, PYTHONPATH=str(ROOT))
     processes = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]
     outputs = [process.communicate(timeout=120) for process in processes]
@@ -276,3 +274,66 @@ def test_loyalty_scheduler_setting_is_read(tmp_path):
 
     assert load_settings(environ={"LOYALTY_SCHEDULER": "1"}, dotenv=None).scheduler
     assert not load_settings(environ={}, dotenv=None).scheduler
+
+
+HELD = Path(__file__).with_name("held_scheduler.py")
+
+
+async def stop_a_held_scheduler(db, tmp_path, args: list[str], release: str | None):
+    """`loyalty scheduler ARGS` with held jobs (tests/cli/held_scheduler.py): SIGTERM
+    while "first" runs, "first" then released with ``release`` (None: a second SIGTERM
+    instead); the exit code, stdout and stderr."""
+    import signal
+
+    async with running_cli([HELD, "scheduler", *args], tmp_path, db.database_url) as child:
+        out = await lines_until(child.stdout, "first entered", seconds=30)
+        child.send_signal(signal.SIGTERM)
+        err = await lines_until(child.stderr, "stopping", seconds=30)  # the signal was handled
+        if release is None:
+            child.send_signal(signal.SIGTERM)
+        else:
+            child.stdin.write(f"{release}\n".encode())
+            await child.stdin.drain()
+        rest = await finished(child)
+    return child.returncode, out + rest[0], err + rest[1]
+
+
+STOPPING = "scheduler: stopping after the current batch (SIGTERM; again to stop at once)"
+
+
+@pytest.mark.parametrize("once", [False, True], ids=["forever", "once"])
+async def test_sigterm_lets_the_job_under_way_finish_its_batch_and_exits_0(db, tmp_path, once):
+    """An orchestrator's stop: a job in its last batch completes and is recorded; the
+    next job never starts; exit 0 with one line on stderr."""
+    code, out, err = await stop_a_held_scheduler(db, tmp_path, ["--once"] if once else [], "last")
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "stopping" in line] == [STOPPING]
+    today = db.today()
+    assert [(job, day, status) for job, day, status, _, _ in await rows()] == [("first", today, JobRunStatus.DONE)]
+    assert out.splitlines()[0] == "first entered" and out.splitlines()[1].startswith(f"first {today}: DONE in ")
+    assert len(out.splitlines()) == 2  # "second" never entered
+    if once:
+        assert err.splitlines()[-1] == f"scheduler: 1 run(s) up to {today}"
+
+
+async def test_sigterm_ends_a_job_with_batches_to_go_at_its_checkpoint_for_another_scheduler(db, tmp_path):
+    code, out, err = await stop_a_held_scheduler(db, tmp_path, [], "more")
+    assert code == 0, err
+    assert [line for line in err.splitlines() if "stopping" in line] == [STOPPING]
+    assert out == "first entered\n"
+    run = await JobRun.get(job="first", day=db.today())
+    assert (run.status, run.outcome) == (JobRunStatus.RUNNING, "stopped after 1 of 2 (shutdown)")
+    assert run.lease_until < datetime.now(timezone.utc)  # given back: the next scheduler takes it over at once
+
+
+async def test_a_second_sigterm_stops_at_once(db, tmp_path):
+    """The job is still held: the second signal does not wait for it. Its run stays
+    RUNNING under its lease, taken over when the lease lapses (as after a crash)."""
+    import signal
+
+    code, out, err = await stop_a_held_scheduler(db, tmp_path, [], None)
+    assert code == -signal.SIGTERM
+    assert [line for line in err.splitlines() if "stopping" in line] == [STOPPING, "scheduler: stopping now (SIGTERM again)"]
+    assert out == "first entered\n"
+    run = await JobRun.get(job="first", day=db.today())
+    assert run.status == JobRunStatus.RUNNING and run.lease_until > datetime.now(timezone.utc)

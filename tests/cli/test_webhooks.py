@@ -5,13 +5,16 @@ line."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
+import threading
 from datetime import datetime, timedelta
 
 from members import partners
 from tests.api.conftest import api, enroll, set_tier  # noqa: F401 - the api fixture, for posting data
 from tests.api.webhook_receiver import Receiver
-from tests.cli.conftest import one_line_error, run
+from tests.cli.conftest import finished, lines_until, one_line_error, run, running_cli
 
 HTTP_OK = {"LOYALTY_WEBHOOK_ALLOW_HTTP": "1"}
 
@@ -90,3 +93,34 @@ async def test_webhook_mistakes_are_one_line(api, tmp_path):
         "loyalty: --limit 0 must be between 1 and 100"
     )
     assert "invalid choice" in one_line_error(run(api.settings, tmp_path, "webhooks", "frobnicate"), 2)
+
+
+async def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(api, tmp_path):
+    """`loyalty webhooks run` stopped by an orchestrator while a partner's endpoint is
+    answering: that delivery completes and is logged, the next event waits for the
+    next dispatcher; exit 0 with one line on stderr."""
+    await partners.add_partner("HOTELCO", "Hotel Co")
+    receiver = Receiver(hold=threading.Event()).start()
+    try:
+        made = hooks(api.settings, tmp_path, "set", "HOTELCO", "--url", receiver.url, **HTTP_OK)
+        receiver.secret = made.stdout.splitlines()[1].rsplit(" ", 1)[1]
+        member = await enroll(api, "PEK01")
+        for tier in ("SILVER", "GOLD"):
+            await set_tier(api, member, tier)
+        args = ["webhooks", "run", "--every", "3600"]
+        async with running_cli(args, tmp_path, api.settings.database_url, **HTTP_OK) as child:
+            assert await asyncio.to_thread(receiver.arrived.wait, 30)  # the first event's POST is in flight
+            child.send_signal(signal.SIGTERM)
+            err = await lines_until(child.stderr, "stopping", seconds=30)  # the signal was handled
+            receiver.hold.set()
+            out, rest = await finished(child)
+        assert child.returncode == 0, err + rest
+        assert [line for line in (err + rest).splitlines() if "stopping" in line] == [
+            "webhooks: stopping after the deliveries in flight (SIGTERM; again to stop at once)"]
+        assert re.fullmatch(r"webhook HOTELCO: 1 delivered, at event \d+\n", out)
+        assert len(receiver.delivered()) == 1 and receiver.received[0].body["data"]["tierChanged"]["toTier"] == "SILVER"
+        log = hooks(api.settings, tmp_path, "log", "HOTELCO")
+        assert len(log.stdout.splitlines()) == 1 and log.stdout.endswith("delivered\n")
+    finally:
+        receiver.hold.set()
+        receiver.stop()

@@ -268,3 +268,90 @@ async def test_hooks_report_subscribers_hand_outs_backlog_and_drops(db):
     for stream in (reader, sleeper):
         await stream.aclose()
     assert sorted(seen["subscribers"]) == [-1, -1, 1, 1]
+
+
+class HeldReads:
+    """Stands in for TierEvent in loyalty.feed: the reader's batch query waits for
+    `release` (set by the test) before it reads; the rest is the real model."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name):
+        return getattr(TierEvent, name)
+
+    def filter(self, **conditions):
+        held = self
+
+        class Query:
+            def __init__(self, query) -> None:
+                self.query = query
+
+            def order_by(self, *fields):
+                return Query(self.query.order_by(*fields))
+
+            def limit(self, n):
+                return Query(self.query.limit(n))
+
+            def __await__(self):
+                return self.run().__await__()
+
+            async def run(self):
+                held.entered.set()
+                await held.release.wait()
+                return await self.query
+
+        return Query(TierEvent.filter(**conditions))
+
+
+async def stop_inside_a_batch(monkeypatch, *, release_on_stop: bool):
+    """Start a feed, hold its reader inside a batch read, leave running(): the stream
+    with its pending event, and whether the reader ended cancelled."""
+    from loyalty import feed as feed_module
+    from members.background import stop_task
+
+    member = await new_member()
+    feed = EventFeed(poll_interval=3600)
+    held, cancelled = HeldReads(), []
+
+    async def observed_stop(task, stop, *, grace):
+        stop.set()
+        if release_on_stop:
+            held.release.set()  # the batch read goes on once the stop has been asked
+        await stop_task(task, stop, grace=grace)
+        cancelled.append(task.cancelled())
+
+    monkeypatch.setattr(feed_module, "stop_task", observed_stop)
+    running = feed.running()
+    await running.__aenter__()
+    stream = feed.follow(ADMIN)
+    pending = asyncio.ensure_future(anext(stream))
+    await joined(feed, 1)
+    monkeypatch.setattr(feed_module, "TierEvent", held)
+    (committed,) = await changes(member, 1)
+    await feed.announce()
+    async with asyncio.timeout(5):
+        await held.entered.wait()  # the reader is reading a batch
+        await running.__aexit__(None, None, None)
+    return stream, pending, committed, cancelled
+
+
+async def test_a_stopping_reader_hands_out_the_batch_it_is_reading_and_ends_uncancelled(db, monkeypatch):
+    """Shutdown stops the reader (members.background), never cuts it in a batch: the
+    batch read when the stop came is handed out, then the reader ends on its own."""
+    stream, pending, committed, cancelled = await stop_inside_a_batch(monkeypatch, release_on_stop=True)
+    assert cancelled == [False]
+    assert (await asyncio.wait_for(pending, 5)).id == committed
+    await stream.aclose()
+
+
+async def test_a_reader_stuck_past_the_grace_period_is_cancelled(db, monkeypatch):
+    from loyalty import feed as feed_module
+
+    monkeypatch.setattr(feed_module, "STOP_GRACE_SECONDS", 0.01)  # a database that never answers
+    stream, pending, _, cancelled = await stop_inside_a_batch(monkeypatch, release_on_stop=False)
+    assert cancelled == [True] and not pending.done()
+    pending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pending
+    await stream.aclose()
