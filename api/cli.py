@@ -446,19 +446,24 @@ def _stop_on_signals(stop: asyncio.Event, name: str, what: str) -> None:
     their lease lapses). Call inside the command's event loop, as early as possible."""
     loop = asyncio.get_running_loop()
 
-    def at_once(signum: int) -> None:
+    def at_once(signum: int, frame=None) -> None:
         for each in STOP_SIGNALS:
-            loop.remove_signal_handler(each)
             signal.signal(each, signal.SIG_DFL)
         print(f"{name}: stopping now ({signal.Signals(signum).name} again)", file=sys.stderr, flush=True)
         signal.raise_signal(signum)
 
     def first(signum: int) -> None:
+        if stop.is_set():  # two signals came before the loop read either: the second is "again"
+            at_once(signum)
+            return
         print(f"{name}: stopping after {what} ({signal.Signals(signum).name}; again to stop at once)",
               file=sys.stderr, flush=True)
         stop.set()
+        # The second signal must act even while a batch keeps the loop busy, so it gets a
+        # plain handler, which the interpreter runs between two bytecodes of this thread;
+        # the loop only reads its wake-up byte when the batch yields.
         for each in STOP_SIGNALS:
-            loop.add_signal_handler(each, at_once, each)  # replaces `first`
+            signal.signal(each, at_once)
 
     for each in STOP_SIGNALS:
         loop.add_signal_handler(each, first, each)

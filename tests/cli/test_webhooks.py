@@ -108,7 +108,9 @@ async def test_sigterm_lets_the_delivery_in_flight_finish_and_exits_0(api, tmp_p
         for tier in ("SILVER", "GOLD"):
             await set_tier(api, member, tier)
         args = ["webhooks", "run", "--every", "3600"]
-        async with running_cli(args, tmp_path, api.settings.database_url, **HTTP_OK) as child:
+        # The held answer must not time out however slow the machine: 60 s, not the default 5.
+        patient = {**HTTP_OK, "LOYALTY_WEBHOOK_TIMEOUT_SECONDS": "60"}
+        async with running_cli(args, tmp_path, api.settings.database_url, **patient) as child:
             assert await asyncio.to_thread(receiver.arrived.wait, 30)  # the first event's POST is in flight
             child.send_signal(signal.SIGTERM)
             err = await lines_until(child.stderr, "stopping", seconds=30)  # the signal was handled
