@@ -13,10 +13,12 @@ demo's 10,000 members, and 99 copies of them for 1M); a data set built by the sa
 with the same parameters is reused (--rebuild builds it again).
 
 Reads: a real server process per data set (`api.asgi:app` under uvicorn with the options
-of `loyalty serve`, tests.live), one request at a time, tokens signed as `loyalty token`
-signs them. Each query gets --warmup requests, then --requests measured ones (fewer if
-they take longer than --budget seconds together, never fewer than --min-requests); p50
-and p99 are nearest-rank percentiles of the client's wall-clock time per request.
+of `loyalty serve`, tests.live), both running at once, one request at a time, tokens
+signed as `loyalty token` signs them. Each query gets --warmup requests on each, then
+--requests measured ones on each, interleaved (small, large, large, small, ...: fewer if
+they take longer than --budget seconds together, never fewer than --min-requests), so
+both sizes are measured over the same minutes of the machine; p50 and p99 are
+nearest-rank percentiles of the client's wall-clock time per request.
 
 Daily jobs: on a scratch copy of each data set (a file copy, or CREATE DATABASE ...
 TEMPLATE on PostgreSQL), --due members are made due on the data set's day (their elite
@@ -293,34 +295,53 @@ def _cursors(http: httpx.Client, ctx: Context, count: int) -> list[str]:
     return cursors
 
 
-def measure_reads(url: str, args: argparse.Namespace, progress: Callable[[str], None],
-                  full_pages: dict[str, list[str]]) -> tuple[dict[str, Timing], dict[str, int]]:
+def measure_reads(urls: dict[int, str], args: argparse.Namespace, progress: Callable[[str], None],
+                  full_pages: dict[str, list[str]]) -> dict[int, tuple[dict[str, Timing], dict[str, int]]]:
+    """Each query on every data set, interleaved: a server per data set, both up at once,
+    and the measured requests alternate between them (the order of the two flipped every
+    round), one request in flight at a time. So both sizes see the same machine over the
+    same minutes: a neighbour's burst or a slower stretch of the host lands on both
+    columns instead of on whichever ran second, and the ratio measures the data's size."""
     from tests.live import start_server
 
-    rng = random.Random(f"bench-scale:{args.seed}")
-    ctx, counts = asyncio.run(_context(url, rng, max(args.requests + args.warmup, 50) * 2))
-    ctx.full_pages = full_pages
-    env = {"DATABASE_URL": url, "LOYALTY_JWT_SECRET": SECRET}
-    server = start_server(env, ready_timeout=120)
-    results: dict[str, Timing] = {}
+    sizes = sorted(urls)
+    contexts: dict[int, Context] = {}
+    counts: dict[int, dict[str, int]] = {}
+    rngs: dict[int, random.Random] = {}
+    for n in sizes:
+        rngs[n] = random.Random(f"bench-scale:{args.seed}")
+        contexts[n], counts[n] = asyncio.run(_context(urls[n], rngs[n], max(args.requests + args.warmup, 50) * 2))
+        contexts[n].full_pages = full_pages
+    servers = {}
+    clients: dict[int, httpx.Client] = {}
+    results: dict[int, dict[str, Timing]] = {n: {} for n in sizes}
     try:
-        with httpx.Client(base_url=server.url, timeout=600) as http:
-            ctx.cursors = _cursors(http, ctx, args.requests + args.warmup)
-            for query in QUERIES:
+        for n in sizes:
+            servers[n] = start_server({"DATABASE_URL": urls[n], "LOYALTY_JWT_SECRET": SECRET}, ready_timeout=120)
+            clients[n] = httpx.Client(base_url=servers[n].url, timeout=600)
+            contexts[n].cursors = _cursors(clients[n], contexts[n], args.requests + args.warmup)
+        for query in QUERIES:
+            for n in sizes:
                 for _ in range(args.warmup):
-                    _post(http, *query.request(rng, ctx))
-                seconds: list[float] = []
-                began = time.perf_counter()
-                while len(seconds) < args.requests and (
-                    len(seconds) < args.min_requests or time.perf_counter() - began < args.budget
-                ):
-                    seconds.append(_post(http, *query.request(rng, ctx)))
-                results[query.name] = Timing(seconds)
-                t = results[query.name]
-                progress(f"  {query.name}: n={len(seconds)} p50 {t.pct(50) * 1000:.1f} ms, p99 {t.pct(99) * 1000:.1f} ms")
+                    _post(clients[n], *query.request(rngs[n], contexts[n]))
+            seconds: dict[int, list[float]] = {n: [] for n in sizes}
+            began = time.perf_counter()
+            while len(seconds[sizes[0]]) < args.requests and (
+                len(seconds[sizes[0]]) < args.min_requests or time.perf_counter() - began < args.budget
+            ):
+                order = sizes if len(seconds[sizes[0]]) % 2 == 0 else sizes[::-1]
+                for n in order:
+                    seconds[n].append(_post(clients[n], *query.request(rngs[n], contexts[n])))
+            for n in sizes:
+                t = results[n][query.name] = Timing(seconds[n])
+                progress(f"  {size_label(n)} {query.name}: n={len(t.seconds)} p50 {t.pct(50) * 1000:.1f} ms, "
+                         f"p99 {t.pct(99) * 1000:.1f} ms")
     finally:
-        server.stop()
-    return results, counts
+        for client in clients.values():
+            client.close()
+        for server in servers.values():
+            server.stop()
+    return {n: (results[n], counts[n]) for n in sizes}
 
 
 # ---- daily jobs ---------------------------------------------------------------------------
@@ -557,14 +578,18 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"{name}: offices whose first page is full at {size_label(args.members_small)}: {', '.join(offices)}")
         if not offices:
             raise SystemExit(f"no office of the small data set has a full first page of the {name}")
-    for n in sizes:
-        served_on = "" if args.no_reads else asyncio.run(catch_up(urls[n], infos[n], progress, run=not args.no_catch_up))
-        if not args.no_reads:
+    served_on = {n: "" for n in sizes}
+    if not args.no_reads:
+        for n in sizes:
+            served_on[n] = asyncio.run(catch_up(urls[n], infos[n], progress, run=not args.no_catch_up))
             progress(f"{size_label(n)} settled (WAL checkpointed, file synced) in {settle(urls[n]):.1f} s")
-        progress(f"reads on {size_label(n)} ({urls[n]}), {dataset.environment_note()}")
-        loads[n][f"reads {size_label(n)}"] = _load()
-        reads, counts = ({}, asyncio.run(_counts(urls[n]))) if args.no_reads else measure_reads(urls[n], args, progress, full_pages)
-        results[n] = SizeResult(infos[n], counts, reads, {}, {}, loads[n], served_on)
+        progress(f"reads on {' and '.join(f'{size_label(n)} ({urls[n]})' for n in sizes)}, interleaved, "
+                 f"{dataset.environment_note()}")
+        loads[sizes[0]]["reads (both sizes, interleaved)"] = _load()
+    measured = {} if args.no_reads else measure_reads(urls, args, progress, full_pages)
+    for n in sizes:
+        reads, counts = measured[n] if measured else ({}, asyncio.run(_counts(urls[n])))
+        results[n] = SizeResult(infos[n], counts, reads, {}, {}, loads[n], served_on[n])
     if not args.no_jobs:
         for n in sizes:
             progress(f"daily jobs on a copy of {size_label(n)}")
